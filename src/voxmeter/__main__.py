@@ -1,0 +1,3 @@
+from voxmeter.entrypoints.cli.main import main
+
+main()

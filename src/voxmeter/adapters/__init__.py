@@ -1,0 +1,1 @@
+"""Adapters: storage and limiter implementations behind the service-layer ports."""

@@ -1,0 +1,83 @@
+"""In-process limits for the embedded mode: exact within the one server process.
+
+Counters are persisted to storage (`flush`), so the CLI can show today's use per token and a
+restart keeps the day's counts; at most the last flush interval is lost in a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+from voxmeter.service.ports import Admission, Storage
+
+
+class InProcessLimiter:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = defaultdict(int)
+        self._token_day: dict[tuple[str, str], int] = {}
+        self._op_day: dict[tuple[int, str], int] = defaultdict(int)
+        self._token_op: dict[str, int] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._last_used: dict[str, int] = {}
+
+    def restore(self, days: list[str]) -> None:
+        """Load the persisted counts of these days (call before serving)."""
+        owners = {t.id: t.operation_id for t in self._storage.tokens(None)}
+        with self._lock:
+            for day in days:
+                for token_id, n in self._storage.request_counts(day, None).items():
+                    op = owners.get(token_id)
+                    if op is None:
+                        continue
+                    self._token_day[(token_id, day)] = n
+                    self._token_op[token_id] = op
+                    self._op_day[(op, day)] += n
+
+    def admit(
+        self, token_id: str, operation_id: int, day: str, max_in_flight: int, quota: int
+    ) -> Admission:
+        with self._lock:
+            used_token = self._token_day.get((token_id, day), 0)
+            used_op = self._op_day[(operation_id, day)]
+            if self._in_flight[token_id] >= max_in_flight:
+                return Admission("busy", used_token, used_op)
+            if used_op >= quota:
+                return Admission("quota", used_token, used_op)
+            self._in_flight[token_id] += 1
+            self._token_day[(token_id, day)] = used_token + 1
+            self._op_day[(operation_id, day)] = used_op + 1
+            self._token_op[token_id] = operation_id
+            self._dirty.add((token_id, day))
+            self._last_used[token_id] = time.time_ns() // 1000
+            return Admission("ok", used_token + 1, used_op + 1)
+
+    def release(self, token_id: str) -> None:
+        with self._lock:
+            self._in_flight[token_id] -= 1
+            if self._in_flight[token_id] <= 0:
+                del self._in_flight[token_id]
+
+    def usage(self, token_id: str, operation_id: int, day: str) -> tuple[int, int]:
+        with self._lock:
+            return self._token_day.get((token_id, day), 0), self._op_day[(operation_id, day)]
+
+    def flush(self) -> None:
+        with self._lock:
+            counts = {
+                key: (self._token_op[key[0]], self._token_day[key]) for key in self._dirty
+            }
+            last_used = dict(self._last_used)
+            self._dirty.clear()
+            self._last_used.clear()
+        try:
+            self._storage.save_request_counts(counts, last_used)
+        except Exception:
+            with self._lock:
+                self._dirty.update(counts)
+                for token_id, when in last_used.items():
+                    self._last_used.setdefault(token_id, when)
+            raise

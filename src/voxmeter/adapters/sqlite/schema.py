@@ -1,0 +1,122 @@
+"""Versioned schema for the SQLite storage. Each migration is applied once, in order."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: the core service
+    """
+    CREATE TABLE operations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        server TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        licenses INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        UNIQUE (server, name)
+    );
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        operation_id INTEGER NOT NULL REFERENCES operations (id),
+        hash TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        revoked INTEGER,
+        last_used INTEGER
+    );
+    CREATE TABLE request_counts (
+        token_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        operation_id INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (token_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE products (id INTEGER PRIMARY KEY, api TEXT NOT NULL UNIQUE);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        operation_id INTEGER NOT NULL,
+        key BLOB NOT NULL,
+        product_id INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        quantity INTEGER NOT NULL,
+        subject TEXT,
+        received INTEGER NOT NULL,
+        voided INTEGER
+    );
+    CREATE UNIQUE INDEX events_by_id ON events (operation_id, key);
+    CREATE INDEX events_by_time ON events (operation_id, time);
+    CREATE TABLE meters (
+        operation_id INTEGER NOT NULL,
+        product_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        total TEXT NOT NULL,
+        last_time INTEGER,
+        last_value INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, product_id, month)
+    ) WITHOUT ROWID;
+    CREATE TABLE subjects (
+        operation_id INTEGER NOT NULL,
+        product_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, product_id, month, subject)
+    ) WITHOUT ROWID;
+    CREATE TABLE closed_months (
+        operation_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        closed INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, month)
+    ) WITHOUT ROWID;
+    CREATE TABLE frozen_figures (
+        operation_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        product_id INTEGER NOT NULL,
+        total TEXT NOT NULL,
+        PRIMARY KEY (operation_id, month, product_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+LATEST = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    """The database's schema is not one this release can use."""
+
+
+def version(conn: sqlite3.Connection) -> int:
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    found = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(found[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the latest version; return how many migrations ran."""
+    current = version(conn)
+    if current > LATEST:
+        raise SchemaError(
+            f"database schema version {current} is newer than this voxmeter knows ({LATEST}); "
+            "upgrade voxmeter"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = version(conn)
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        for number in range(current + 1, LATEST + 1):
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return LATEST - current

@@ -1,0 +1,564 @@
+"""SQLite storage: one writer at a time, any number of concurrent readers (WAL)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from voxmeter.adapters.sqlite import keys, schema
+from voxmeter.domain.events import UsageEvent
+from voxmeter.domain.meters import MeterKey, MeterState
+from voxmeter.domain.tenancy import Operation, Token
+from voxmeter.service.ports import StoredEvent
+
+_OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
+_TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"
+_IN_CHUNK = 500
+
+
+def path_from_url(url: str) -> str:
+    """`sqlite:///relative.db`, `sqlite:////abs/path.db` or `sqlite:///:memory:` -> a path."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError("a SQLite URL looks like sqlite:///path/to/file.db")
+    return url[len("sqlite:///") :]
+
+
+def _operation(row: tuple[object, ...]) -> Operation:
+    return Operation(
+        id=int(row[0]),  # type: ignore[call-overload]
+        name=str(row[1]),
+        server=str(row[2]),
+        timezone=str(row[3]),
+        licenses=int(row[4]),  # type: ignore[call-overload]
+        created=int(row[5]),  # type: ignore[call-overload]
+    )
+
+
+def _token(row: tuple[object, ...]) -> Token:
+    return Token(
+        id=str(row[0]),
+        operation_id=int(row[1]),  # type: ignore[call-overload]
+        description=str(row[2]),
+        scopes=frozenset(str(row[3]).split()),
+        created=int(row[4]),  # type: ignore[call-overload]
+        revoked=None if row[5] is None else int(row[5]),  # type: ignore[call-overload]
+        last_used=None if row[6] is None else int(row[6]),  # type: ignore[call-overload]
+    )
+
+
+class _Products:
+    """Product api <-> small integer id, assigned on first use and cached."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.apis: dict[int, str] = {}
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        if schema.version(conn) == 0:
+            return
+        for pid, api in conn.execute("SELECT id, api FROM products"):
+            self.ids[api] = pid
+            self.apis[pid] = api
+
+    def id_for(self, conn: sqlite3.Connection, api: str) -> int:
+        pid = self.ids.get(api)
+        if pid is None:
+            conn.execute("INSERT OR IGNORE INTO products (api) VALUES (?)", (api,))
+            pid = int(conn.execute("SELECT id FROM products WHERE api = ?", (api,)).fetchone()[0])
+            self.ids[api] = pid
+            self.apis[pid] = api
+        return pid
+
+    def known(self, api: str) -> int | None:
+        return self.ids.get(api)
+
+
+class _Transaction:
+    """The write side of one `BEGIN IMMEDIATE ... COMMIT`."""
+
+    def __init__(self, conn: sqlite3.Connection, products: _Products) -> None:
+        self._conn = conn
+        self._products = products
+
+    def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        encoded = [keys.encode(i) for i in ids]
+        for start in range(0, len(encoded), _IN_CHUNK):
+            chunk = encoded[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT key FROM events WHERE operation_id = ? AND key IN ({marks})",  # noqa: S608
+                (operation_id, *chunk),
+            )
+            found.update(keys.decode(row[0]) for row in rows)
+        return found
+
+    def insert_new(
+        self, operation_id: int, events: list[UsageEvent], received: int
+    ) -> list[UsageEvent]:
+        conn = self._conn
+        pid = {e.product: self._products.id_for(conn, e.product) for e in events}
+        encode = keys.encode
+        rows = [
+            (operation_id, encode(e.id), pid[e.product], e.time, e.quantity, e.subject, received)
+            for e in events
+        ]
+        sql = (
+            "INSERT INTO events (operation_id, key, product_id, time, quantity, subject, received)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
+        conn.execute("SAVEPOINT batch")
+        before = conn.total_changes
+        conn.executemany(sql, rows)
+        if conn.total_changes - before == len(rows):
+            conn.execute("RELEASE batch")
+            return events
+        # Some ids were stored before: find which, and insert only the rest.
+        conn.execute("ROLLBACK TO batch")
+        conn.execute("RELEASE batch")
+        known = self.known_ids(operation_id, [e.id for e in events])
+        fresh = [i for i, e in enumerate(events) if e.id not in known]
+        conn.executemany(sql, [rows[i] for i in fresh])
+        return [events[i] for i in fresh]
+
+    def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
+        uses: dict[tuple[str, int, str], int] = defaultdict(int)
+        for e in events:
+            if e.subject is not None:
+                uses[(e.product, e.month, e.subject)] += 1
+        new: dict[MeterKey, int] = defaultdict(int)
+        for (product, month, subject), n in uses.items():
+            pid = self._products.id_for(self._conn, product)
+            row = self._conn.execute(
+                "INSERT INTO subjects (operation_id, product_id, month, subject, n)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
+                " RETURNING n",
+                (operation_id, pid, month, subject, n),
+            ).fetchone()
+            if int(row[0]) == n:
+                new[(product, month)] += 1
+            else:
+                new[(product, month)] += 0
+        return dict(new)
+
+    def remove_subject(self, operation_id: int, product: str, month: int, subject: str) -> bool:
+        pid = self._products.id_for(self._conn, product)
+        key = (operation_id, pid, month, subject)
+        where = "operation_id = ? AND product_id = ? AND month = ? AND subject = ?"
+        row = self._conn.execute(
+            f"UPDATE subjects SET n = n - 1 WHERE {where} RETURNING n",  # noqa: S608
+            key,
+        ).fetchone()
+        if row is not None and int(row[0]) <= 0:
+            self._conn.execute(f"DELETE FROM subjects WHERE {where}", key)  # noqa: S608
+            return True
+        return False
+
+    def meters(self, operation_id: int, keys_: Iterable[MeterKey]) -> dict[MeterKey, MeterState]:
+        found: dict[MeterKey, MeterState] = {}
+        for product, month in keys_:
+            pid = self._products.known(product)
+            if pid is None:
+                continue
+            row = self._conn.execute(
+                "SELECT total, last_time, last_value FROM meters"
+                " WHERE operation_id = ? AND product_id = ? AND month = ?",
+                (operation_id, pid, month),
+            ).fetchone()
+            if row is not None:
+                found[(product, month)] = MeterState(int(row[0]), row[1], int(row[2]))
+        return found
+
+    def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO meters"
+            " (operation_id, product_id, month, total, last_time, last_value)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    operation_id,
+                    self._products.id_for(self._conn, product),
+                    month,
+                    str(state.total),
+                    state.last_time,
+                    state.last_value,
+                )
+                for (product, month), state in states.items()
+            ],
+        )
+
+    def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None:
+        row = self._conn.execute(
+            "SELECT seq, key, product_id, time, quantity, subject, received, voided FROM events"
+            " WHERE operation_id = ? AND key = ?",
+            (operation_id, keys.encode(event_id)),
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredEvent(
+            row[0], event_id, self._products.apis[row[2]], row[3], row[4], row[5], row[6], row[7]
+        )
+
+    def mark_voided(self, operation_id: int, seq: int, when: int) -> None:
+        self._conn.execute(
+            "UPDATE events SET voided = ? WHERE operation_id = ? AND seq = ?",
+            (when, operation_id, seq),
+        )
+
+    def month_events(
+        self, operation_id: int, product: str, month: int, start: int, end: int
+    ) -> list[UsageEvent]:
+        pid = self._products.known(product)
+        if pid is None:
+            return []
+        rows = self._conn.execute(
+            "SELECT key, time, quantity, subject FROM events INDEXED BY events_by_time"
+            " WHERE operation_id = ? AND time >= ? AND time < ? AND product_id = ?"
+            " AND voided IS NULL ORDER BY seq",
+            (operation_id, start, end, pid),
+        )
+        return [
+            UsageEvent(keys.decode(k), product, t, month, q, s) for k, t, q, s in rows
+        ]
+
+    def closed_months(self, operation_id: int) -> set[int]:
+        rows = self._conn.execute(
+            "SELECT month FROM closed_months WHERE operation_id = ?", (operation_id,)
+        )
+        return {int(r[0]) for r in rows}
+
+    def freeze(self, operation_id: int, month: int, totals: dict[str, int], when: int) -> None:
+        self._conn.execute(
+            "INSERT INTO closed_months (operation_id, month, closed) VALUES (?, ?, ?)",
+            (operation_id, month, when),
+        )
+        self._conn.executemany(
+            "INSERT INTO frozen_figures (operation_id, month, product_id, total)"
+            " VALUES (?, ?, ?, ?)",
+            [
+                (operation_id, month, self._products.id_for(self._conn, api), str(total))
+                for api, total in totals.items()
+            ],
+        )
+
+
+class SqliteStorage:
+    """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
+    thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash."""
+
+    def __init__(self, path: str, *, cache_mib: int = 64, durable: bool = True) -> None:
+        self._path = path
+        self._cache_kib = cache_mib * 1024
+        self._synchronous = "FULL" if durable else "NORMAL"
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._products = _Products()
+        self._writer = self._connect(self._cache_kib)
+        self._products.load(self._writer)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStorage:
+        return cls(path_from_url(url))
+
+    def _connect(self, cache_kib: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute(f"PRAGMA cache_size = -{cache_kib}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        with self._write_lock:
+            ran = schema.migrate(self._writer)
+            self._products.load(self._writer)
+            return ran
+
+    def schema_version(self) -> int:
+        return schema.version(self._reader())
+
+    def check_schema(self) -> None:
+        found = self.schema_version()
+        if found != schema.LATEST:
+            raise schema.SchemaError(
+                f"database schema version {found}, this voxmeter needs {schema.LATEST}: "
+                "run 'voxmeter migrate'"
+            )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect(8 * 1024)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[_Transaction]:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Transaction(conn, self._products)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._products = _Products()
+                self._products.load(conn)
+                raise
+            conn.execute("COMMIT")
+
+    def _product_id(self, api: str) -> int | None:
+        pid = self._products.known(api)
+        if pid is None:
+            # Another process may have added it since this one started.
+            row = self._reader().execute("SELECT id FROM products WHERE api = ?", (api,)).fetchone()
+            if row is not None:
+                pid = int(row[0])
+                self._products.ids[api] = pid
+                self._products.apis[pid] = api
+        return pid
+
+    def _api(self, pid: int) -> str:
+        api = self._products.apis.get(pid)
+        if api is None:
+            row = self._reader().execute("SELECT api FROM products WHERE id = ?", (pid,)).fetchone()
+            api = str(row[0])
+            self._products.apis[pid] = api
+            self._products.ids[api] = pid
+        return api
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    # -- operations and tokens --------------------------------------------------------------
+
+    def create_operation(
+        self, name: str, server: str, timezone: str, licenses: int, created: int
+    ) -> Operation:
+        with self._write_lock:
+            try:
+                cur = self._writer.execute(
+                    "INSERT INTO operations (name, server, timezone, licenses, created)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (name, server, timezone, licenses, created),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise ValueError(f"operation {name!r} already exists on server {server}") from exc
+            return Operation(int(cur.lastrowid or 0), name, server, timezone, licenses, created)
+
+    def operations(self) -> list[Operation]:
+        rows = self._reader().execute(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations ORDER BY server, name"  # noqa: S608
+        )
+        return [_operation(r) for r in rows]
+
+    def operation(self, operation_id: int) -> Operation | None:
+        row = self._reader().execute(
+            f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE id = ?",  # noqa: S608
+            (operation_id,),
+        ).fetchone()
+        return None if row is None else _operation(row)
+
+    def create_token(self, token: Token, secret_hash: str) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO tokens (id, operation_id, hash, description, scopes, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    token.id,
+                    token.operation_id,
+                    secret_hash,
+                    token.description,
+                    " ".join(sorted(token.scopes)),
+                    token.created,
+                ),
+            )
+
+    def token_by_hash(self, secret_hash: str) -> tuple[Token, str] | None:
+        row = self._reader().execute(
+            f"SELECT {_TOKEN_COLUMNS}, hash FROM tokens WHERE hash = ?",  # noqa: S608
+            (secret_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        return _token(row), str(row[7])
+
+    def tokens(self, operation_id: int | None) -> list[Token]:
+        if operation_id is None:
+            rows = self._reader().execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created, id"  # noqa: S608
+            )
+        else:
+            rows = self._reader().execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE operation_id = ?"  # noqa: S608
+                " ORDER BY created, id",
+                (operation_id,),
+            )
+        return [_token(r) for r in rows]
+
+    def revoke_token(self, token_id: str, when: int) -> bool:
+        with self._write_lock:
+            cur = self._writer.execute(
+                "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", (when, token_id)
+            )
+            return cur.rowcount == 1
+
+    def save_request_counts(
+        self, day_counts: dict[tuple[str, str], tuple[int, int]], last_used: dict[str, int]
+    ) -> None:
+        if not day_counts and not last_used:
+            return
+        with self.write() as _:
+            self._writer.executemany(
+                "INSERT INTO request_counts (token_id, day, operation_id, n) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO UPDATE SET n = excluded.n",
+                [(t, d, op, n) for (t, d), (op, n) in day_counts.items()],
+            )
+            self._writer.executemany(
+                "UPDATE tokens SET last_used = max(coalesce(last_used, 0), ?) WHERE id = ?",
+                [(when, t) for t, when in last_used.items()],
+            )
+
+    def request_counts(self, day: str, operation_id: int | None) -> dict[str, int]:
+        if operation_id is None:
+            rows = self._reader().execute(
+                "SELECT token_id, n FROM request_counts WHERE day = ?", (day,)
+            )
+        else:
+            rows = self._reader().execute(
+                "SELECT token_id, n FROM request_counts WHERE day = ? AND operation_id = ?",
+                (day, operation_id),
+            )
+        return {str(t): int(n) for t, n in rows}
+
+    def setting(self, name: str) -> str | None:
+        row = self._reader().execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        with self._write_lock:
+            if value is None:
+                self._writer.execute("DELETE FROM settings WHERE name = ?", (name,))
+            else:
+                self._writer.execute(
+                    "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
+                )
+
+    # -- figures and events -----------------------------------------------------------------
+
+    def meter_states(
+        self, operation_id: int, month: int, products: list[str]
+    ) -> dict[str, MeterState]:
+        conn = self._reader()
+        found: dict[str, MeterState] = {}
+        if len(products) == 1:
+            pid = self._product_id(products[0])
+            if pid is None:
+                return found
+            row = conn.execute(
+                "SELECT total, last_time, last_value FROM meters"
+                " WHERE operation_id = ? AND product_id = ? AND month = ?",
+                (operation_id, pid, month),
+            ).fetchone()
+            if row is not None:
+                found[products[0]] = MeterState(int(row[0]), row[1], int(row[2]))
+            return found
+        wanted = set(products)
+        for pid, total, last_time, last_value in conn.execute(
+            "SELECT product_id, total, last_time, last_value FROM meters"
+            " WHERE operation_id = ? AND month = ?",
+            (operation_id, month),
+        ):
+            api = self._api(pid)
+            if api in wanted:
+                found[api] = MeterState(int(total), last_time, int(last_value))
+        return found
+
+    def carried_levels(
+        self, operation_id: int, month: int, products: list[str]
+    ) -> dict[str, int]:
+        conn = self._reader()
+        found: dict[str, int] = {}
+        for api in products:
+            pid = self._product_id(api)
+            if pid is None:
+                continue
+            row = conn.execute(
+                "SELECT last_value FROM meters WHERE operation_id = ? AND product_id = ?"
+                " AND month < ? AND last_time IS NOT NULL ORDER BY month DESC LIMIT 1",
+                (operation_id, pid, month),
+            ).fetchone()
+            if row is not None:
+                found[api] = int(row[0])
+        return found
+
+    def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
+        conn = self._reader()
+        closed = conn.execute(
+            "SELECT 1 FROM closed_months WHERE operation_id = ? AND month = ?",
+            (operation_id, month),
+        ).fetchone()
+        if closed is None:
+            return None
+        rows = conn.execute(
+            "SELECT product_id, total FROM frozen_figures WHERE operation_id = ? AND month = ?",
+            (operation_id, month),
+        )
+        return {self._api(pid): int(total) for pid, total in rows}
+
+    def first_month(self, operation_id: int) -> int | None:
+        row = self._reader().execute(
+            "SELECT min(month) FROM meters WHERE operation_id = ?", (operation_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def events(
+        self,
+        operation_id: int,
+        start: int,
+        end: int,
+        product: str | None,
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> Iterator[StoredEvent]:
+        sql = (
+            "SELECT seq, key, product_id, time, quantity, subject, received, voided FROM events"
+            " INDEXED BY events_by_time WHERE operation_id = ? AND time >= ? AND time < ?"
+        )
+        args: list[object] = [operation_id, start, end]
+        if product is not None:
+            pid = self._product_id(product)
+            if pid is None:
+                return
+            sql += " AND product_id = ?"
+            args.append(pid)
+        if after is not None:
+            sql += " AND (time > ? OR (time = ? AND seq > ?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY time, seq LIMIT ?"
+        args.append(limit)
+        for seq, key, pid, time, quantity, subject, received, voided in self._reader().execute(
+            sql, args
+        ):
+            yield StoredEvent(
+                seq, keys.decode(key), self._api(pid), time, quantity, subject, received, voided
+            )

@@ -1,0 +1,52 @@
+"""Wiring: build storage, context and app state from settings. The only place that picks adapters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from voxmeter.adapters.limits import InProcessLimiter
+from voxmeter.adapters.sqlite import SqliteStorage
+from voxmeter.config import Settings
+from voxmeter.domain.catalog import Catalog
+from voxmeter.entrypoints.http.state import AppState
+from voxmeter.errors import ConfigError
+from voxmeter.service.context import Context
+from voxmeter.service.tenancy import Authenticator
+
+
+def open_storage(url: str, *, migrate: bool = True) -> SqliteStorage:
+    """Open the database named by `url`; the embedded SQLite database is created on first use."""
+    storage = _raw_storage(url)
+    if migrate:
+        storage.migrate()
+    storage.check_schema()
+    return storage
+
+
+def migrate(url: str) -> tuple[int, int]:
+    """Apply pending migrations; return (schema version, migrations applied)."""
+    storage = _raw_storage(url)
+    ran = storage.migrate()
+    return storage.schema_version(), ran
+
+
+def _raw_storage(url: str) -> SqliteStorage:
+    if url.startswith("sqlite:///"):
+        return SqliteStorage.from_url(url)
+    raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+
+
+def context(settings: Settings, storage: SqliteStorage | None = None) -> Context:
+    return Context(
+        storage=storage or open_storage(settings.database_url),
+        catalog=Catalog.load(settings.catalog_path),
+        grace_days=settings.grace_days,
+    )
+
+
+def app_state(settings: Settings, ctx: Context) -> AppState:
+    """The HTTP app's shared state with the embedded (in-process) limiter."""
+    limiter = InProcessLimiter(ctx.storage)
+    today = datetime.now(UTC).date()
+    limiter.restore([(today + timedelta(days=d)).isoformat() for d in (-1, 0, 1)])
+    return AppState(ctx=ctx, settings=settings, limiter=limiter, auth=Authenticator(ctx))

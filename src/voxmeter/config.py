@@ -1,0 +1,50 @@
+"""Configuration as small value objects, passed in; nothing global."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite:///./voxmeter.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How one voxmeter server runs. Flags override the environment, which overrides these."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """`sqlite:///path` (embedded)."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    grace_days: int = 3
+    """Days after a month ends (operation timezone) before it closes by itself."""
+    max_in_flight: int = 2
+    """Requests one token may have in flight; the next is refused at once."""
+    max_body_bytes: int = 16 * 1024 * 1024
+    """Largest request body accepted (a full 10,000-event batch is a few MiB)."""
+    request_timeout: float = 60.0
+    """Seconds before a request is answered with an error instead of left hanging."""
+    catalog_path: Path | None = None
+    """A deployment's own product catalog file; the packaged one by default."""
+    auto_close_interval: float = 60.0
+    """Seconds between checks for months whose grace period has ended."""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls()
+        if url := env.get("VOXMETER_DATABASE_URL"):
+            settings = replace(settings, database_url=url)
+        if grace := env.get("VOXMETER_GRACE_DAYS"):
+            settings = replace(settings, grace_days=int(grace))
+        if catalog := env.get("VOXMETER_CATALOG"):
+            settings = replace(settings, catalog_path=Path(catalog))
+        if body := env.get("VOXMETER_MAX_BODY_BYTES"):
+            settings = replace(settings, max_body_bytes=int(body))
+        if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):
+            settings = replace(settings, max_in_flight=int(in_flight))
+        return settings

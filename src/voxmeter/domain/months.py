@@ -1,0 +1,128 @@
+"""Calendar months in an operation's timezone.
+
+A month is `[first day 00:00, first day of next month 00:00)` in local time, so its length in
+seconds varies with DST and it starts at a different instant in every timezone. Instants are
+integer microseconds since the Unix epoch (UTC); months are integer indices (year * 12 + month
+- 1) in the hot paths and `Month` values at the edges.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+FIRST_YEAR = 1970
+LAST_YEAR = 2199
+_MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
+
+
+class MonthError(ValueError):
+    """A month or timezone that cannot be used; the message is shown to the caller."""
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """Parse `YYYY-MM` strictly."""
+        match = _MONTH_RE.fullmatch(text)
+        if not match:
+            raise MonthError("month must be YYYY-MM")
+        year, month = int(match[1]), int(match[2])
+        if not 1 <= month <= 12:
+            raise MonthError("month must be YYYY-MM with MM from 01 to 12")
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise MonthError(f"month must be between {FIRST_YEAR}-01 and {LAST_YEAR}-12")
+        return cls(year, month)
+
+    @classmethod
+    def from_index(cls, index: int) -> Month:
+        year, zero_based = divmod(index, 12)
+        return cls(year, zero_based + 1)
+
+    @property
+    def index(self) -> int:
+        return self.year * 12 + self.month - 1
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact, no float)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def from_micros(micros: int, zone: ZoneInfo) -> datetime:
+    return (EPOCH + micros * MICROSECOND).astimezone(zone)
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    """An IANA zone by name, or MonthError."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise MonthError(f"unknown timezone {name!r}") from exc
+
+
+class ZoneCalendar:
+    """Month and day arithmetic for one timezone, with month starts precomputed for bisecting."""
+
+    def __init__(self, tz_name: str) -> None:
+        self.name = tz_name
+        self.zone = zone(tz_name)
+        self._base = FIRST_YEAR * 12
+        self._starts = [
+            to_micros(datetime(y, m, 1, tzinfo=self.zone))
+            for y in range(FIRST_YEAR, LAST_YEAR + 2)
+            for m in range(1, 13)
+        ]
+        self.min_micros = self._starts[0]
+        self.max_micros = self._starts[(LAST_YEAR + 1 - FIRST_YEAR) * 12] - 1
+
+    def month_of(self, micros: int) -> int:
+        """The month index containing the instant (instants must be within the supported years)."""
+        return self._base + bisect_right(self._starts, micros) - 1
+
+    def window(self, month_index: int) -> tuple[int, int]:
+        """The month's `[start, end)` in epoch microseconds."""
+        offset = month_index - self._base
+        return self._starts[offset], self._starts[offset + 1]
+
+    def local_now(self, now_micros: int) -> datetime:
+        return from_micros(now_micros, self.zone)
+
+    def today(self, now_micros: int) -> date:
+        return self.local_now(now_micros).date()
+
+    def current_month(self, now_micros: int) -> int:
+        return self.month_of(now_micros)
+
+    def day_start(self, day: date) -> int:
+        return to_micros(datetime(day.year, day.month, day.day, tzinfo=self.zone))
+
+    def closes_at(self, month_index: int, grace_days: int) -> int:
+        """When an open month closes by itself: local midnight `grace_days` after it ends."""
+        first_of_next = Month.from_index(month_index + 1)
+        day = date(first_of_next.year, first_of_next.month, 1) + timedelta(days=grace_days)
+        return self.day_start(day)
+
+    def local_micros(self, naive: datetime) -> int:
+        """A wall-clock time in this zone as an instant."""
+        return to_micros(naive.replace(tzinfo=self.zone))
+
+
+@lru_cache(maxsize=256)
+def calendar(tz_name: str) -> ZoneCalendar:
+    """Shared calendars: building one costs a few milliseconds, reading one is a bisect."""
+    return ZoneCalendar(tz_name)

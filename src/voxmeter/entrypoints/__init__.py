@@ -1,0 +1,1 @@
+"""Entrypoints: HTTP and CLI. They translate; the rules live in the domain and service layers."""

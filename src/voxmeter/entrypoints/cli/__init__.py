@@ -1,0 +1,1 @@
+"""The `voxmeter` command line."""

@@ -1,0 +1,160 @@
+"""Administration commands: operations, tokens, months, maintenance, migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from voxmeter import bootstrap
+from voxmeter.domain.months import Month, MonthError, calendar, from_micros
+from voxmeter.domain.tenancy import SCOPES
+from voxmeter.entrypoints.cli.common import db_option, friendly, open_context
+from voxmeter.entrypoints.http.state import MAINTENANCE
+from voxmeter.errors import ConfigError
+from voxmeter.service import tenancy
+from voxmeter.service.months import close_month
+
+
+def _when(micros: int | None) -> str:
+    if micros is None:
+        return "-"
+    return from_micros(micros, calendar("UTC").zone).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.group()
+def operation() -> None:
+    """Create and list operations (tenants)."""
+
+
+@operation.command("create")
+@click.argument("name")
+@click.option("--server", required=True, help="4-digit server code, e.g. 9901.")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA timezone.")
+@click.option("--licenses", default=1, show_default=True, type=int, help="Sets the daily quota.")
+@db_option
+@friendly
+def operation_create(name: str, server: str, timezone: str, licenses: int, db: str) -> None:
+    """Create operation NAME on a server."""
+    op = tenancy.create_operation(open_context(db), name, server, timezone, licenses)
+    click.echo(f"created operation {op.name} on server {op.server} ({op.timezone}, "
+               f"{op.licenses} licenses, {op.daily_quota} requests a day)")
+
+
+@operation.command("list")
+@db_option
+@friendly
+def operation_list(db: str) -> None:
+    """List every operation."""
+    table = Table("server", "name", "timezone", "licenses", "daily quota", "created")
+    for op in open_context(db).storage.operations():
+        table.add_row(op.server, op.name, op.timezone, str(op.licenses), str(op.daily_quota),
+                      _when(op.created))
+    Console().print(table)
+
+
+@click.group()
+def token() -> None:
+    """Create, list and revoke tokens."""
+
+
+@token.command("create")
+@click.option("--operation", "operation_name", required=True)
+@click.option("--server", default=None, help="Disambiguates an operation name.")
+@click.option("--description", required=True)
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES),
+              help="Repeat for several; default: all scopes.")
+@db_option
+@friendly
+def token_create(
+    operation_name: str, server: str | None, description: str, scopes: tuple[str, ...], db: str
+) -> None:
+    """Create a token. The secret is printed once, as the last line."""
+    ctx = open_context(db)
+    op = tenancy.find_operation(ctx, operation_name, server)
+    tok, secret = tenancy.create_token(ctx, op, description, list(scopes))
+    click.echo(f"token {tok.id} for {op.name} (server {op.server}), scopes: "
+               f"{' '.join(sorted(tok.scopes))}")
+    click.echo("the secret below is shown only this once:")
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--operation", "operation_name", default=None)
+@click.option("--server", default=None)
+@db_option
+@friendly
+def token_list(operation_name: str | None, server: str | None, db: str) -> None:
+    """List tokens (never their secrets) with today's use."""
+    ctx = open_context(db)
+    ops = {op.id: op for op in ctx.storage.operations()}
+    only = tenancy.find_operation(ctx, operation_name, server).id if operation_name else None
+    table = Table("id", "operation", "description", "scopes", "created", "last used",
+                  "uses today", "status")
+    for tok in ctx.storage.tokens(only):
+        op = ops[tok.operation_id]
+        day = calendar(op.timezone).today(ctx.clock()).isoformat()
+        uses = ctx.storage.request_counts(day, op.id).get(tok.id, 0)
+        status = "revoked" if tok.revoked is not None else "active"
+        table.add_row(tok.id, f"{op.server}/{op.name}", tok.description,
+                      " ".join(sorted(tok.scopes)), _when(tok.created), _when(tok.last_used),
+                      str(uses), status)
+    Console(width=160).print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@db_option
+@friendly
+def token_revoke(token_id: str, db: str) -> None:
+    """Revoke TOKEN_ID (irreversible; a running server stops accepting it within a second)."""
+    tenancy.revoke_token(open_context(db), token_id)
+    click.echo(f"revoked {token_id}")
+
+
+@click.group()
+def month() -> None:
+    """Close months."""
+
+
+@month.command("close")
+@click.option("--operation", "operation_name", required=True)
+@click.option("--server", default=None)
+@click.option("--month", "month_text", required=True, help="YYYY-MM")
+@db_option
+@friendly
+def month_close(operation_name: str, server: str | None, month_text: str, db: str) -> None:
+    """Close a month (and every earlier open one), freezing its figures."""
+    ctx = open_context(db)
+    op = tenancy.find_operation(ctx, operation_name, server)
+    try:
+        wanted = Month.parse(month_text)
+    except MonthError as exc:
+        raise ConfigError(str(exc)) from exc
+    closed = close_month(ctx, op, wanted)
+    if closed:
+        click.echo(f"closed {', '.join(map(str, closed))} for {op.name}")
+    else:
+        click.echo(f"{wanted} was already closed for {op.name}")
+
+
+@click.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@db_option
+@friendly
+def maintenance(state: str, db: str) -> None:
+    """Switch maintenance mode: API requests get 403 SERVER IN MAINTENANCE while on."""
+    ctx = open_context(db)
+    ctx.storage.set_setting(MAINTENANCE, "on" if state == "on" else None)
+    click.echo(f"maintenance {state} at {datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}")
+
+
+@click.command()
+@db_option
+@friendly
+def migrate(db: str) -> None:
+    """Create or upgrade the database schema."""
+    version, ran = bootstrap.migrate(db)
+    click.echo(f"schema at version {version} ({ran} migrations applied)")

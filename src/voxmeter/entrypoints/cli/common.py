@@ -1,0 +1,59 @@
+"""Shared CLI plumbing: the --db option, opening the context, and one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
+from typing import ParamSpec, TypeVar
+
+import click
+
+from voxmeter import bootstrap
+from voxmeter.adapters.sqlite.schema import SchemaError
+from voxmeter.config import DEFAULT_DATABASE_URL, Settings
+from voxmeter.errors import VoxmeterError
+from voxmeter.service.context import Context
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def default_db() -> str:
+    return os.environ.get("VOXMETER_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+db_option = click.option(
+    "--db",
+    "db",
+    default=default_db,
+    show_default="VOXMETER_DATABASE_URL or sqlite:///./voxmeter.db",
+    help="Database URL.",
+)
+
+
+def settings_for(db: str) -> Settings:
+    return replace(Settings.from_env(), database_url=db)
+
+
+def open_context(db: str) -> Context:
+    return bootstrap.context(settings_for(db))
+
+
+def friendly(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into `error: ...` on stderr and exit status 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except VoxmeterError as exc:
+            detail = "".join(f"\n  {item}" for item in exc.data[:20])
+            more = f"\n  ... and {len(exc.data) - 20} more" if len(exc.data) > 20 else ""
+            raise click.ClickException(f"{exc.msg}{detail}{more}") from exc
+        except (SchemaError, ValueError, OSError, sqlite3.Error) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper

@@ -1,0 +1,30 @@
+"""The `voxmeter` command group."""
+
+from __future__ import annotations
+
+import click
+
+from voxmeter import __version__
+from voxmeter.entrypoints.cli import admin
+from voxmeter.entrypoints.cli.ingest import ingest
+from voxmeter.entrypoints.cli.serve import demo, serve
+
+
+@click.group()
+@click.version_option(__version__, prog_name="voxmeter")
+def cli() -> None:
+    """voxmeter: usage metering and Wolkvox-compatible billing reports."""
+
+
+cli.add_command(serve)
+cli.add_command(demo)
+cli.add_command(admin.operation)
+cli.add_command(admin.token)
+cli.add_command(admin.month)
+cli.add_command(admin.maintenance)
+cli.add_command(admin.migrate)
+cli.add_command(ingest)
+
+
+def main() -> None:
+    cli(prog_name="voxmeter")

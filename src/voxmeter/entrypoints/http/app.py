@@ -1,0 +1,122 @@
+"""The ASGI application: routes, error translation and request metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from voxmeter.entrypoints.http import billing, envelope, events, metrics, operational
+from voxmeter.entrypoints.http.state import AppState
+from voxmeter.errors import MethodNotAllowed, UnknownApi, VoxmeterError
+from voxmeter.service.months import close_due_months
+
+log = logging.getLogger("voxmeter.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def _voxmeter_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, VoxmeterError)
+    return envelope.error(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return envelope.error(MethodNotAllowed())
+    return envelope.error(UnknownApi())
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return envelope.error(VoxmeterError())
+
+
+class RequestMetrics:
+    """Counts every response by route and status (pure ASGI, no per-request objects)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = metrics.route_of(scope["path"])
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                metrics.REQUESTS.labels(route, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+def create_app(state: AppState, background: bool = True) -> ASGIApp:
+    """Build the app. With `background`, counters are flushed and due months closed periodically."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            if background:
+                tasks.start_soon(_flush_counters, state)
+                tasks.start_soon(_close_months, state)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        state.limiter.flush()
+
+    app = Starlette(
+        routes=[
+            Route("/api/v2/billing.php", billing.billing, methods=["GET"]),
+            Route("/api/v2/information.php", billing.information, methods=["GET"]),
+            Route("/api/v2/events", events.ingest, methods=["POST"]),
+            Route("/api/v2/events", events.list_, methods=["GET"]),
+            Route("/api/v2/events/{event_id:path}", events.void, methods=["DELETE"]),
+            Route("/healthz", operational.healthz, methods=["GET"]),
+            Route("/metrics", operational.metrics_, methods=["GET"]),
+            Route("/openapi.json", operational.openapi, methods=["GET"]),
+        ],
+        exception_handlers={
+            VoxmeterError: _voxmeter_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.voxmeter = state
+    return RequestMetrics(app)
+
+
+async def _flush_counters(state: AppState) -> None:
+    while True:
+        await anyio.sleep(1.0)
+        try:
+            await anyio.to_thread.run_sync(state.limiter.flush)
+        except Exception:
+            log.exception("could not persist request counters; will retry")
+
+
+async def _close_months(state: AppState) -> None:
+    while True:
+        try:
+            closed = await anyio.to_thread.run_sync(close_due_months, state.ctx)
+            for name, months in closed.items():
+                log.info("closed %s for %s", ", ".join(map(str, months)), name)
+        except Exception:
+            log.exception("could not close due months; will retry")
+        await anyio.sleep(state.settings.auto_close_interval)

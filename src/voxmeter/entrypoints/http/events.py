@@ -1,0 +1,89 @@
+"""Usage ingest, voids and reconciliation listing (SPEC §4.1-§4.2)."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voxmeter.domain.tenancy import READ, WRITE
+from voxmeter.entrypoints.http import envelope, metrics
+from voxmeter.entrypoints.http.guard import admitted
+from voxmeter.entrypoints.http.state import AppState
+from voxmeter.errors import BadParameters, PayloadTooLarge
+from voxmeter.service import codec
+from voxmeter.service.events import MAX_PAGE, list_events, void_event
+from voxmeter.service.ingest import ingest_batch
+
+_DECODERS = {
+    "application/json": codec.decode_json,
+    "application/x-ndjson": codec.decode_ndjson,
+    "application/ndjson": codec.decode_ndjson,
+    "application/jsonl": codec.decode_ndjson,
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing anything over `limit` bytes before reading it where possible."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def ingest(request: Request) -> Response:
+    state: AppState = request.app.state.voxmeter
+    async with admitted(request, WRITE) as caller:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        decode = _DECODERS.get(content_type)
+        if decode is None:
+            raise BadParameters("Content-Type must be application/json or application/x-ndjson")
+        body = await read_body(request, state.settings.max_body_bytes)
+
+        def work() -> tuple[int, int]:
+            result = ingest_batch(state.ctx, caller.operation, decode(body))  # type: ignore[arg-type]
+            return result.accepted, result.duplicates
+
+        accepted, duplicates = await run_in_threadpool(work)
+        metrics.INGESTED.labels("accepted").inc(accepted)
+        metrics.INGESTED.labels("duplicate").inc(duplicates)
+        return envelope.ok(
+            f"{accepted} events accepted", {"accepted": accepted, "duplicates": duplicates}
+        )
+
+
+async def list_(request: Request) -> Response:
+    state: AppState = request.app.state.voxmeter
+    async with admitted(request, READ) as caller:
+        params = request.query_params
+        limit_text = params.get("limit", str(MAX_PAGE))
+        if not limit_text.isdigit():
+            raise BadParameters(f"limit must be a whole number up to {MAX_PAGE}")
+        page = await run_in_threadpool(
+            list_events,
+            state.ctx,
+            caller.operation,
+            params.get("date_ini"),
+            params.get("date_end"),
+            params.get("product"),
+            params.get("cursor"),
+            int(limit_text),
+        )
+        msg = f"{len(page.events)} events found"
+        return envelope.ok(msg, page.events, {"next_cursor": page.next_cursor})
+
+
+async def void(request: Request) -> Response:
+    state: AppState = request.app.state.voxmeter
+    async with admitted(request, WRITE) as caller:
+        event_id = request.path_params["event_id"]
+        event, changed = await run_in_threadpool(void_event, state.ctx, caller.operation, event_id)
+        msg = "Event voided" if changed else "Event was already voided"
+        return envelope.ok(msg, [{"id": event.id, "product": event.product, "voided": True}])

@@ -1,0 +1,34 @@
+"""Prometheus metrics, kept in a registry of their own (no global default registry state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter(
+    "voxmeter_requests", "HTTP requests by route and status", ["route", "status"], registry=REGISTRY
+)
+INGESTED = Counter(
+    "voxmeter_ingest_events", "Events received by ingest, by result", ["result"], registry=REGISTRY
+)
+LIMIT_REJECTIONS = Counter(
+    "voxmeter_limit_rejections", "Requests refused by a limit", ["limit"], registry=REGISTRY
+)
+
+ROUTES = {
+    "/api/v2/billing.php": "billing",
+    "/api/v2/information.php": "information",
+    "/api/v2/events": "events",
+    "/healthz": "healthz",
+    "/metrics": "metrics",
+    "/openapi.json": "openapi",
+}
+
+
+def route_of(path: str) -> str:
+    route = ROUTES.get(path)
+    if route is not None:
+        return route
+    if path.startswith("/api/v2/events/"):
+        return "event"
+    return "other"

@@ -1,0 +1,25 @@
+"""Endpoints without a token: health, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voxmeter.entrypoints.http import envelope, metrics
+from voxmeter.entrypoints.http.openapi import document
+
+_HEALTHY = b'{"status":"ok"}'
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness only: no database work, so it stays cheap under any load."""
+    return Response(_HEALTHY, media_type="application/json")
+
+
+async def metrics_(request: Request) -> Response:
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return envelope.json(document(request.app.state.voxmeter.ctx.catalog))

@@ -1,0 +1,42 @@
+"""What the HTTP handlers share: the service context, limiter, authenticator and settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from voxmeter.config import Settings
+from voxmeter.service.context import Context
+from voxmeter.service.ports import Limiter
+from voxmeter.service.tenancy import Authenticator
+
+MAINTENANCE = "maintenance"
+
+
+@dataclass
+class MaintenanceFlag:
+    """The admin's maintenance switch, re-read from storage at most once a second."""
+
+    ctx: Context
+    ttl: float = 1.0
+    _value: bool = False
+    _until: float = 0.0
+
+    def on(self) -> bool:
+        now = time.monotonic()
+        if now >= self._until:
+            self._value = self.ctx.storage.setting(MAINTENANCE) == "on"
+            self._until = now + self.ttl
+        return self._value
+
+
+@dataclass
+class AppState:
+    ctx: Context
+    settings: Settings
+    limiter: Limiter
+    auth: Authenticator
+    maintenance: MaintenanceFlag = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.maintenance = MaintenanceFlag(self.ctx)

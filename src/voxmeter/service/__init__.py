@@ -1,0 +1,1 @@
+"""The service layer: small functions over the storage and limiter ports."""

@@ -1,0 +1,130 @@
+"""Voiding events and listing them for reconciliation (SPEC §4.2)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from voxmeter.domain.catalog import Aggregation
+from voxmeter.domain.meters import MeterState, contribution, fold
+from voxmeter.domain.months import Month, calendar, from_micros
+from voxmeter.domain.quantities import MICRO, format_micro
+from voxmeter.domain.tenancy import Operation
+from voxmeter.errors import BadParameters, Conflict, NotFound
+from voxmeter.service.context import Context
+from voxmeter.service.months import closed_set
+from voxmeter.service.ports import StoredEvent
+
+MAX_WINDOW_DAYS = 31
+MAX_PAGE = 60_000
+_DATE_FORMAT = "%Y%m%d%H%M%S"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    events: list[dict[str, object]]
+    next_cursor: str | None
+
+
+def void_event(ctx: Context, op: Operation, event_id: str) -> tuple[StoredEvent, bool]:
+    """Void one event: it leaves every figure, stays listed, and its id stays taken.
+
+    Returns the event and whether this call voided it (False: it was already void).
+    """
+    cal = calendar(op.timezone)
+    with ctx.storage.write() as tx:
+        event = tx.event_for_void(op.id, event_id)
+        if event is None:
+            raise NotFound(f"NO EVENT WITH ID {event_id!r}")
+        if event.voided is not None:
+            return event, False
+        month = cal.month_of(event.time)
+        if closed_set(ctx, tx, op, {month}):
+            raise Conflict(f"THE MONTH {Month.from_index(month)} IS CLOSED")
+        now = ctx.clock()
+        tx.mark_voided(op.id, event.seq, now)
+        product = ctx.catalog.get(event.product)
+        aggregation = product.aggregation if product else Aggregation.SUM
+        key = (event.product, month)
+        state = tx.meters(op.id, [key]).get(key, MeterState())
+        if aggregation is Aggregation.MAX:
+            start, end = cal.window(month)
+            remaining = tx.month_events(op.id, event.product, month, start, end)
+            state = fold(ctx.catalog, remaining).get(key, MeterState())
+        elif aggregation is Aggregation.UNIQUE:
+            if event.subject is not None and tx.remove_subject(
+                op.id, event.product, month, event.subject
+            ):
+                state = MeterState(state.total - MICRO)
+        else:
+            state = MeterState(state.total - contribution(aggregation, event.quantity))
+        tx.save_meters(op.id, {key: state})
+    return replace(event, voided=now), True
+
+
+def parse_local(text: str | None, name: str) -> datetime:
+    if not text:
+        raise BadParameters(f"{name} is required (YYYYmmddHHiiss)")
+    try:
+        if len(text) != 14 or not text.isdigit():
+            raise ValueError(text)
+        return datetime.strptime(text, _DATE_FORMAT)
+    except ValueError as exc:
+        raise BadParameters(f"{name} must be YYYYmmddHHiiss") from exc
+
+
+def encode_cursor(time: int, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{time}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        time, seq = raw.split(":")
+        return int(time), int(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadParameters("cursor is not one this server issued") from exc
+
+
+def list_events(
+    ctx: Context,
+    op: Operation,
+    date_ini: str | None,
+    date_end: str | None,
+    product: str | None,
+    cursor: str | None,
+    limit: int = MAX_PAGE,
+) -> Page:
+    """Raw events with `date_ini <= time <= date_end` (operation timezone), oldest first."""
+    cal = calendar(op.timezone)
+    start_local, end_local = parse_local(date_ini, "date_ini"), parse_local(date_end, "date_end")
+    if end_local < start_local:
+        raise BadParameters("date_end is before date_ini")
+    if (end_local - start_local).total_seconds() > MAX_WINDOW_DAYS * 86400:
+        raise BadParameters(f"the window is longer than {MAX_WINDOW_DAYS} days")
+    if product is not None and product not in ctx.catalog:
+        raise BadParameters(f"unknown product {product!r}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadParameters(f"limit must be between 1 and {MAX_PAGE}")
+    start = cal.local_micros(start_local)
+    end = cal.local_micros(end_local) + 1_000_000  # the end second is included
+    after = decode_cursor(cursor) if cursor else None
+    rows = list(ctx.storage.events(op.id, start, end, product, after, limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].time, rows[-1].seq) if more else None
+    return Page([_row(e, cal.zone) for e in rows], next_cursor)
+
+
+def _row(event: StoredEvent, zone: ZoneInfo) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "product": event.product,
+        "time": from_micros(event.time, zone).isoformat(),
+        "quantity": format_micro(event.quantity),
+        "subject": event.subject,
+        "voided": event.voided is not None,
+    }

@@ -1,0 +1,38 @@
+"""Reading figures: a month's value per product, from the meters (never by rescanning events)."""
+
+from __future__ import annotations
+
+from voxmeter.domain.catalog import Product
+from voxmeter.domain.meters import figure
+from voxmeter.domain.months import Month, MonthError, calendar
+from voxmeter.domain.tenancy import Operation
+from voxmeter.errors import BadParameters
+from voxmeter.service.context import Context
+
+
+def month_figures(
+    ctx: Context, op: Operation, products: list[Product], month: int
+) -> dict[str, int]:
+    """Each product's figure for the month, in micro-units."""
+    frozen = ctx.storage.frozen_figures(op.id, month)
+    if frozen is not None:
+        return {p.api: frozen.get(p.api, 0) for p in products}
+    apis = [p.api for p in products]
+    states = ctx.storage.meter_states(op.id, month, apis)
+    levels = [p.api for p in products if p.aggregation.is_level]
+    carried = ctx.storage.carried_levels(op.id, month, levels) if levels else {}
+    return {p.api: figure(p.aggregation, states.get(p.api), carried.get(p.api)) for p in products}
+
+
+def resolve_month(ctx: Context, op: Operation, text: str | None) -> int | None:
+    """The month a request asks for: None for the current one; refuses future months."""
+    if text is None:
+        return None
+    try:
+        month = Month.parse(text)
+    except MonthError as exc:
+        raise BadParameters(str(exc)) from exc
+    current = calendar(op.timezone).current_month(ctx.clock())
+    if month.index > current:
+        raise BadParameters(f"month {month} is in the future")
+    return month.index

@@ -1,0 +1,82 @@
+"""Ingesting a batch: validate everything, then store the new events and fold them in, atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxmeter.domain.catalog import Aggregation
+from voxmeter.domain.events import IncomingEvent, Problem, UsageEvent, validate_batch
+from voxmeter.domain.meters import MeterState, fold, merge, unique_total
+from voxmeter.domain.months import Month, calendar
+from voxmeter.domain.tenancy import Operation
+from voxmeter.errors import BadParameters
+from voxmeter.service.context import Context
+from voxmeter.service.months import closed_set
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    new_events: tuple[UsageEvent, ...] = ()
+
+
+def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> IngestResult:
+    """All or nothing: any invalid event rejects the batch with every problem listed."""
+    now = ctx.clock()
+    events, problems = validate_batch(incoming, ctx.catalog, calendar(op.timezone), now)
+    if problems:
+        raise BadParameters("invalid events", [p.as_dict() for p in problems])
+    first_copies = _first_copies(events)
+    with ctx.storage.write() as tx:
+        closed = closed_set(ctx, tx, op, {e.month for e in first_copies})
+        if closed:
+            late = [e for e in first_copies if e.month in closed]
+            known = tx.known_ids(op.id, [e.id for e in late])
+            refused = {e.id for e in late if e.id not in known}
+            if refused:
+                raise BadParameters("invalid events", _closed_problems(events, refused))
+            first_copies = [e for e in first_copies if e.month not in closed]
+        new = tx.insert_new(op.id, first_copies, now)
+        deltas = fold(ctx.catalog, new)
+        if any(_aggregation(ctx, key[0]) is Aggregation.UNIQUE for key in deltas):
+            for key, count in tx.add_subjects(op.id, _unique_events(ctx, new)).items():
+                deltas[key] = MeterState(unique_total(count))
+        stored = tx.meters(op.id, deltas.keys())
+        tx.save_meters(
+            op.id,
+            {
+                key: merge(_aggregation(ctx, key[0]), stored.get(key), delta)
+                for key, delta in deltas.items()
+            },
+        )
+    return IngestResult(len(new), len(events) - len(new), tuple(new))
+
+
+def _aggregation(ctx: Context, api: str) -> Aggregation:
+    product = ctx.catalog.get(api)
+    assert product is not None  # validated above
+    return product.aggregation
+
+
+def _unique_events(ctx: Context, events: list[UsageEvent]) -> list[UsageEvent]:
+    return [e for e in events if _aggregation(ctx, e.product) is Aggregation.UNIQUE]
+
+
+def _first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
+    """Within a batch, too, the first copy of an id wins."""
+    seen: dict[str, UsageEvent] = {}
+    for event in events:
+        if event.id not in seen:
+            seen[event.id] = event
+    if len(seen) == len(events):
+        return events
+    return list(seen.values())
+
+
+def _closed_problems(events: list[UsageEvent], refused: set[str]) -> list[object]:
+    return [
+        Problem(i, "time", f"month {Month.from_index(e.month)} is closed").as_dict()
+        for i, e in enumerate(events)
+        if e.id in refused
+    ]

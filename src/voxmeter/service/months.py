@@ -1,0 +1,76 @@
+"""Month status and closing (SPEC §4.4)."""
+
+from __future__ import annotations
+
+from voxmeter.domain.catalog import Aggregation
+from voxmeter.domain.meters import MeterState, figure
+from voxmeter.domain.months import Month, calendar
+from voxmeter.domain.tenancy import Operation
+from voxmeter.errors import BadParameters
+from voxmeter.service.context import Context
+from voxmeter.service.ports import WriteTransaction
+
+
+def is_closed_by_grace(ctx: Context, op: Operation, month: int, now: int) -> bool:
+    """A month closes by itself at local midnight `grace_days` after it ends."""
+    return now >= calendar(op.timezone).closes_at(month, ctx.grace_days)
+
+
+def closed_set(ctx: Context, tx: WriteTransaction, op: Operation, months: set[int]) -> set[int]:
+    """Which of these months are closed, explicitly or by the grace period."""
+    now = ctx.clock()
+    explicit = tx.closed_months(op.id)
+    return {m for m in months if m in explicit or is_closed_by_grace(ctx, op, m, now)}
+
+
+def close_month(ctx: Context, op: Operation, month: Month) -> list[Month]:
+    """Close `month` and every earlier open month, freezing each one's figures.
+
+    Months close in order so that a closed month's carried-in levels can never change.
+    Returns the months newly closed (empty when already closed).
+    """
+    now = ctx.clock()
+    current = calendar(op.timezone).current_month(now)
+    if month.index >= current:
+        raise BadParameters(f"month {month} has not ended yet")
+    first = ctx.storage.first_month(op.id)
+    start = month.index if first is None else min(first, month.index)
+    products = list(ctx.catalog)
+    newly: list[Month] = []
+    with ctx.storage.write() as tx:
+        closed = tx.closed_months(op.id)
+        carried: dict[str, int] = {}
+        for index in range(start, month.index + 1):
+            states = tx.meters(op.id, [(p.api, index) for p in products])
+            totals: dict[str, int] = {}
+            for p in products:
+                state = states.get((p.api, index))
+                totals[p.api] = figure(p.aggregation, state, carried.get(p.api))
+                if p.aggregation is Aggregation.MAX:
+                    _carry(carried, p.api, state)
+            if index not in closed:
+                tx.freeze(op.id, index, totals, now)
+                newly.append(Month.from_index(index))
+    return newly
+
+
+def _carry(carried: dict[str, int], api: str, state: MeterState | None) -> None:
+    if state is not None and state.last_time is not None:
+        carried[api] = state.last_value
+
+
+def close_due_months(ctx: Context) -> dict[str, list[Month]]:
+    """Freeze every month whose grace period has ended, for every operation."""
+    now = ctx.clock()
+    done: dict[str, list[Month]] = {}
+    for op in ctx.storage.operations():
+        cal = calendar(op.timezone)
+        due = cal.current_month(now) - 1
+        while due >= 0 and not is_closed_by_grace(ctx, op, due, now):
+            due -= 1
+        first = ctx.storage.first_month(op.id)
+        if first is None or due < first:
+            continue
+        if ctx.storage.frozen_figures(op.id, due) is None:
+            done[f"{op.server}/{op.name}"] = close_month(ctx, op, Month.from_index(due))
+    return done

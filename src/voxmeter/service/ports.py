@@ -1,0 +1,169 @@
+"""The interfaces the service layer depends on; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from voxmeter.domain.events import UsageEvent
+from voxmeter.domain.meters import MeterKey, MeterState
+from voxmeter.domain.tenancy import Operation, Token
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as listed for reconciliation."""
+
+    seq: int
+    id: str
+    product: str
+    time: int
+    quantity: int
+    subject: str | None
+    received: int
+    voided: int | None
+
+
+class WriteTransaction(Protocol):
+    """One atomic unit of writing: everything in it commits together or not at all."""
+
+    def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
+        """Which of these event ids the operation already has."""
+        ...
+
+    def insert_new(
+        self, operation_id: int, events: list[UsageEvent], received: int
+    ) -> list[UsageEvent]:
+        """Store the events whose id is new; return those, in order."""
+        ...
+
+    def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
+        """Count subjects per (product, month); return how many are new to each month."""
+        ...
+
+    def remove_subject(self, operation_id: int, product: str, month: int, subject: str) -> bool:
+        """Drop one use of a subject; True when it no longer occurs in the month."""
+        ...
+
+    def meters(self, operation_id: int, keys: Iterable[MeterKey]) -> dict[MeterKey, MeterState]: ...
+
+    def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None: ...
+
+    def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None: ...
+
+    def mark_voided(self, operation_id: int, seq: int, when: int) -> None: ...
+
+    def month_events(
+        self, operation_id: int, product: str, month: int, start: int, end: int
+    ) -> list[UsageEvent]:
+        """The month's non-voided events of one product in arrival order (to refold a level)."""
+        ...
+
+    def closed_months(self, operation_id: int) -> set[int]: ...
+
+    def freeze(self, operation_id: int, month: int, totals: dict[str, int], when: int) -> None:
+        """Record a month as closed with its final figures."""
+        ...
+
+
+class Storage(Protocol):
+    """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""
+
+    def write(self) -> AbstractContextManager[WriteTransaction]: ...
+
+    # operations and tokens
+    def create_operation(
+        self, name: str, server: str, timezone: str, licenses: int, created: int
+    ) -> Operation: ...
+
+    def operations(self) -> list[Operation]: ...
+
+    def operation(self, operation_id: int) -> Operation | None: ...
+
+    def create_token(self, token: Token, secret_hash: str) -> None: ...
+
+    def token_by_hash(self, secret_hash: str) -> tuple[Token, str] | None:
+        """The token whose secret hashes to this value, with the stored hash for a final check."""
+        ...
+
+    def tokens(self, operation_id: int | None) -> list[Token]: ...
+
+    def revoke_token(self, token_id: str, when: int) -> bool: ...
+
+    def save_request_counts(
+        self, day_counts: dict[tuple[str, str], tuple[int, int]], last_used: dict[str, int]
+    ) -> None:
+        """Persist per-token request counts: {(token_id, day): (operation_id, count)}."""
+        ...
+
+    def request_counts(self, day: str, operation_id: int | None) -> dict[str, int]:
+        """Requests made on a day, per token id."""
+        ...
+
+    def setting(self, name: str) -> str | None: ...
+
+    def set_setting(self, name: str, value: str | None) -> None: ...
+
+    # figures and events
+    def meter_states(
+        self, operation_id: int, month: int, products: list[str]
+    ) -> dict[str, MeterState]: ...
+
+    def carried_levels(
+        self, operation_id: int, month: int, products: list[str]
+    ) -> dict[str, int]:
+        """For each level product: the last level reported before the month, if any."""
+        ...
+
+    def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
+        """A closed month's final figures, or None while it is open."""
+        ...
+
+    def first_month(self, operation_id: int) -> int | None:
+        """The earliest month holding any of the operation's events."""
+        ...
+
+    def events(
+        self,
+        operation_id: int,
+        start: int,
+        end: int,
+        product: str | None,
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> Iterator[StoredEvent]:
+        """Events with `start <= time < end` ordered by (time, seq), after a cursor."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The limiter's answer: `ok`, `busy` (too many in flight) or `quota` (day used up)."""
+
+    outcome: str
+    token_today: int
+    operation_today: int
+
+
+class Limiter(Protocol):
+    """Per-token concurrency and per-operation daily quota, admitted in one step."""
+
+    def admit(
+        self, token_id: str, operation_id: int, day: str, max_in_flight: int, quota: int
+    ) -> Admission:
+        """Take an in-flight slot and charge one request, or refuse without doing either."""
+        ...
+
+    def release(self, token_id: str) -> None: ...
+
+    def usage(self, token_id: str, operation_id: int, day: str) -> tuple[int, int]:
+        """(this token's requests, all the operation's requests) on a day."""
+        ...
+
+    def flush(self) -> None:
+        """Persist counters (a no-op where the state is already shared)."""
+        ...

@@ -1,0 +1,136 @@
+"""Operations and tokens: creating, listing, revoking, and resolving a presented secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from voxmeter.domain.months import MonthError, calendar
+from voxmeter.domain.tenancy import (
+    Operation,
+    Token,
+    check_name,
+    check_scopes,
+    check_server,
+)
+from voxmeter.errors import ConfigError
+from voxmeter.service.context import Context
+
+TOKEN_PREFIX = "vxm_"
+
+
+def hash_secret(secret: str) -> str:
+    """Tokens are 256-bit random secrets, so one SHA-256 is enough to store them safely."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_operation(
+    ctx: Context, name: str, server: str, timezone: str = "UTC", licenses: int = 1
+) -> Operation:
+    try:
+        check_name(name)
+        check_server(server)
+        calendar(timezone)
+    except (ValueError, MonthError) as exc:
+        raise ConfigError(str(exc)) from exc
+    if licenses < 1:
+        raise ConfigError("licenses must be at least 1")
+    try:
+        return ctx.storage.create_operation(name, server, timezone, licenses, ctx.clock())
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def find_operation(ctx: Context, name: str, server: str | None = None) -> Operation:
+    """An operation by name; `server` disambiguates names used on several servers."""
+    found = [
+        op
+        for op in ctx.storage.operations()
+        if op.name == name and (server is None or op.server == server)
+    ]
+    if not found:
+        where = f" on server {server}" if server else ""
+        raise ConfigError(f"no operation named {name!r}{where}")
+    if len(found) > 1:
+        servers = ", ".join(op.server for op in found)
+        raise ConfigError(f"operation {name!r} exists on servers {servers}: pass --server")
+    return found[0]
+
+
+def create_token(
+    ctx: Context, op: Operation, description: str, scopes: list[str]
+) -> tuple[Token, str]:
+    """Create a token; the secret is returned once and only its hash is stored."""
+    if not description.strip():
+        raise ConfigError("a token needs a description")
+    try:
+        granted = check_scopes(scopes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = Token(
+        id="tok_" + secrets.token_hex(6),
+        operation_id=op.id,
+        description=description,
+        scopes=granted,
+        created=ctx.clock(),
+        revoked=None,
+        last_used=None,
+    )
+    ctx.storage.create_token(token, hash_secret(secret))
+    return token, secret
+
+
+def revoke_token(ctx: Context, token_id: str) -> None:
+    if not ctx.storage.revoke_token(token_id, ctx.clock()):
+        raise ConfigError(f"no active token {token_id!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: the token and its operation."""
+
+    token: Token
+    operation: Operation
+
+
+class Authenticator:
+    """Resolves secrets to callers, caching hits for `ttl` seconds.
+
+    A revoked token stops working within `ttl`; a new token works at once (misses are not
+    cached). Lookups are by hash, and the stored hash is compared in constant time.
+    """
+
+    def __init__(self, ctx: Context, ttl: float = 1.0) -> None:
+        self._ctx = ctx
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, secret: str) -> Caller | None:
+        digest = hash_secret(secret)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = self._ctx.storage.token_by_hash(digest)
+        if found is None:
+            self._cache.pop(digest, None)
+            return None
+        token, stored = found
+        if not hmac.compare_digest(stored, digest) or token.revoked is not None:
+            self._cache.pop(digest, None)
+            return None
+        op = self._ctx.storage.operation(token.operation_id)
+        if op is None:
+            return None
+        caller = Caller(token, op)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self._ttl, caller)
+        return caller
