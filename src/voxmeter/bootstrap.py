@@ -1,4 +1,4 @@
-"""Wiring: build storage, context and app state from settings. The only place that picks adapters."""
+"""Wiring: storage, context and app state from settings; the only place that picks adapters."""
 
 from __future__ import annotations
 

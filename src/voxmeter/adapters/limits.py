@@ -67,9 +67,7 @@ class InProcessLimiter:
 
     def flush(self) -> None:
         with self._lock:
-            counts = {
-                key: (self._token_op[key[0]], self._token_day[key]) for key in self._dirty
-            }
+            counts = {key: (self._token_op[key[0]], self._token_day[key]) for key in self._dirty}
             last_used = dict(self._last_used)
             self._dirty.clear()
             self._last_used.clear()

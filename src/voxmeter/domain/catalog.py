@@ -1,4 +1,4 @@
-"""The product catalog: the 27 Billing APIs, loaded from a data file so a new product is one entry."""
+"""The product catalog: the 27 Billing APIs, from a data file so a new product is one entry."""
 
 from __future__ import annotations
 

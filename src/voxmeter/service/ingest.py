@@ -1,4 +1,4 @@
-"""Ingesting a batch: validate everything, then store the new events and fold them in, atomically."""
+"""Ingesting a batch: validate everything, then store new events and fold them in, atomically."""
 
 from __future__ import annotations
 

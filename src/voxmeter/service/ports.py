@@ -111,9 +111,7 @@ class Storage(Protocol):
         self, operation_id: int, month: int, products: list[str]
     ) -> dict[str, MeterState]: ...
 
-    def carried_levels(
-        self, operation_id: int, month: int, products: list[str]
-    ) -> dict[str, int]:
+    def carried_levels(self, operation_id: int, month: int, products: list[str]) -> dict[str, int]:
         """For each level product: the last level reported before the month, if any."""
         ...
 

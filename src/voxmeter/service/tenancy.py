@@ -20,7 +20,7 @@ from voxmeter.domain.tenancy import (
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context
 
-TOKEN_PREFIX = "vxm_"
+TOKEN_PREFIX = "vxm_"  # noqa: S105 - a prefix, not a secret
 
 
 def hash_secret(secret: str) -> str:

@@ -16,7 +16,7 @@ from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.service.ports import StoredEvent
 
 _OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
-_TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"
+_TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
 _IN_CHUNK = 500
 
 
@@ -221,9 +221,7 @@ class _Transaction:
             " AND voided IS NULL ORDER BY seq",
             (operation_id, start, end, pid),
         )
-        return [
-            UsageEvent(keys.decode(k), product, t, month, q, s) for k, t, q, s in rows
-        ]
+        return [UsageEvent(keys.decode(k), product, t, month, q, s) for k, t, q, s in rows]
 
     def closed_months(self, operation_id: int) -> set[int]:
         rows = self._conn.execute(
@@ -372,10 +370,14 @@ class SqliteStorage:
         return [_operation(r) for r in rows]
 
     def operation(self, operation_id: int) -> Operation | None:
-        row = self._reader().execute(
-            f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE id = ?",  # noqa: S608
-            (operation_id,),
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {_OPERATION_COLUMNS} FROM operations WHERE id = ?",  # noqa: S608
+                (operation_id,),
+            )
+            .fetchone()
+        )
         return None if row is None else _operation(row)
 
     def create_token(self, token: Token, secret_hash: str) -> None:
@@ -394,10 +396,14 @@ class SqliteStorage:
             )
 
     def token_by_hash(self, secret_hash: str) -> tuple[Token, str] | None:
-        row = self._reader().execute(
-            f"SELECT {_TOKEN_COLUMNS}, hash FROM tokens WHERE hash = ?",  # noqa: S608
-            (secret_hash,),
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {_TOKEN_COLUMNS}, hash FROM tokens WHERE hash = ?",  # noqa: S608
+                (secret_hash,),
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         return _token(row), str(row[7])
@@ -451,7 +457,9 @@ class SqliteStorage:
         return {str(t): int(n) for t, n in rows}
 
     def setting(self, name: str) -> str | None:
-        row = self._reader().execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        row = (
+            self._reader().execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        )
         return None if row is None else str(row[0])
 
     def set_setting(self, name: str, value: str | None) -> None:
@@ -493,9 +501,7 @@ class SqliteStorage:
                 found[api] = MeterState(int(total), last_time, int(last_value))
         return found
 
-    def carried_levels(
-        self, operation_id: int, month: int, products: list[str]
-    ) -> dict[str, int]:
+    def carried_levels(self, operation_id: int, month: int, products: list[str]) -> dict[str, int]:
         conn = self._reader()
         found: dict[str, int] = {}
         for api in products:
@@ -526,9 +532,11 @@ class SqliteStorage:
         return {self._api(pid): int(total) for pid, total in rows}
 
     def first_month(self, operation_id: int) -> int | None:
-        row = self._reader().execute(
-            "SELECT min(month) FROM meters WHERE operation_id = ?", (operation_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT min(month) FROM meters WHERE operation_id = ?", (operation_id,))
+            .fetchone()
+        )
         return None if row is None or row[0] is None else int(row[0])
 
     def events(

@@ -39,8 +39,10 @@ def operation() -> None:
 def operation_create(name: str, server: str, timezone: str, licenses: int, db: str) -> None:
     """Create operation NAME on a server."""
     op = tenancy.create_operation(open_context(db), name, server, timezone, licenses)
-    click.echo(f"created operation {op.name} on server {op.server} ({op.timezone}, "
-               f"{op.licenses} licenses, {op.daily_quota} requests a day)")
+    click.echo(
+        f"created operation {op.name} on server {op.server} ({op.timezone}, "
+        f"{op.licenses} licenses, {op.daily_quota} requests a day)"
+    )
 
 
 @operation.command("list")
@@ -50,8 +52,14 @@ def operation_list(db: str) -> None:
     """List every operation."""
     table = Table("server", "name", "timezone", "licenses", "daily quota", "created")
     for op in open_context(db).storage.operations():
-        table.add_row(op.server, op.name, op.timezone, str(op.licenses), str(op.daily_quota),
-                      _when(op.created))
+        table.add_row(
+            op.server,
+            op.name,
+            op.timezone,
+            str(op.licenses),
+            str(op.daily_quota),
+            _when(op.created),
+        )
     Console().print(table)
 
 
@@ -64,8 +72,13 @@ def token() -> None:
 @click.option("--operation", "operation_name", required=True)
 @click.option("--server", default=None, help="Disambiguates an operation name.")
 @click.option("--description", required=True)
-@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES),
-              help="Repeat for several; default: all scopes.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="Repeat for several; default: all scopes.",
+)
 @db_option
 @friendly
 def token_create(
@@ -75,8 +88,9 @@ def token_create(
     ctx = open_context(db)
     op = tenancy.find_operation(ctx, operation_name, server)
     tok, secret = tenancy.create_token(ctx, op, description, list(scopes))
-    click.echo(f"token {tok.id} for {op.name} (server {op.server}), scopes: "
-               f"{' '.join(sorted(tok.scopes))}")
+    click.echo(
+        f"token {tok.id} for {op.name} (server {op.server}), scopes: {' '.join(sorted(tok.scopes))}"
+    )
     click.echo("the secret below is shown only this once:")
     click.echo(secret)
 
@@ -91,16 +105,24 @@ def token_list(operation_name: str | None, server: str | None, db: str) -> None:
     ctx = open_context(db)
     ops = {op.id: op for op in ctx.storage.operations()}
     only = tenancy.find_operation(ctx, operation_name, server).id if operation_name else None
-    table = Table("id", "operation", "description", "scopes", "created", "last used",
-                  "uses today", "status")
+    table = Table(
+        "id", "operation", "description", "scopes", "created", "last used", "uses today", "status"
+    )
     for tok in ctx.storage.tokens(only):
         op = ops[tok.operation_id]
         day = calendar(op.timezone).today(ctx.clock()).isoformat()
         uses = ctx.storage.request_counts(day, op.id).get(tok.id, 0)
         status = "revoked" if tok.revoked is not None else "active"
-        table.add_row(tok.id, f"{op.server}/{op.name}", tok.description,
-                      " ".join(sorted(tok.scopes)), _when(tok.created), _when(tok.last_used),
-                      str(uses), status)
+        table.add_row(
+            tok.id,
+            f"{op.server}/{op.name}",
+            tok.description,
+            " ".join(sorted(tok.scopes)),
+            _when(tok.created),
+            _when(tok.last_used),
+            str(uses),
+            status,
+        )
     Console(width=160).print(table)
 
 

@@ -29,7 +29,7 @@ def load_demo(ctx: Context, seed: int = 2026) -> tuple[str, int]:
     _, secret = tenancy.create_token(ctx, op, "demo token", [])
     if not fresh:
         return secret, 0
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     cal = calendar(op.timezone)
     now = ctx.clock()
     start, _ = cal.window(cal.current_month(now))

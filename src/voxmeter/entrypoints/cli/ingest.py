@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -17,55 +18,62 @@ from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
 
 
-def _chunks(path: Path) -> Iterator[tuple[int, list[codec.EventIn]]]:
-    """(first line number, decoded events) for each batch of a file."""
+def _chunks(path: Path) -> Iterator[tuple[Callable[[int], int], list[codec.EventIn]]]:
+    """(index -> line number, decoded events) for each batch of a file."""
     if path.suffix.lower() == ".csv":
         rows = codec.csv_rows(path.read_text("utf-8"))
         for start in range(0, len(rows), MAX_BATCH):
-            yield start + 2, _relined(start + 2, lambda: codec.decode_csv_rows(rows[start : start + MAX_BATCH]))
+            with _by_line(start + 2):
+                yield (start + 2).__add__, codec.decode_csv_rows(rows[start : start + MAX_BATCH])
         return
     with path.open("rb") as handle:
         lines: list[bytes] = []
-        first = 1
-        number = 0
-        for number, line in enumerate(handle, 1):  # noqa: B007
+        numbers: list[int] = []
+        for number, line in enumerate(handle, 1):
             if line.strip():
                 lines.append(line)
+                numbers.append(number)
             if len(lines) == MAX_BATCH:
-                batch = b"".join(lines)
-                yield first, _relined(first, lambda: codec.decode_ndjson(batch))
-                lines, first = [], number + 1
+                with _by_line(numbers):
+                    yield numbers.__getitem__, codec.decode_ndjson(b"".join(lines))
+                lines, numbers = [], []
         if lines:
-            batch = b"".join(lines)
-            yield first, _relined(first, lambda: codec.decode_ndjson(batch))
+            with _by_line(numbers):
+                yield numbers.__getitem__, codec.decode_ndjson(b"".join(lines))
 
 
-def _relined(first_line: int, decode: object) -> list[codec.EventIn]:
-    """Report problems by line number (assumes no blank lines inside a batch for numbering)."""
+@contextmanager
+def _by_line(lines: int | list[int]) -> Iterator[None]:
+    """Re-label decoding problems with file line numbers."""
     try:
-        return decode()  # type: ignore[operator,no-any-return]
+        yield
     except BadParameters as exc:
-        raise BadParameters(
-            "invalid events",
-            [f"line {int(p['index']) + first_line}: {p['field']}: {p['error']}" for p in exc.data],  # type: ignore[index]
-        ) from exc
+        labelled = []
+        for problem in exc.data:
+            assert isinstance(problem, dict)
+            index = int(problem["index"])
+            line = lines + index if isinstance(lines, int) else lines[index]
+            labelled.append(f"line {line}: {problem['field']}: {problem['error']}")
+        raise BadParameters("invalid events, nothing was stored", labelled) from exc
 
 
 def _validate_file(ctx: Context, path: Path, tz: str) -> int:
     total = 0
-    for first, events in _chunks(path):
+    for line_of, events in _chunks(path):
         _, problems = validate_batch(events, ctx.catalog, calendar(tz), ctx.clock())  # type: ignore[arg-type]
         if problems:
             raise BadParameters(
                 f"{path}: invalid events, nothing was stored",
-                [f"line {p.index + first}: {p.field}: {p.error}" for p in problems],
+                [f"line {line_of(p.index)}: {p.field}: {p.error}" for p in problems],
             )
         total += len(events)
     return total
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--operation", "operation_name", required=True)
 @click.option("--server", default=None)
 @db_option
@@ -81,8 +89,11 @@ def ingest(files: tuple[Path, ...], operation_name: str, server: str | None, db:
     totals = {path: _validate_file(ctx, path, op.timezone) for path in files}
     accepted = duplicates = 0
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-        TimeRemainingColumn(), transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeRemainingColumn(),
+        transient=False,
     ) as progress:
         for path in files:
             task = progress.add_task(path.name, total=totals[path])

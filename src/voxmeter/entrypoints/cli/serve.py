@@ -22,8 +22,7 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish first."""
     if settings.workers != 1:
         raise ConfigError(
-            "the embedded mode runs one process (its limits live in that process); "
-            "use --workers 1"
+            "the embedded mode runs one process (its limits live in that process); use --workers 1"
         )
     ctx = bootstrap.context(settings)
     app = create_app(bootstrap.app_state(settings, ctx))
@@ -52,8 +51,12 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
-@click.option("--grace-days", default=None, type=int,
-              help="Days after a month ends before it closes (VOXMETER_GRACE_DAYS, default 3).")
+@click.option(
+    "--grace-days",
+    default=None,
+    type=int,
+    help="Days after a month ends before it closes (VOXMETER_GRACE_DAYS, default 3).",
+)
 @click.option("--max-body-bytes", default=None, type=int, help="Largest accepted request body.")
 @friendly
 def serve(
@@ -94,7 +97,8 @@ def demo(port: int, host: str, db: str | None) -> None:
             f"voxmeter demo: operation 'demo' on server 9901, {count} synthetic events "
             f"this month, database {db}",
             "Try:",
-            f"  curl -s -H 'wolkvox_server: 9901' -H 'wolkvox-token: {secret}' '{url}?api=ivr_minutes'",
+            f"  curl -s -H 'wolkvox_server: 9901' -H 'wolkvox-token: {secret}' "
+            f"'{url}?api=ivr_minutes'",
             f"  curl -s -H 'wolkvox-token: {secret}' '{url}?api=all'",
             "Press Ctrl+C to stop.",
         ]

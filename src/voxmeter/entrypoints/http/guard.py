@@ -10,6 +10,8 @@ import anyio
 from starlette.requests import Request
 
 from voxmeter.domain.months import calendar, from_micros
+from voxmeter.entrypoints.http import metrics
+from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import (
     InvalidToken,
     Maintenance,
@@ -18,13 +20,11 @@ from voxmeter.errors import (
     RequestTimeout,
     TooManyInFlight,
 )
-from voxmeter.entrypoints.http import metrics
-from voxmeter.entrypoints.http.state import AppState
 from voxmeter.service.tenancy import Caller
 
 
 def requested_server(request: Request) -> str | None:
-    """The server a request names: `wolkvox_server`/`wolkvox-server` header or `wv<server>.` host."""
+    """The server named by a `wolkvox_server`/`wolkvox-server` header or a `wv<server>.` host."""
     headers = request.headers
     named = headers.get("wolkvox_server") or headers.get("wolkvox-server")
     if named:

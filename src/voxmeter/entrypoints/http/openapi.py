@@ -59,7 +59,7 @@ def _ok(description: str, data: dict[str, Any], extra: dict[str, Any] | None = N
     }
 
 
-_AUTH = [{"token": []}]
+_AUTH: list[dict[str, list[str]]] = [{"token": []}]
 _SERVER_HEADERS = [
     {
         "name": "wolkvox_server",

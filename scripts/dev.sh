@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The front door. Sets up .venv/ (Python >= 3.11, package installed editable) on first use, then:
+#   bash scripts/dev.sh demo [voxmeter demo options]   run the embedded demo server
+#   bash scripts/dev.sh test [pytest options]          lint, type-check and run the whole test suite
+#   bash scripts/dev.sh setup                          only set up
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pick_python() {
+  for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "voxmeter needs Python 3.11 or newer on PATH (or set PYTHON=/path/to/python)" >&2
+  return 1
+}
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    "$(pick_python)" -m venv .venv
+  fi
+  if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    touch .venv/.installed
+  fi
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+  setup) setup ;;
+  demo) setup; exec .venv/bin/voxmeter demo "$@" ;;
+  test)
+    setup
+    .venv/bin/ruff check src tests bench
+    .venv/bin/mypy
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  *) echo "usage: bash scripts/dev.sh demo|test|setup [options]" >&2; exit 2 ;;
+esac
