@@ -23,8 +23,9 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     started: list[VoxServer] = []
 
     def start(*args: str, db: str | None = None, env: dict[str, str] | None = None) -> VoxServer:
-        srv = VoxServer(db=db or f"sqlite:///{tmp_path / 'vox.db'}", port=free_port(),
-                        args=args, env=env or {})
+        srv = VoxServer(
+            db=db or f"sqlite:///{tmp_path / 'vox.db'}", port=free_port(), args=args, env=env or {}
+        )
         started.append(srv.start(tmp_path))
         return srv
 

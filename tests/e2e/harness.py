@@ -22,17 +22,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cli(db: str, *args: str, env: dict[str, str] | None = None,
-        check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    db: str, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run `voxmeter ARGS --db DB` exactly as a user would (a separate process)."""
     full_env = {**os.environ, **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "voxmeter", *args, "--db", db],
-        capture_output=True, text=True, env=full_env, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"voxmeter {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            f"voxmeter {' '.join(args)} exited {result.returncode}:\n"
+            f"{result.stdout}\n{result.stderr}"
         )
     return result
 
@@ -67,9 +73,20 @@ class VoxServer:
         self.log_path = log_dir / f"server-{self.port}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voxmeter", "serve", "--db", self.db,
-             "--port", str(self.port), *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+            [
+                sys.executable,
+                "-m",
+                "voxmeter",
+                "serve",
+                "--db",
+                self.db,
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -97,23 +114,55 @@ class VoxServer:
                 self.proc.wait()
         return int(self.proc.returncode)
 
-    def cli(self, *args: str, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return cli(self.db, *args, check=check, env=env)
 
-    def tenant(self, *, server: str = "9901", timezone: str = "UTC", licenses: int = 1,
-               scopes: Sequence[str] = (), name: str | None = None) -> Tenant:
+    def tenant(
+        self,
+        *,
+        server: str = "9901",
+        timezone: str = "UTC",
+        licenses: int = 1,
+        scopes: Sequence[str] = (),
+        name: str | None = None,
+    ) -> Tenant:
         """A fresh operation (unique name) and a token for it."""
         name = name or f"op-{uuid.uuid4().hex[:10]}"
-        self.cli("operation", "create", name, "--server", server, "--timezone", timezone,
-                 "--licenses", str(licenses))
+        self.cli(
+            "operation",
+            "create",
+            name,
+            "--server",
+            server,
+            "--timezone",
+            timezone,
+            "--licenses",
+            str(licenses),
+        )
         return self.token_for(name, server=server, scopes=scopes)
 
-    def token_for(self, name: str, *, server: str = "9901", scopes: Sequence[str] = (),
-                  description: str = "test token") -> Tenant:
+    def token_for(
+        self,
+        name: str,
+        *,
+        server: str = "9901",
+        scopes: Sequence[str] = (),
+        description: str = "test token",
+    ) -> Tenant:
         scope_args = [a for s in scopes for a in ("--scope", s)]
-        out = self.cli("token", "create", "--operation", name, "--server", server,
-                       "--description", description, *scope_args).stdout
+        out = self.cli(
+            "token",
+            "create",
+            "--operation",
+            name,
+            "--server",
+            server,
+            "--description",
+            description,
+            *scope_args,
+        ).stdout
         lines = out.strip().splitlines()
         token_id = lines[0].split()[1]
         return Tenant(name=name, server=server, token=lines[-1], token_id=token_id)
@@ -125,8 +174,9 @@ class VoxServer:
             headers["wolkvox-token"] = token
         return requests.get(self.url(path), headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
 
-    def billing(self, token: str, api: str, month: str | None = None,
-                **kw: object) -> requests.Response:
+    def billing(
+        self, token: str, api: str, month: str | None = None, **kw: object
+    ) -> requests.Response:
         params = {"api": api} | ({"month": month} if month else {})
         return self.get("/api/v2/billing.php", token, params=params, **kw)
 
@@ -135,8 +185,9 @@ class VoxServer:
         assert reply.status_code == 200, reply.text
         return str(reply.json()["data"][0]["items"])
 
-    def post_events(self, token: str, events: object, *, ndjson: bool = False,
-                    **kw: object) -> requests.Response:
+    def post_events(
+        self, token: str, events: object, *, ndjson: bool = False, **kw: object
+    ) -> requests.Response:
         import json
 
         headers = {"wolkvox-token": token}
@@ -148,8 +199,9 @@ class VoxServer:
             body = json.dumps(events).encode()
             headers["Content-Type"] = "application/json"
         headers.update(kw.pop("headers", {}) or {})  # type: ignore[call-overload]
-        return requests.post(self.url("/api/v2/events"), data=body, headers=headers,
-                             timeout=60, **kw)  # type: ignore[arg-type]
+        return requests.post(
+            self.url("/api/v2/events"), data=body, headers=headers, timeout=60, **kw
+        )  # type: ignore[arg-type]
 
 
 def envelope_ok(reply: requests.Response, status: int, error: str | None, msg: str) -> dict:  # type: ignore[type-arg]

@@ -16,7 +16,9 @@ def test_ingest_then_read_one_product(server: VoxServer) -> None:
     body = envelope_ok(reply, 200, None, "1 events accepted")
     assert body["data"] == {"accepted": 1, "duplicates": 0}
     billing = envelope_ok(
-        server.billing(tenant.token, "ivr_minutes"), 200, None,
+        server.billing(tenant.token, "ivr_minutes"),
+        200,
+        None,
         "Information found for the current month",
     )
     row = billing["data"][0]

@@ -24,10 +24,12 @@ def to_micro(value: Decimal) -> int:
     """Convert a validated-shape Decimal into micro-units, or raise QuantityError."""
     if not value.is_finite():
         raise QuantityError("must be a finite number")
-    if value < 0:
+    if value < 0 and not value.is_zero():
         raise QuantityError("must not be negative")
     if value > MAX_QUANTITY:
         raise QuantityError(f"must not exceed {MAX_QUANTITY:f}")
+    if not value.is_zero() and value.adjusted() < -MAX_DECIMALS:
+        raise QuantityError(f"has more than {MAX_DECIMALS} decimal places")
     scaled = value.scaleb(MAX_DECIMALS)
     try:
         whole = scaled.to_integral_value()

@@ -37,7 +37,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
         operation_id INTEGER NOT NULL,
-        key BLOB NOT NULL,
+        id TEXT NOT NULL,
         product_id INTEGER NOT NULL,
         time INTEGER NOT NULL,
         quantity INTEGER NOT NULL,
@@ -45,7 +45,7 @@ MIGRATIONS: list[str] = [
         received INTEGER NOT NULL,
         voided INTEGER
     );
-    CREATE UNIQUE INDEX events_by_id ON events (operation_id, key);
+    CREATE UNIQUE INDEX events_by_id ON events (operation_id, id);
     CREATE INDEX events_by_time ON events (operation_id, time);
     CREATE TABLE meters (
         operation_id INTEGER NOT NULL,

@@ -9,7 +9,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from voxmeter.adapters.sqlite import keys, schema
+import msgspec
+
+from voxmeter.adapters.sqlite import schema
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
@@ -17,7 +19,14 @@ from voxmeter.service.ports import StoredEvent
 
 _OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
 _TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
-_IN_CHUNK = 500
+_encode = msgspec.json.Encoder().encode
+# The batch arrives as JSON arrays of UsageEvent: [id, product, time, month, quantity, subject].
+_INSERT_BATCH = (
+    "INSERT INTO events (operation_id, id, product_id, time, quantity, subject, received)"
+    " SELECT ?1, e.value ->> 0, p.id, e.value ->> 2, e.value ->> 4, e.value ->> 5, ?2"
+    " FROM json_each(?3) AS e JOIN products AS p ON p.api = e.value ->> 1"
+    " WHERE true ON CONFLICT DO NOTHING"
+)
 
 
 def path_from_url(url: str) -> str:
@@ -85,45 +94,36 @@ class _Transaction:
         self._products = products
 
     def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        encoded = [keys.encode(i) for i in ids]
-        for start in range(0, len(encoded), _IN_CHUNK):
-            chunk = encoded[start : start + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
-                f"SELECT key FROM events WHERE operation_id = ? AND key IN ({marks})",  # noqa: S608
-                (operation_id, *chunk),
-            )
-            found.update(keys.decode(row[0]) for row in rows)
-        return found
+        rows = self._conn.execute(
+            "SELECT id FROM events WHERE operation_id = ?"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (operation_id, _encode(ids)),
+        )
+        return {str(row[0]) for row in rows}
 
     def insert_new(
         self, operation_id: int, events: list[UsageEvent], received: int
     ) -> list[UsageEvent]:
+        """One INSERT ... SELECT over the batch as JSON: SQLite does the per-row work in C."""
+        if not events:
+            return []
         conn = self._conn
-        pid = {e.product: self._products.id_for(conn, e.product) for e in events}
-        encode = keys.encode
-        rows = [
-            (operation_id, encode(e.id), pid[e.product], e.time, e.quantity, e.subject, received)
-            for e in events
-        ]
-        sql = (
-            "INSERT INTO events (operation_id, key, product_id, time, quantity, subject, received)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-        )
+        for api in {e.product for e in events}:
+            self._products.id_for(conn, api)
         conn.execute("SAVEPOINT batch")
         before = conn.total_changes
-        conn.executemany(sql, rows)
-        if conn.total_changes - before == len(rows):
+        conn.execute(_INSERT_BATCH, (operation_id, received, _encode(events)))
+        if conn.total_changes - before == len(events):
             conn.execute("RELEASE batch")
             return events
         # Some ids were stored before: find which, and insert only the rest.
         conn.execute("ROLLBACK TO batch")
         conn.execute("RELEASE batch")
         known = self.known_ids(operation_id, [e.id for e in events])
-        fresh = [i for i, e in enumerate(events) if e.id not in known]
-        conn.executemany(sql, [rows[i] for i in fresh])
-        return [events[i] for i in fresh]
+        fresh = [e for e in events if e.id not in known]
+        if fresh:
+            conn.execute(_INSERT_BATCH, (operation_id, received, _encode(fresh)))
+        return fresh
 
     def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
         uses: dict[tuple[str, int, str], int] = defaultdict(int)
@@ -193,9 +193,9 @@ class _Transaction:
 
     def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None:
         row = self._conn.execute(
-            "SELECT seq, key, product_id, time, quantity, subject, received, voided FROM events"
-            " WHERE operation_id = ? AND key = ?",
-            (operation_id, keys.encode(event_id)),
+            "SELECT seq, id, product_id, time, quantity, subject, received, voided FROM events"
+            " WHERE operation_id = ? AND id = ?",
+            (operation_id, event_id),
         ).fetchone()
         if row is None:
             return None
@@ -216,12 +216,12 @@ class _Transaction:
         if pid is None:
             return []
         rows = self._conn.execute(
-            "SELECT key, time, quantity, subject FROM events INDEXED BY events_by_time"
+            "SELECT id, time, quantity, subject FROM events INDEXED BY events_by_time"
             " WHERE operation_id = ? AND time >= ? AND time < ? AND product_id = ?"
             " AND voided IS NULL ORDER BY seq",
             (operation_id, start, end, pid),
         )
-        return [UsageEvent(keys.decode(k), product, t, month, q, s) for k, t, q, s in rows]
+        return [UsageEvent(i, product, t, month, q, s) for i, t, q, s in rows]
 
     def closed_months(self, operation_id: int) -> set[int]:
         rows = self._conn.execute(
@@ -549,7 +549,7 @@ class SqliteStorage:
         limit: int,
     ) -> Iterator[StoredEvent]:
         sql = (
-            "SELECT seq, key, product_id, time, quantity, subject, received, voided FROM events"
+            "SELECT seq, id, product_id, time, quantity, subject, received, voided FROM events"
             " INDEXED BY events_by_time WHERE operation_id = ? AND time >= ? AND time < ?"
         )
         args: list[object] = [operation_id, start, end]
@@ -564,9 +564,9 @@ class SqliteStorage:
             args += [after[0], after[0], after[1]]
         sql += " ORDER BY time, seq LIMIT ?"
         args.append(limit)
-        for seq, key, pid, time, quantity, subject, received, voided in self._reader().execute(
+        for seq, event_id, pid, time, quantity, subject, received, voided in self._reader().execute(
             sql, args
         ):
             yield StoredEvent(
-                seq, keys.decode(key), self._api(pid), time, quantity, subject, received, voided
+                seq, event_id, self._api(pid), time, quantity, subject, received, voided
             )
