@@ -81,23 +81,23 @@ class ZoneCalendar:
     def __init__(self, tz_name: str) -> None:
         self.name = tz_name
         self.zone = zone(tz_name)
-        self._base = FIRST_YEAR * 12
-        self._starts = [
+        self.first_month = FIRST_YEAR * 12
+        self.month_starts = [
             to_micros(datetime(y, m, 1, tzinfo=self.zone))
             for y in range(FIRST_YEAR, LAST_YEAR + 2)
             for m in range(1, 13)
         ]
-        self.min_micros = self._starts[0]
-        self.max_micros = self._starts[(LAST_YEAR + 1 - FIRST_YEAR) * 12] - 1
+        self.min_micros = self.month_starts[0]
+        self.max_micros = self.month_starts[(LAST_YEAR + 1 - FIRST_YEAR) * 12] - 1
 
     def month_of(self, micros: int) -> int:
         """The month index containing the instant (instants must be within the supported years)."""
-        return self._base + bisect_right(self._starts, micros) - 1
+        return self.first_month + bisect_right(self.month_starts, micros) - 1
 
     def window(self, month_index: int) -> tuple[int, int]:
         """The month's `[start, end)` in epoch microseconds."""
-        offset = month_index - self._base
-        return self._starts[offset], self._starts[offset + 1]
+        offset = month_index - self.first_month
+        return self.month_starts[offset], self.month_starts[offset + 1]
 
     def local_now(self, now_micros: int) -> datetime:
         return from_micros(now_micros, self.zone)

@@ -14,13 +14,12 @@ def month_figures(
     ctx: Context, op: Operation, products: list[Product], month: int
 ) -> dict[str, int]:
     """Each product's figure for the month, in micro-units."""
-    frozen = ctx.storage.frozen_figures(op.id, month)
-    if frozen is not None:
-        return {p.api: frozen.get(p.api, 0) for p in products}
-    apis = [p.api for p in products]
-    states = ctx.storage.meter_states(op.id, month, apis)
-    levels = [p.api for p in products if p.aggregation.is_level]
-    carried = ctx.storage.carried_levels(op.id, month, levels) if levels else {}
+    apis = tuple(p.api for p in products)
+    levels = tuple(p.api for p in products if p.aggregation.is_level)
+    meters = ctx.storage.month_meters(op.id, month, apis, levels)
+    if meters.frozen is not None:
+        return {api: meters.frozen.get(api, 0) for api in apis}
+    states, carried = meters.states, meters.carried
     return {p.api: figure(p.aggregation, states.get(p.api), carried.get(p.api)) for p in products}
 
 

@@ -28,6 +28,8 @@ def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> 
     if problems:
         raise BadParameters("invalid events", [p.as_dict() for p in problems])
     first_copies = _first_copies(events)
+    # Folded before taking the write lock: in the usual case every first copy is new.
+    planned_for, planned = first_copies, fold(ctx.catalog, first_copies)
     with ctx.storage.write() as tx:
         closed = closed_set(ctx, tx, op, {e.month for e in first_copies})
         if closed:
@@ -38,7 +40,7 @@ def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> 
                 raise BadParameters("invalid events", _closed_problems(events, refused))
             first_copies = [e for e in first_copies if e.month not in closed]
         new = tx.insert_new(op.id, first_copies, now)
-        deltas = fold(ctx.catalog, new)
+        deltas = planned if new is planned_for else fold(ctx.catalog, new)
         if any(_aggregation(ctx, key[0]) is Aggregation.UNIQUE for key in deltas):
             for key, count in tx.add_subjects(op.id, _unique_events(ctx, new)).items():
                 deltas[key] = MeterState(unique_total(count))

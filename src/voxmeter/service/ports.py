@@ -26,6 +26,15 @@ class StoredEvent:
     voided: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class MonthMeters:
+    """Everything needed for a month's figures: frozen totals once closed, else live states."""
+
+    frozen: dict[str, int] | None
+    states: dict[str, MeterState]
+    carried: dict[str, int]
+
+
 class WriteTransaction(Protocol):
     """One atomic unit of writing: everything in it commits together or not at all."""
 
@@ -107,6 +116,13 @@ class Storage(Protocol):
     def set_setting(self, name: str, value: str | None) -> None: ...
 
     # figures and events
+    def month_meters(
+        self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
+    ) -> MonthMeters:
+        """One consistent read of a month: frozen figures, or meter states of `products` and the
+        carried-in level of each of `levels`."""
+        ...
+
     def meter_states(
         self, operation_id: int, month: int, products: list[str]
     ) -> dict[str, MeterState]: ...

@@ -15,7 +15,7 @@ from voxmeter.adapters.sqlite import schema
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
-from voxmeter.service.ports import StoredEvent
+from voxmeter.service.ports import MonthMeters, StoredEvent
 
 _OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
 _TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
@@ -472,6 +472,35 @@ class SqliteStorage:
                 )
 
     # -- figures and events -----------------------------------------------------------------
+
+    def month_meters(
+        self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
+    ) -> MonthMeters:
+        """Cached per reader thread; any commit by any connection (`data_version`) clears it."""
+        cache: dict[object, MonthMeters] | None = getattr(self._local, "meters", None)
+        version = self._reader().execute("PRAGMA data_version").fetchone()[0]
+        if cache is None or getattr(self._local, "version", None) != version:
+            cache = self._local.meters = {}
+            self._local.version = version
+        key = (operation_id, month, products, levels)
+        found = cache.get(key)
+        if found is None:
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                frozen = self.frozen_figures(operation_id, month)
+                if frozen is None:
+                    states = self.meter_states(operation_id, month, list(products))
+                    carried = self.carried_levels(operation_id, month, list(levels))
+                else:
+                    states, carried = {}, {}
+            finally:
+                conn.execute("COMMIT")
+            found = MonthMeters(frozen, states, carried)
+            if len(cache) > 4096:
+                cache.clear()
+            cache[key] = found
+        return found
 
     def meter_states(
         self, operation_id: int, month: int, products: list[str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,7 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
         raise ConfigError(
             "the embedded mode runs one process (its limits live in that process); use --workers 1"
         )
+    sys.setswitchinterval(settings.switch_interval)
     ctx = bootstrap.context(settings)
     app = create_app(bootstrap.app_state(settings, ctx))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

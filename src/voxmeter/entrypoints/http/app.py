@@ -59,7 +59,7 @@ class RequestMetrics:
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                metrics.REQUESTS.labels(route, str(message["status"])).inc()
+                metrics.count_request(route, message["status"])
             await send(message)
 
         await self.app(scope, receive, counting_send)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from voxmeter.domain.tenancy import READ, WRITE
 from voxmeter.entrypoints.http import envelope, metrics
-from voxmeter.entrypoints.http.guard import admitted
+from voxmeter.entrypoints.http.guard import admitted, in_time
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import BadParameters, PayloadTooLarge
 from voxmeter.service import codec
@@ -51,7 +50,7 @@ async def ingest(request: Request) -> Response:
             result = ingest_batch(state.ctx, caller.operation, decode(body))  # type: ignore[arg-type]
             return result.accepted, result.duplicates
 
-        accepted, duplicates = await run_in_threadpool(work)
+        accepted, duplicates = await in_time(request, work)
         metrics.INGESTED.labels("accepted").inc(accepted)
         metrics.INGESTED.labels("duplicate").inc(duplicates)
         return envelope.ok(
@@ -66,7 +65,8 @@ async def list_(request: Request) -> Response:
         limit_text = params.get("limit", str(MAX_PAGE))
         if not limit_text.isdigit():
             raise BadParameters(f"limit must be a whole number up to {MAX_PAGE}")
-        page = await run_in_threadpool(
+        page = await in_time(
+            request,
             list_events,
             state.ctx,
             caller.operation,
@@ -84,6 +84,6 @@ async def void(request: Request) -> Response:
     state: AppState = request.app.state.voxmeter
     async with admitted(request, WRITE) as caller:
         event_id = request.path_params["event_id"]
-        event, changed = await run_in_threadpool(void_event, state.ctx, caller.operation, event_id)
+        event, changed = await in_time(request, void_event, state.ctx, caller.operation, event_id)
         msg = "Event voided" if changed else "Event was already voided"
         return envelope.ok(msg, [{"id": event.id, "product": event.product, "voided": True}])

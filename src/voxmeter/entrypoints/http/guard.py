@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from voxmeter.domain.months import calendar, from_micros
@@ -22,14 +24,27 @@ from voxmeter.errors import (
 )
 from voxmeter.service.tenancy import Caller
 
+T = TypeVar("T")
 
-def requested_server(request: Request) -> str | None:
+
+def _headers(request: Request) -> tuple[str | None, str | None, str]:
+    """(token, named server, host) in one pass over the raw headers."""
+    token = server = None
+    host = ""
+    for name, value in request.scope["headers"]:
+        if name == b"wolkvox-token":
+            token = value.decode("latin-1")
+        elif name in (b"wolkvox_server", b"wolkvox-server"):
+            server = value.decode("latin-1").strip()
+        elif name == b"host":
+            host = value.decode("latin-1")
+    return token, server, host
+
+
+def requested_server(named: str | None, host: str) -> str | None:
     """The server named by a `wolkvox_server`/`wolkvox-server` header or a `wv<server>.` host."""
-    headers = request.headers
-    named = headers.get("wolkvox_server") or headers.get("wolkvox-server")
     if named:
-        return named.strip()
-    host = headers.get("host", "")
+        return named
     if host[:2].lower() == "wv":
         prefix = host[2:].split(".", 1)
         if len(prefix) == 2 and prefix[0].isdigit():
@@ -46,13 +61,13 @@ def seconds_to_midnight(now: datetime) -> int:
 async def admitted(request: Request, scope: str) -> AsyncIterator[Caller]:
     """Yield the caller once every check passes; the in-flight slot is held until exit."""
     state: AppState = request.app.state.voxmeter
-    secret = request.headers.get("wolkvox-token")
+    secret, named, host = _headers(request)
     if not secret:
         raise MissingToken()
     caller = state.auth.resolve(secret.strip())
     if caller is None or scope not in caller.token.scopes:
         raise InvalidToken()
-    server = requested_server(request)
+    server = requested_server(named, host)
     if server is not None and server != caller.operation.server:
         raise InvalidToken()
     if state.maintenance.on():
@@ -73,9 +88,20 @@ async def admitted(request: Request, scope: str) -> AsyncIterator[Caller]:
         metrics.LIMIT_REJECTIONS.labels("quota").inc()
         raise QuotaExceeded(seconds_to_midnight(local_now))
     try:
-        with anyio.fail_after(state.settings.request_timeout):
-            yield caller
-    except TimeoutError as exc:
-        raise RequestTimeout() from exc
+        yield caller
     finally:
         state.limiter.release(caller.token.id)
+
+
+async def in_time(request: Request, work: Callable[..., T], *args: object) -> T:
+    """Run blocking work in a thread, answering 504 if it outlasts the request time limit.
+
+    Only work that can wait (the write lock, large listings) goes through here: billing reads
+    are a few indexed lookups on a WAL snapshot, which never wait for writers.
+    """
+    state: AppState = request.app.state.voxmeter
+    try:
+        with anyio.fail_after(state.settings.request_timeout):
+            return await run_in_threadpool(work, *args)
+    except TimeoutError as exc:
+        raise RequestTimeout() from exc

@@ -32,3 +32,14 @@ def route_of(path: str) -> str:
     if path.startswith("/api/v2/events/"):
         return "event"
     return "other"
+
+
+_request_counters: dict[tuple[str, int], Counter] = {}
+
+
+def count_request(route: str, status: int) -> None:
+    """Count a response; label children are cached (labels() takes a lock and builds a key)."""
+    child = _request_counters.get((route, status))
+    if child is None:
+        child = _request_counters[(route, status)] = REQUESTS.labels(route, str(status))
+    child.inc()

@@ -1,0 +1,131 @@
+"""Billing read throughput and latency against /healthz, side by side, with wrk.
+
+Starts a real server on a database (a fresh one with `--events` synthetic events, or an existing
+one from bench/ingest.py via `--db`), then runs wrk alternately on /healthz and on
+billing.php, each wrk thread on its own connection with its own token (the per-token limit is
+2 in flight). Requires `wrk` (Debian package `wrk`).
+
+    .venv/bin/python bench/read.py --events 10000
+    .venv/bin/python bench/read.py --db sqlite:////tmp/voxmeter-bench-XXXX/bench.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from common import Server, cpu_note, fresh_db, make_tenant
+
+from voxmeter import bootstrap
+from voxmeter.config import Settings
+from voxmeter.service import tenancy
+from voxmeter.service.codec import EventIn
+from voxmeter.service.ingest import ingest_batch
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def seed(db: str, events: int) -> None:
+    """Fill the bench operation's current month with synthetic events."""
+    ctx = bootstrap.context(Settings(database_url=db))
+    op = tenancy.find_operation(ctx, "bench", "9901")
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    span = max(1, int((now - start).total_seconds()) - 60)
+    batch: list[EventIn] = []
+    for i in range(events):
+        at = start + timedelta(seconds=i * span // events)
+        batch.append(EventIn(id=f"seed-{i:09d}", product="ivr_minutes", time=at,
+                             quantity=Decimal("1.5")))
+        if len(batch) == 10_000:
+            ingest_batch(ctx, op, batch)  # type: ignore[arg-type]
+            batch = []
+    if batch:
+        ingest_batch(ctx, op, batch)  # type: ignore[arg-type]
+    ctx.storage.close()
+
+
+def lua_for(tokens: list[str]) -> Path:
+    """A wrk script giving each thread its own token."""
+    listed = ", ".join(f'"{t}"' for t in tokens)
+    script = f"""
+local tokens = {{{listed}}}
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("token", tokens[counter])
+end
+function init(args)
+  wrk.headers["wolkvox-token"] = token
+end
+"""
+    path = Path(tempfile.mkstemp(suffix=".lua")[1])
+    path.write_text(script)
+    return path
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", f"-t{connections}", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}  # type: ignore[index]
+    for pct in ("50", "99"):
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        result[f"p{pct}"] = float(match[1]) * _UNITS[match[2]]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non2xx"] = float(bad[1]) if bad else 0.0
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", default=None)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+    db = args.db or fresh_db()
+    tokens = make_tenant(db, tokens=args.connections)
+    if args.db is None:
+        seed(db, args.events)
+    script = lua_for(tokens)
+    server = Server(db).start()
+    time.sleep(1)
+    health = f"{server.base}/healthz"
+    billing = f"{server.base}/api/v2/billing.php?api=ivr_minutes"
+    try:
+        wrk(billing, script, args.connections, 2)  # warm-up
+        rows = []
+        for _ in range(args.rounds):
+            rows.append(("healthz", wrk(health, script, args.connections, args.seconds)))
+            rows.append(("billing", wrk(billing, script, args.connections, args.seconds)))
+    finally:
+        server.stop()
+    print(f"read bench: {args.connections} connections, {args.seconds}s x {args.rounds} rounds, "
+          f"{cpu_note()}, database {db}")
+    print(f"{'endpoint':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, r in rows:
+        print(f"{name:<10} {r['rps']:>10,.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['non2xx']:>8.0f}")
+    best = {n: max(r["rps"] for m, r in rows if m == n) for n in ("healthz", "billing")}
+    p99 = max(r["p99"] for m, r in rows if m == "billing")
+    print(f"billing/healthz throughput ratio: {best['billing'] / best['healthz']:.2f}; "
+          f"billing p99 (worst round): {p99:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
