@@ -117,9 +117,14 @@ class ZoneCalendar:
         day = date(first_of_next.year, first_of_next.month, 1) + timedelta(days=grace_days)
         return self.day_start(day)
 
-    def local_micros(self, naive: datetime) -> int:
-        """A wall-clock time in this zone as an instant."""
-        return to_micros(naive.replace(tzinfo=self.zone))
+    def local_micros(self, naive: datetime, *, later: bool = False) -> int:
+        """A wall-clock time in this zone as an instant.
+
+        A time that occurs twice (DST ends) is its first occurrence, or its second with `later`;
+        a time skipped by DST maps to the moment of the change when used as a start and just
+        before it with `later`, so consecutive windows never overlap or leave gaps.
+        """
+        return to_micros(naive.replace(tzinfo=self.zone, fold=1 if later else 0))
 
 
 @lru_cache(maxsize=256)

@@ -110,7 +110,7 @@ def list_events(
     if not 1 <= limit <= MAX_PAGE:
         raise BadParameters(f"limit must be between 1 and {MAX_PAGE}")
     start = cal.local_micros(start_local)
-    end = cal.local_micros(end_local) + 1_000_000  # the end second is included
+    end = cal.local_micros(end_local, later=True) + 1_000_000  # the end second is included
     after = decode_cursor(cursor) if cursor else None
     rows = list(ctx.storage.events(op.id, start, end, product, after, limit + 1))
     more = len(rows) > limit

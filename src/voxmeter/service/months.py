@@ -17,10 +17,11 @@ def is_closed_by_grace(ctx: Context, op: Operation, month: int, now: int) -> boo
 
 
 def closed_set(ctx: Context, tx: WriteTransaction, op: Operation, months: set[int]) -> set[int]:
-    """Which of these months are closed, explicitly or by the grace period."""
+    """Which of these months are closed: up to the latest explicitly closed month (closing a
+    month closes every earlier one), or by the grace period."""
     now = ctx.clock()
-    explicit = tx.closed_months(op.id)
-    return {m for m in months if m in explicit or is_closed_by_grace(ctx, op, m, now)}
+    through = max(tx.closed_months(op.id), default=-1)
+    return {m for m in months if m <= through or is_closed_by_grace(ctx, op, m, now)}
 
 
 def close_month(ctx: Context, op: Operation, month: Month) -> list[Month]:
