@@ -10,20 +10,13 @@ from typing import NamedTuple, Protocol
 
 from voxmeter.domain.catalog import Aggregation, Catalog
 from voxmeter.domain.months import EPOCH, MICROSECOND, ZoneCalendar
-from voxmeter.domain.quantities import (
-    MAX_DECIMALS,
-    MAX_QUANTITY,
-    MICRO,
-    QuantityError,
-    to_micro,
-)
+from voxmeter.domain.quantities import MICRO, QuantityError, micro_or_invalid, to_micro
 
 MAX_ID_LENGTH = 128
 MAX_SUBJECT_LENGTH = 128
 MAX_BATCH = 10_000
 #: How far ahead of the server's clock an event may be stamped.
 MAX_FUTURE_MICROS = 5 * 60 * 1_000_000
-MAX_MICROS = int(MAX_QUANTITY) * MICRO
 
 
 class IncomingEvent(Protocol):
@@ -88,19 +81,11 @@ def validate_batch(
         aggregation = aggregations.get(raw.product)
         micros = (raw.time - EPOCH) // MICROSECOND
         value = raw.quantity
-        quantity = MICRO
-        if value is not None:
-            # Exact, and bounded: huge or tiny exponents never reach integer arithmetic.
-            if value.is_finite() and (value.is_zero() or -MAX_DECIMALS <= value.adjusted() < 13):
-                numerator, denominator = value.as_integer_ratio()
-                ok_scale = MICRO % denominator == 0 and numerator >= 0
-                quantity = numerator * (MICRO // denominator) if ok_scale else -1
-            else:
-                quantity = -1
+        quantity = MICRO if value is None else micro_or_invalid(value)
         ok = (
             aggregation is not None
             and earliest <= micros <= latest
-            and 0 <= quantity <= MAX_MICROS
+            and quantity >= 0
             and raw.id.isprintable()
         )
         if ok and value is None and aggregation is not count:
@@ -115,7 +100,9 @@ def validate_batch(
             month = first_month + bisect_right(starts, micros)
             append(new(UsageEvent, (raw.id, raw.product, micros, month, quantity, raw.subject)))
         else:
-            problems.extend(_problems(index, raw, aggregation, micros, now_micros, calendar))
+            found = _problems(index, raw, aggregation, micros, now_micros, calendar)
+            # Fail closed: an event the fast check refused is never silently dropped.
+            problems.extend(found or [Problem(index, "event", "is not a valid usage event")])
     return events, problems
 
 

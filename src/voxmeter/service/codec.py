@@ -57,6 +57,8 @@ def decode_json(body: bytes) -> list[EventIn]:
     """A JSON array of events."""
     try:
         events = _batch.decode(body)
+    except UnicodeDecodeError as exc:
+        raise BadParameters("the body is not valid UTF-8") from exc
     except msgspec.MsgspecError:
         pass
     else:
@@ -78,6 +80,8 @@ def decode_ndjson(body: bytes) -> list[EventIn]:
     _check_size(len(lines))
     try:
         return [_one.decode(line) for line in lines]
+    except UnicodeDecodeError as exc:
+        raise BadParameters("the body is not valid UTF-8") from exc
     except msgspec.MsgspecError:
         return _decode_each(lines)
 
@@ -90,6 +94,8 @@ def _decode_each(items: Iterable[bytes]) -> list[EventIn]:
             events.append(_one.decode(item))
         except msgspec.MsgspecError as exc:
             problems.append(_problem(index, exc))
+        except UnicodeDecodeError:
+            problems.append(Problem(index, "event", "is not valid UTF-8"))
     if problems:
         raise BadParameters("invalid events", [p.as_dict() for p in problems])
     return events

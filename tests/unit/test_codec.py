@@ -1,0 +1,358 @@
+"""Decoding event batches: JSON array, NDJSON and CSV (SPEC §4.1)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from voxmeter.domain.catalog import Catalog
+from voxmeter.domain.events import validate_batch
+from voxmeter.domain.months import calendar, to_micros
+from voxmeter.errors import BadParameters
+from voxmeter.service.codec import EventIn, csv_rows, decode_csv_rows, decode_json, decode_ndjson
+
+Decode = Callable[[bytes], list[EventIn]]
+Encode = Callable[[list[object]], bytes]
+
+GOOD = {"id": "e-1", "product": "rsync", "time": "2026-05-10T08:30:00Z", "quantity": "1.5"}
+NOW = to_micros(datetime(2026, 5, 15, tzinfo=UTC))
+
+
+def good(**changes: object) -> dict[str, object]:
+    item: dict[str, object] = {**GOOD, **changes}
+    return {k: v for k, v in item.items() if v is not ...}
+
+
+def as_json(items: list[object]) -> bytes:
+    return json.dumps(items).encode()
+
+
+def as_ndjson(items: list[object]) -> bytes:
+    return b"\n".join(json.dumps(i).encode() for i in items) + b"\n"
+
+
+def refused(decode: Callable[[Any], Any], body: object) -> BadParameters:
+    with pytest.raises(BadParameters) as info:
+        decode(body)
+    error = info.value
+    assert error.status == 400
+    assert error.error == "BAD REQUEST"
+    assert error.msg.startswith("SOME PARAMETERS ARE REQUIRED: ")
+    return error
+
+
+def fields(error: BadParameters) -> list[tuple[int, str]]:
+    for item in error.data:
+        assert isinstance(item, dict)
+        assert set(item) == {"index", "field", "error"}
+        assert isinstance(item["error"], str)
+        assert item["error"]
+    return [(item["index"], item["field"]) for item in error.data]  # type: ignore[index]
+
+
+DECODERS = [
+    pytest.param(decode_json, as_json, id="json"),
+    pytest.param(decode_ndjson, as_ndjson, id="ndjson"),
+]
+
+
+def pipeline(decode: Callable[[Any], Any], body: object) -> list[tuple[int, str]]:
+    """Decode, then validate as ingest does: the (index, field) of every problem found."""
+    try:
+        incoming = decode(body)
+    except BadParameters as exc:
+        return fields(exc)
+    _, problems = validate_batch(incoming, Catalog.load(), calendar("UTC"), NOW)
+    return [(p.index, p.field) for p in problems]
+
+
+# ----------------------------------------------------------------------------- success
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_decodes_every_field(decode: Decode, encode: Encode) -> None:
+    body = encode(
+        [
+            good(),
+            good(id="e-2", time="2026-05-10T14:15:00+05:45", quantity=2, subject="s-1"),
+            good(id="e-3", product="interactions", quantity=...),
+            good(id="e-4", quantity=None, subject=None),
+        ]
+    )
+    events = decode(body)
+    assert events == [
+        EventIn("e-1", "rsync", datetime(2026, 5, 10, 8, 30, tzinfo=UTC), Decimal("1.5"), None),
+        EventIn(
+            "e-2",
+            "rsync",
+            datetime(2026, 5, 10, 14, 15, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+            Decimal(2),
+            "s-1",
+        ),
+        EventIn("e-3", "interactions", datetime(2026, 5, 10, 8, 30, tzinfo=UTC), None, None),
+        EventIn("e-4", "rsync", datetime(2026, 5, 10, 8, 30, tzinfo=UTC), None, None),
+    ]
+    assert to_micros(events[1].time) == to_micros(datetime(2026, 5, 10, 8, 30, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_json_numbers_are_exact_decimals(decode: Decode, encode: Encode) -> None:
+    body = encode([good(quantity=0)]).replace(b'"quantity": 0', b'"quantity": 0.1')
+    (event,) = decode(body)
+    assert isinstance(event.quantity, Decimal)
+    assert event.quantity == Decimal("0.1")  # not 0.1000000000000000055511151231257827
+    body = encode([good(quantity=0)]).replace(b'"quantity": 0', b'"quantity": 12.500000')
+    assert decode(body)[0].quantity == Decimal("12.5")
+
+
+def test_ndjson_skips_blank_lines_and_accepts_crlf() -> None:
+    line = json.dumps(good()).encode()
+    body = b"\n" + line + b"\r\n\r\n   \n" + json.dumps(good(id="e-2")).encode()
+    events = decode_ndjson(body)
+    assert [e.id for e in events] == ["e-1", "e-2"]
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_ten_thousand_events_are_accepted(decode: Decode, encode: Encode) -> None:
+    events = decode(encode([good(id=f"e-{n}") for n in range(10_000)]))
+    assert len(events) == 10_000
+    assert events[-1].id == "e-9999"
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_id_of_128_chars_is_accepted(decode: Decode, encode: Encode) -> None:
+    (event,) = decode(encode([good(id="x" * 128, subject="s" * 128)]))
+    assert event.id == "x" * 128
+    assert event.subject == "s" * 128
+
+
+# ------------------------------------------------------------------- whole-body errors
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"[", b"[{]", b"[{'id': 'a'}]", b"not json", b"[1,]", b'[{"id":"a"} {"id":"b"}]'],
+)
+def test_malformed_json(body: bytes) -> None:
+    error = refused(decode_json, body)
+    assert "malformed JSON" in error.msg
+    assert error.data == []
+
+
+def test_nan_literal_is_malformed_json() -> None:
+    body = b'[{"id":"a","product":"rsync","time":"2026-05-10T08:30:00Z","quantity":NaN}]'
+    assert "malformed JSON" in refused(decode_json, body).msg
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe[]", b"\xff", b"[\x80]"])
+def test_non_utf8_body(body: bytes) -> None:
+    refused(decode_json, body)
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_non_utf8_inside_a_string(decode: Decode, encode: Encode) -> None:
+    body = encode([good(id="PLACEHOLDER")]).replace(b"PLACEHOLDER", b"a\xffb")
+    error = refused(decode, body)
+    assert fields(error) in ([], [(0, "id")])
+
+
+@pytest.mark.parametrize("body", [b'{"id":"a"}', b"42", b'"events"', b"null", b"true"])
+def test_json_body_must_be_an_array(body: bytes) -> None:
+    error = refused(decode_json, body)
+    assert "JSON array" in error.msg
+    assert error.data == []
+
+
+@pytest.mark.parametrize(
+    ("decode", "body"),
+    [
+        (decode_json, b"[]"),
+        (decode_json, b"  [ ]  "),
+        (decode_ndjson, b""),
+        (decode_ndjson, b"\n \n"),
+    ],
+)
+def test_empty_batch(decode: Decode, body: bytes) -> None:
+    error = refused(decode, body)
+    assert "empty" in error.msg
+    assert error.data == []
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_more_than_ten_thousand_events(decode: Decode, encode: Encode) -> None:
+    error = refused(decode, encode([good(id=f"e-{n}") for n in range(10_001)]))
+    assert "10000" in error.msg
+    assert "10001" in error.msg
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_more_than_ten_thousand_bad_events(decode: Decode, encode: Encode) -> None:
+    error = refused(decode, encode([{"id": n} for n in range(10_001)]))
+    assert "10000" in error.msg
+
+
+# -------------------------------------------------------------------- per-event errors
+
+
+FIELD_CASES = [
+    pytest.param(good(id=...), "id", id="missing-id"),
+    pytest.param(good(product=...), "product", id="missing-product"),
+    pytest.param(good(time=...), "time", id="missing-time"),
+    pytest.param(good(id=""), "id", id="empty-id"),
+    pytest.param(good(id="x" * 129), "id", id="129-char-id"),
+    pytest.param(good(id=None), "id", id="null-id"),
+    pytest.param(good(id=7), "id", id="int-id"),
+    pytest.param(good(product=5), "product", id="int-product"),
+    pytest.param(good(product=["rsync"]), "product", id="list-product"),
+    pytest.param(good(time="2026-05-10T08:30:00"), "time", id="naive-time"),
+    pytest.param(good(time="2026-05-10"), "time", id="date-only"),
+    pytest.param(good(time="yesterday"), "time", id="text-time"),
+    pytest.param(good(time=1778401800), "time", id="epoch-time"),
+    pytest.param(good(quantity=True), "quantity", id="bool-quantity"),
+    pytest.param(good(quantity="abc"), "quantity", id="text-quantity"),
+    pytest.param(good(quantity=[1]), "quantity", id="list-quantity"),
+    pytest.param(good(quantity={"v": 1}), "quantity", id="object-quantity"),
+    pytest.param(good(subject=3), "subject", id="int-subject"),
+    pytest.param(good(subject="s" * 129), "subject", id="129-char-subject"),
+    pytest.param(good(foo=1), "foo", id="unknown-field"),
+    pytest.param(good(quanity="1"), "quanity", id="misspelt-quantity"),
+    pytest.param(1, "event", id="number-element"),
+    pytest.param("event", "event", id="string-element"),
+    pytest.param(None, "event", id="null-element"),
+    pytest.param([GOOD], "event", id="array-element"),
+]
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+@pytest.mark.parametrize(("item", "field"), FIELD_CASES)
+def test_bad_event_field(decode: Decode, encode: Encode, item: object, field: str) -> None:
+    error = refused(decode, encode([good(id="ok"), item]))
+    assert error.msg == "SOME PARAMETERS ARE REQUIRED: invalid events"
+    assert fields(error) == [(1, field)]
+
+
+def test_unknown_field_is_named_in_the_error() -> None:
+    error = refused(decode_json, as_json([good(colour="red")]))
+    assert fields(error) == [(0, "colour")]
+    assert "colour" in error.data[0]["error"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+def test_every_bad_element_is_listed(decode: Decode, encode: Encode) -> None:
+    items = [
+        good(id="ok-0"),
+        good(id=""),
+        good(id="ok-2"),
+        good(time="2026-05-10T08:30:00"),
+        good(quantity=True),
+        42,
+        good(id="ok-6"),
+        good(extra=1),
+        good(product=...),
+    ]
+    error = refused(decode, encode(items))
+    assert fields(error) == [(1, "id"), (3, "time"), (4, "quantity"), (5, "event"),
+                             (7, "extra"), (8, "product")]  # fmt: skip
+
+
+def test_ndjson_malformed_line_is_reported_with_its_index() -> None:
+    body = json.dumps(good()).encode() + b"\n{bad\n" + json.dumps(good(id="")).encode() + b"\n"
+    error = refused(decode_ndjson, body)
+    assert fields(error) == [(1, "event"), (2, "id")]
+
+
+def test_ndjson_indices_count_events_not_blank_lines() -> None:
+    body = b"\n\n" + json.dumps(good()).encode() + b"\n\n" + json.dumps(good(id="")).encode()
+    assert fields(refused(decode_ndjson, body)) == [(1, "id")]
+
+
+@pytest.mark.parametrize(("decode", "encode"), DECODERS)
+@pytest.mark.parametrize("value", ["NaN", "nan", "sNaN", "Infinity", "-Infinity", "inf"])
+def test_non_finite_quantity_string_is_refused(decode: Decode, encode: Encode, value: str) -> None:
+    body = encode([good(id="ok"), good(quantity=value)])
+    assert pipeline(decode, body) == [(1, "quantity")]
+
+
+# ---------------------------------------------------------------------------------- CSV
+
+
+CSV_HEADER = "id,product,time,quantity,subject\n"
+
+
+def test_csv_rows_drop_empty_cells() -> None:
+    rows = csv_rows(
+        CSV_HEADER + "a,rsync,2026-05-10T08:30:00Z,1.5,\nb,interactions,2026-05-10T08:30:00Z,,s\n"
+    )
+    assert rows == [
+        {"id": "a", "product": "rsync", "time": "2026-05-10T08:30:00Z", "quantity": "1.5"},
+        {"id": "b", "product": "interactions", "time": "2026-05-10T08:30:00Z", "subject": "s"},
+    ]
+
+
+def test_csv_header_may_name_a_subset_in_any_order() -> None:
+    rows = csv_rows('time,id,product\n2026-05-10T08:30:00+05:45,"a,1",vision\n')
+    assert rows == [{"time": "2026-05-10T08:30:00+05:45", "id": "a,1", "product": "vision"}]
+    (event,) = decode_csv_rows(rows)
+    assert event == EventIn(
+        "a,1",
+        "vision",
+        datetime(2026, 5, 10, 8, 30, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+    )
+
+
+@pytest.mark.parametrize(
+    "header", ["id,product,time,qty\n", "id,product,when\n", "ID,product,time\n"]
+)
+def test_csv_unknown_column(header: str) -> None:
+    error = refused(csv_rows, header + "a,b,c\n")
+    assert "unknown CSV column" in error.msg
+    assert error.data == []
+
+
+def test_csv_decodes_quantities_exactly() -> None:
+    events = decode_csv_rows(csv_rows(CSV_HEADER + "a,rsync,2026-05-10T08:30:00Z,0.1,\n"))
+    assert events[0].quantity == Decimal("0.1")
+    assert events[0].time == datetime(2026, 5, 10, 8, 30, tzinfo=UTC)
+
+
+def test_csv_problems_list_every_row_with_fields() -> None:
+    text = CSV_HEADER + "\n".join(
+        [
+            "a,rsync,2026-05-10T08:30:00Z,1,",
+            ",rsync,2026-05-10T08:30:00Z,1,",
+            "c,rsync,2026-05-10T08:30:00,1,",
+            "d,rsync,2026-05-10T08:30:00Z,abc,",
+            "e,,2026-05-10T08:30:00Z,1,",
+            "f,rsync,,1,",
+            "g,rsync,2026-05-10T08:30:00Z,1," + "s" * 129,
+            "h" * 129 + ",rsync,2026-05-10T08:30:00Z,1,",
+        ]
+    )
+    error = refused(lambda t: decode_csv_rows(csv_rows(t)), text)
+    assert fields(error) == [(1, "id"), (2, "time"), (3, "quantity"), (4, "product"),
+                             (5, "time"), (6, "subject"), (7, "id")]  # fmt: skip
+
+
+def test_csv_first_index_offsets_problems() -> None:
+    rows = csv_rows(
+        CSV_HEADER + "a,rsync,2026-05-10T08:30:00Z,1,\n,rsync,2026-05-10T08:30:00Z,1,\n"
+    )
+    error = refused(lambda r: decode_csv_rows(r, first_index=500), rows)
+    assert fields(error) == [(501, "id")]
+
+
+def test_csv_row_with_extra_cells_is_refused() -> None:
+    text = CSV_HEADER + "a,rsync,2026-05-10T08:30:00Z,1,s,surplus\n"
+    error = refused(lambda t: decode_csv_rows(csv_rows(t)), text)
+    assert [index for index, _ in fields(error)] == [0]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-1", "1e400", "0.0000001"])
+def test_csv_bad_quantity_is_refused(value: str) -> None:
+    text = CSV_HEADER + f"a,rsync,2026-05-10T08:30:00Z,1,\nb,rsync,2026-05-10T08:30:00Z,{value},\n"
+    assert pipeline(lambda t: decode_csv_rows(csv_rows(t)), text) == [(1, "quantity")]
