@@ -49,6 +49,8 @@ class Settings:
             settings = replace(settings, catalog_path=Path(catalog))
         if body := env.get("VOXMETER_MAX_BODY_BYTES"):
             settings = replace(settings, max_body_bytes=int(body))
+        if timeout := env.get("VOXMETER_REQUEST_TIMEOUT"):
+            settings = replace(settings, request_timeout=float(timeout))
         if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):
             settings = replace(settings, max_in_flight=int(in_flight))
         return settings

@@ -60,6 +60,12 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
     help="Days after a month ends before it closes (VOXMETER_GRACE_DAYS, default 3).",
 )
 @click.option("--max-body-bytes", default=None, type=int, help="Largest accepted request body.")
+@click.option(
+    "--request-timeout",
+    default=None,
+    type=float,
+    help="Seconds before a request is answered 504 (VOXMETER_REQUEST_TIMEOUT, default 60).",
+)
 @friendly
 def serve(
     db: str,
@@ -68,6 +74,7 @@ def serve(
     workers: int,
     grace_days: int | None,
     max_body_bytes: int | None,
+    request_timeout: float | None,
 ) -> None:
     """Serve the API."""
     settings = replace(settings_for(db), host=host, port=port, workers=workers)
@@ -77,6 +84,10 @@ def serve(
         settings = replace(settings, grace_days=grace_days)
     if max_body_bytes is not None:
         settings = replace(settings, max_body_bytes=max_body_bytes)
+    if request_timeout is not None:
+        if request_timeout <= 0:
+            raise ConfigError("--request-timeout must be positive")
+        settings = replace(settings, request_timeout=request_timeout)
     run_server(settings)
 
 

@@ -98,6 +98,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
         },
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # `/billing.php/` is an unknown path, not a redirect
     app.state.voxmeter = state
     return RequestMetrics(app)
 

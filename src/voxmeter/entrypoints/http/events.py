@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from voxmeter.domain.tenancy import READ, WRITE
 from voxmeter.entrypoints.http import envelope, metrics
-from voxmeter.entrypoints.http.guard import admitted, in_time
+from voxmeter.entrypoints.http.guard import admitted, in_time, time_limit
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import BadParameters, PayloadTooLarge
 from voxmeter.service import codec
@@ -44,13 +45,14 @@ async def ingest(request: Request) -> Response:
         decode = _DECODERS.get(content_type)
         if decode is None:
             raise BadParameters("Content-Type must be application/json or application/x-ndjson")
-        body = await read_body(request, state.settings.max_body_bytes)
 
-        def work() -> tuple[int, int]:
+        def work(body: bytes) -> tuple[int, int]:
             result = ingest_batch(state.ctx, caller.operation, decode(body))  # type: ignore[arg-type]
             return result.accepted, result.duplicates
 
-        accepted, duplicates = await in_time(request, work)
+        with time_limit(request):  # a stalled upload must not hold its slot for ever
+            body = await read_body(request, state.settings.max_body_bytes)
+            accepted, duplicates = await run_in_threadpool(work, body)
         metrics.INGESTED.labels("accepted").inc(accepted)
         metrics.INGESTED.labels("duplicate").inc(duplicates)
         return envelope.ok(

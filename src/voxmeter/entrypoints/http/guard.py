@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -27,29 +27,26 @@ from voxmeter.service.tenancy import Caller
 T = TypeVar("T")
 
 
-def _headers(request: Request) -> tuple[str | None, str | None, str]:
-    """(token, named server, host) in one pass over the raw headers."""
-    token = server = None
-    host = ""
+def _headers(request: Request) -> tuple[str | None, set[str]]:
+    """The token and every server the request names, in one pass over the raw headers.
+
+    Servers are named by `wolkvox_server` / `wolkvox-server` headers (any number of them) and by
+    a `Host` of the form `wv<server>.<domain>`; all of them must match the token's server.
+    """
+    token: str | None = None
+    servers: set[str] = set()
     for name, value in request.scope["headers"]:
         if name == b"wolkvox-token":
             token = value.decode("latin-1")
         elif name in (b"wolkvox_server", b"wolkvox-server"):
-            server = value.decode("latin-1").strip()
-        elif name == b"host":
-            host = value.decode("latin-1")
-    return token, server, host
-
-
-def requested_server(named: str | None, host: str) -> str | None:
-    """The server named by a `wolkvox_server`/`wolkvox-server` header or a `wv<server>.` host."""
-    if named:
-        return named
-    if host[:2].lower() == "wv":
-        prefix = host[2:].split(".", 1)
-        if len(prefix) == 2 and prefix[0].isdigit():
-            return prefix[0]
-    return None
+            named = value.decode("latin-1").strip()
+            if named:
+                servers.add(named)
+        elif name == b"host" and value[:2].lower() == b"wv":
+            prefix = value[2:].decode("latin-1").split(".", 1)
+            if len(prefix) == 2 and prefix[0].isdigit():
+                servers.add(prefix[0])
+    return token, servers
 
 
 def seconds_to_midnight(now: datetime) -> int:
@@ -61,14 +58,13 @@ def seconds_to_midnight(now: datetime) -> int:
 async def admitted(request: Request, scope: str) -> AsyncIterator[Caller]:
     """Yield the caller once every check passes; the in-flight slot is held until exit."""
     state: AppState = request.app.state.voxmeter
-    secret, named, host = _headers(request)
+    secret, servers = _headers(request)
     if not secret:
         raise MissingToken()
     caller = state.auth.resolve(secret.strip())
     if caller is None or scope not in caller.token.scopes:
         raise InvalidToken()
-    server = requested_server(named, host)
-    if server is not None and server != caller.operation.server:
+    if servers and servers != {caller.operation.server}:
         raise InvalidToken()
     if state.maintenance.on():
         raise Maintenance()
@@ -99,9 +95,16 @@ async def in_time(request: Request, work: Callable[..., T], *args: object) -> T:
     Only work that can wait (the write lock, large listings) goes through here: billing reads
     are a few indexed lookups on a WAL snapshot, which never wait for writers.
     """
+    with time_limit(request):
+        return await run_in_threadpool(work, *args)
+
+
+@contextmanager
+def time_limit(request: Request) -> Iterator[None]:
+    """Answer 504 instead of hanging once the request time limit has passed."""
     state: AppState = request.app.state.voxmeter
     try:
         with anyio.fail_after(state.settings.request_timeout):
-            return await run_in_threadpool(work, *args)
+            yield
     except TimeoutError as exc:
         raise RequestTimeout() from exc
