@@ -114,7 +114,10 @@ def main() -> None:
     start = time.perf_counter()
     for t in threads:
         t.start()
-    print(f"ingest bench: ids={args.ids}, batches of {BATCH}, {args.in_flight} in flight, {cpu_note()}")
+    print(
+        f"ingest bench: ids={args.ids}, batches of {BATCH}, {args.in_flight} in flight, "
+        f"{cpu_note()}"
+    )
     print(f"{'stored':>12} {'window ev/s':>12} {'overall ev/s':>13} {'rss MiB':>8}")
     last_mark, last_time = 0, start
     while any(t.is_alive() for t in threads):
@@ -134,8 +137,10 @@ def main() -> None:
     server.stop()
     if errors:
         raise SystemExit(f"error: {errors[0]}")
-    print(f"total: {sent:,} events in {elapsed:.1f} s = {sent / elapsed:,.0f} events/s; "
-          f"peak server RSS {peak:.0f} MiB; database {db}")
+    print(
+        f"total: {sent:,} events in {elapsed:.1f} s = {sent / elapsed:,.0f} events/s; "
+        f"peak server RSS {peak:.0f} MiB; database {db}"
+    )
 
 
 if __name__ == "__main__":
