@@ -14,7 +14,14 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.events import validate_batch
 from voxmeter.domain.months import calendar, to_micros
 from voxmeter.errors import BadParameters
-from voxmeter.service.codec import EventIn, csv_rows, decode_csv_rows, decode_json, decode_ndjson
+from voxmeter.service.codec import (
+    EventIn,
+    InvalidBatch,
+    csv_rows,
+    decode_csv_rows,
+    decode_json,
+    decode_ndjson,
+)
 
 Decode = Callable[[bytes], list[EventIn]]
 Encode = Callable[[list[object]], bytes]
@@ -338,12 +345,14 @@ def test_csv_problems_list_every_row_with_fields() -> None:
                              (5, "time"), (6, "subject"), (7, "id")]  # fmt: skip
 
 
-def test_csv_first_index_offsets_problems() -> None:
+def test_csv_problems_carry_the_rows_that_did_decode() -> None:
     rows = csv_rows(
         CSV_HEADER + "a,rsync,2026-05-10T08:30:00Z,1,\n,rsync,2026-05-10T08:30:00Z,1,\n"
     )
-    error = refused(lambda r: decode_csv_rows(r, first_index=500), rows)
-    assert fields(error) == [(501, "id")]
+    error = refused(decode_csv_rows, rows)
+    assert fields(error) == [(1, "id")]
+    assert isinstance(error, InvalidBatch)
+    assert [(index, event.id) for index, event in error.decoded] == [(0, "a")]
 
 
 def test_csv_row_with_extra_cells_is_refused() -> None:

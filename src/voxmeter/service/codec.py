@@ -20,6 +20,16 @@ from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH,
 from voxmeter.errors import BadParameters
 
 
+class InvalidBatch(BadParameters):
+    """Some events did not decode. Carries those that did, so their rule problems can be listed
+    beside the decoding ones (every problem of a batch is reported at once)."""
+
+    def __init__(self, problems: list[Problem], decoded: list[tuple[int, EventIn]]) -> None:
+        super().__init__("invalid events", [p.as_dict() for p in problems])
+        self.problems = problems
+        self.decoded = decoded
+
+
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """An event as sent. Unknown fields are refused so a misspelt `quantity` is never ignored."""
 
@@ -87,18 +97,18 @@ def decode_ndjson(body: bytes) -> list[EventIn]:
 
 
 def _decode_each(items: Iterable[bytes]) -> list[EventIn]:
-    events: list[EventIn] = []
+    decoded: list[tuple[int, EventIn]] = []
     problems: list[Problem] = []
     for index, item in enumerate(items):
         try:
-            events.append(_one.decode(item))
+            decoded.append((index, _one.decode(item)))
         except msgspec.MsgspecError as exc:
             problems.append(_problem(index, exc))
         except UnicodeDecodeError:
             problems.append(Problem(index, "event", "is not valid UTF-8"))
     if problems:
-        raise BadParameters("invalid events", [p.as_dict() for p in problems])
-    return events
+        raise InvalidBatch(problems, decoded)
+    return [event for _, event in decoded]
 
 
 CSV_FIELDS = ("id", "product", "time", "quantity", "subject")
@@ -113,14 +123,14 @@ def csv_rows(text: str) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
 
 
-def decode_csv_rows(rows: list[dict[str, str]], first_index: int = 0) -> list[EventIn]:
-    events: list[EventIn] = []
+def decode_csv_rows(rows: list[dict[str, str]]) -> list[EventIn]:
+    decoded: list[tuple[int, EventIn]] = []
     problems: list[Problem] = []
-    for offset, row in enumerate(rows):
+    for index, row in enumerate(rows):
         try:
-            events.append(msgspec.convert(row, EventIn, strict=False))
+            decoded.append((index, msgspec.convert(row, EventIn, strict=False)))
         except msgspec.MsgspecError as exc:
-            problems.append(_problem(first_index + offset, exc))
+            problems.append(_problem(index, exc))
     if problems:
-        raise BadParameters("invalid events", [p.as_dict() for p in problems])
-    return events
+        raise InvalidBatch(problems, decoded)
+    return [event for _, event in decoded]

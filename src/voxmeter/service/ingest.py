@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voxmeter.domain.catalog import Aggregation
@@ -10,8 +11,10 @@ from voxmeter.domain.meters import MeterState, fold, merge, unique_total
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
+from voxmeter.service.codec import EventIn, InvalidBatch
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
+from voxmeter.service.ports import WriteTransaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +22,36 @@ class IngestResult:
     accepted: int
     duplicates: int
     new_events: tuple[UsageEvent, ...] = ()
+
+
+def ingest_body(
+    ctx: Context, op: Operation, body: bytes, decode: Callable[[bytes], list[EventIn]]
+) -> IngestResult:
+    """Decode a request body and ingest it; problems of every kind are reported together."""
+    try:
+        incoming = decode(body)
+    except InvalidBatch as exc:
+        problems = all_problems(ctx, op, exc)
+        raise BadParameters("invalid events", [p.as_dict() for p in problems]) from exc
+    return ingest_batch(ctx, op, incoming)  # type: ignore[arg-type]
+
+
+def all_problems(ctx: Context, op: Operation, exc: InvalidBatch) -> list[Problem]:
+    """Decoding problems merged with the rule problems of the events that did decode."""
+    indices = [index for index, _ in exc.decoded]
+    incoming: list[IncomingEvent] = [event for _, event in exc.decoded]
+    _, rules = validate_batch(incoming, ctx.catalog, calendar(op.timezone), ctx.clock())
+    moved = [Problem(indices[p.index], p.field, p.error) for p in rules]
+    return sorted([*exc.problems, *moved], key=lambda p: p.index)
+
+
+def check_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> list[Problem]:
+    """Every reason this batch would be refused now, storing nothing."""
+    events, problems = validate_batch(incoming, ctx.catalog, calendar(op.timezone), ctx.clock())
+    if problems:
+        return problems
+    with ctx.storage.write() as tx:
+        return _closed_month_problems(ctx, tx, op, events)
 
 
 def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> IngestResult:
@@ -33,11 +66,9 @@ def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> 
     with ctx.storage.write() as tx:
         closed = closed_set(ctx, tx, op, {e.month for e in first_copies})
         if closed:
-            late = [e for e in first_copies if e.month in closed]
-            known = tx.known_ids(op.id, [e.id for e in late])
-            refused = {e.id for e in late if e.id not in known}
+            refused = _closed_month_problems(ctx, tx, op, events, closed)
             if refused:
-                raise BadParameters("invalid events", _closed_problems(events, refused))
+                raise BadParameters("invalid events", [p.as_dict() for p in refused])
             first_copies = [e for e in first_copies if e.month not in closed]
         new = tx.insert_new(op.id, first_copies, now)
         deltas = planned if new is planned_for else fold(ctx.catalog, new)
@@ -76,9 +107,22 @@ def _first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
     return list(seen.values())
 
 
-def _closed_problems(events: list[UsageEvent], refused: set[str]) -> list[object]:
+def _closed_month_problems(
+    ctx: Context,
+    tx: WriteTransaction,
+    op: Operation,
+    events: list[UsageEvent],
+    closed: set[int] | None = None,
+) -> list[Problem]:
+    """New events for closed months are refused; copies of stored ones are only duplicates."""
+    if closed is None:
+        closed = closed_set(ctx, tx, op, {e.month for e in events})
+    if not closed:
+        return []
+    late = [e for e in events if e.month in closed]
+    known = tx.known_ids(op.id, [e.id for e in late])
     return [
-        Problem(i, "time", f"month {Month.from_index(e.month)} is closed").as_dict()
+        Problem(i, "time", f"month {Month.from_index(e.month)} is closed")
         for i, e in enumerate(events)
-        if e.id in refused
+        if e.month in closed and e.id not in known
     ]

@@ -18,6 +18,12 @@ from voxmeter.service import tenancy
 from voxmeter.service.months import close_month
 
 
+def _console() -> Console:
+    """Full values when piped: rich would otherwise wrap and cut tables at 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=400)
+
+
 def _when(micros: int | None) -> str:
     if micros is None:
         return "-"
@@ -60,7 +66,7 @@ def operation_list(db: str) -> None:
             str(op.daily_quota),
             _when(op.created),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @click.group()
@@ -123,7 +129,7 @@ def token_list(operation_name: str | None, server: str | None, db: str) -> None:
             str(uses),
             status,
         )
-    Console(width=160).print(table)
+    _console().print(table)
 
 
 @token.command("revoke")

@@ -42,6 +42,12 @@ def open_context(db: str) -> Context:
     return bootstrap.context(settings_for(db))
 
 
+def _line(item: object) -> str:
+    if isinstance(item, dict) and {"index", "field", "error"} <= item.keys():
+        return f"event {item['index']}: {item['field']}: {item['error']}"
+    return str(item)
+
+
 def friendly(func: Callable[P, R]) -> Callable[P, R]:
     """Turn expected failures into `error: ...` on stderr and exit status 1, never a traceback."""
 
@@ -50,7 +56,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except VoxmeterError as exc:
-            detail = "".join(f"\n  {item}" for item in exc.data[:20])
+            detail = "".join(f"\n  {_line(item)}" for item in exc.data[:20])
             more = f"\n  ... and {len(exc.data) - 20} more" if len(exc.data) > 20 else ""
             raise click.ClickException(f"{exc.msg}{detail}{more}") from exc
         except (SchemaError, ValueError, OSError, sqlite3.Error) as exc:

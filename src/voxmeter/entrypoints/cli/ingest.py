@@ -3,28 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from voxmeter.domain.events import MAX_BATCH, validate_batch
-from voxmeter.domain.months import calendar
+from voxmeter.domain.events import MAX_BATCH, IncomingEvent, Problem
+from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.cli.common import db_option, friendly, open_context
 from voxmeter.errors import BadParameters
 from voxmeter.service import codec, tenancy
 from voxmeter.service.context import Context
-from voxmeter.service.ingest import ingest_batch
+from voxmeter.service.ingest import all_problems, check_batch, ingest_batch
 
 
-def _chunks(path: Path) -> Iterator[tuple[Callable[[int], int], list[codec.EventIn]]]:
-    """(index -> line number, decoded events) for each batch of a file."""
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Up to one batch of a file: its events, or the problems found decoding them."""
+
+    lines: list[int]
+    events: list[IncomingEvent]
+    failed: codec.InvalidBatch | None
+
+
+def _decoded(lines: list[int], decode: Callable[[], list[codec.EventIn]]) -> Chunk:
+    try:
+        return Chunk(lines, list(decode()), None)
+    except codec.InvalidBatch as exc:
+        return Chunk(lines, [], exc)
+
+
+def _chunks(path: Path) -> Iterator[Chunk]:
+    """The file in batches of at most 10,000 events, each with the file line of every event."""
     if path.suffix.lower() == ".csv":
         rows = codec.csv_rows(path.read_text("utf-8"))
         for start in range(0, len(rows), MAX_BATCH):
-            with _by_line(start + 2):
-                yield (start + 2).__add__, codec.decode_csv_rows(rows[start : start + MAX_BATCH])
+            part = rows[start : start + MAX_BATCH]
+            header_offset = start + 2  # line 1 is the header
+            rows_lines = list(range(header_offset, header_offset + len(part)))
+            yield _decoded(rows_lines, partial(codec.decode_csv_rows, part))
         return
     with path.open("rb") as handle:
         lines: list[bytes] = []
@@ -34,39 +53,28 @@ def _chunks(path: Path) -> Iterator[tuple[Callable[[int], int], list[codec.Event
                 lines.append(line)
                 numbers.append(number)
             if len(lines) == MAX_BATCH:
-                with _by_line(numbers):
-                    yield numbers.__getitem__, codec.decode_ndjson(b"".join(lines))
+                yield _decoded(numbers, partial(codec.decode_ndjson, b"".join(lines)))
                 lines, numbers = [], []
         if lines:
-            with _by_line(numbers):
-                yield numbers.__getitem__, codec.decode_ndjson(b"".join(lines))
+            yield _decoded(numbers, partial(codec.decode_ndjson, b"".join(lines)))
 
 
-@contextmanager
-def _by_line(lines: int | list[int]) -> Iterator[None]:
-    """Re-label decoding problems with file line numbers."""
-    try:
-        yield
-    except BadParameters as exc:
-        labelled = []
-        for problem in exc.data:
-            assert isinstance(problem, dict)
-            index = int(problem["index"])
-            line = lines + index if isinstance(lines, int) else lines[index]
-            labelled.append(f"line {line}: {problem['field']}: {problem['error']}")
-        raise BadParameters("invalid events, nothing was stored", labelled) from exc
+def _problems(ctx: Context, op: Operation, chunk: Chunk) -> list[Problem]:
+    if chunk.failed is not None:
+        return all_problems(ctx, op, chunk.failed)
+    return check_batch(ctx, op, chunk.events)
 
 
-def _validate_file(ctx: Context, path: Path, tz: str) -> int:
+def _check_file(ctx: Context, op: Operation, path: Path) -> int:
+    """Every event of the file, checked before anything is stored; returns the event count."""
     total = 0
-    for line_of, events in _chunks(path):
-        _, problems = validate_batch(events, ctx.catalog, calendar(tz), ctx.clock())  # type: ignore[arg-type]
-        if problems:
-            raise BadParameters(
-                f"{path}: invalid events, nothing was stored",
-                [f"line {line_of(p.index)}: {p.field}: {p.error}" for p in problems],
-            )
-        total += len(events)
+    report: list[str] = []
+    for chunk in _chunks(path):
+        for problem in _problems(ctx, op, chunk):
+            report.append(f"line {chunk.lines[problem.index]}: {problem.field}: {problem.error}")
+        total += len(chunk.lines)
+    if report:
+        raise BadParameters(f"{path}: invalid events, nothing was stored", report)
     return total
 
 
@@ -86,20 +94,19 @@ def ingest(files: tuple[Path, ...], operation_name: str, server: str | None, db:
     """
     ctx = open_context(db)
     op = tenancy.find_operation(ctx, operation_name, server)
-    totals = {path: _validate_file(ctx, path, op.timezone) for path in files}
+    totals = {path: _check_file(ctx, op, path) for path in files}
     accepted = duplicates = 0
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:,}/{task.total:,}"),
         TimeRemainingColumn(),
-        transient=False,
     ) as progress:
         for path in files:
             task = progress.add_task(path.name, total=totals[path])
-            for _, events in _chunks(path):
-                result = ingest_batch(ctx, op, events)  # type: ignore[arg-type]
+            for chunk in _chunks(path):
+                result = ingest_batch(ctx, op, chunk.events)
                 accepted += result.accepted
                 duplicates += result.duplicates
-                progress.advance(task, len(events))
+                progress.advance(task, len(chunk.events))
     click.echo(f"{accepted} events accepted, {duplicates} duplicates")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -43,9 +44,21 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
     server = uvicorn.Server(config)
     if banner:
         click.echo(banner)
-    server.run()
+    # uvicorn shuts down gracefully, then re-raises the signal that stopped it: a requested stop
+    # is a clean exit (status 0) for supervisors, not a failure.
+    previous = signal.signal(signal.SIGTERM, _stop_cleanly)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not server.started:
         raise ConfigError(f"could not listen on {settings.host}:{settings.port}")
+
+
+def _stop_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @click.command()

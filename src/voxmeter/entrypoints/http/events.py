@@ -13,7 +13,7 @@ from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import BadParameters, PayloadTooLarge
 from voxmeter.service import codec
 from voxmeter.service.events import MAX_PAGE, list_events, void_event
-from voxmeter.service.ingest import ingest_batch
+from voxmeter.service.ingest import ingest_body
 
 _DECODERS = {
     "application/json": codec.decode_json,
@@ -47,7 +47,7 @@ async def ingest(request: Request) -> Response:
             raise BadParameters("Content-Type must be application/json or application/x-ndjson")
 
         def work(body: bytes) -> tuple[int, int]:
-            result = ingest_batch(state.ctx, caller.operation, decode(body))  # type: ignore[arg-type]
+            result = ingest_body(state.ctx, caller.operation, body, decode)
             return result.accepted, result.duplicates
 
         with time_limit(request):  # a stalled upload must not hold its slot for ever
