@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from voxmeter.adapters.limits import InProcessLimiter
 from voxmeter.adapters.sqlite import SqliteStorage
+from voxmeter.adapters.sqlite.storage import path_from_url
 from voxmeter.config import Settings
 from voxmeter.domain.catalog import Catalog
 from voxmeter.entrypoints.http.state import AppState
@@ -14,9 +15,9 @@ from voxmeter.service.context import Context
 from voxmeter.service.tenancy import Authenticator
 
 
-def open_storage(url: str, *, migrate: bool = True) -> SqliteStorage:
+def open_storage(url: str, *, migrate: bool = True, cache_mib: int = 16) -> SqliteStorage:
     """Open the database named by `url`; the embedded SQLite database is created on first use."""
-    storage = _raw_storage(url)
+    storage = _raw_storage(url, cache_mib)
     if migrate:
         storage.migrate()
     storage.check_schema()
@@ -30,15 +31,15 @@ def migrate(url: str) -> tuple[int, int]:
     return storage.schema_version(), ran
 
 
-def _raw_storage(url: str) -> SqliteStorage:
+def _raw_storage(url: str, cache_mib: int = 16) -> SqliteStorage:
     if url.startswith("sqlite:///"):
-        return SqliteStorage.from_url(url)
+        return SqliteStorage(path_from_url(url), cache_mib=cache_mib)
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
 
 
 def context(settings: Settings, storage: SqliteStorage | None = None) -> Context:
     return Context(
-        storage=storage or open_storage(settings.database_url),
+        storage=storage or open_storage(settings.database_url, cache_mib=settings.sqlite_cache_mib),
         catalog=Catalog.load(settings.catalog_path),
         grace_days=settings.grace_days,
     )

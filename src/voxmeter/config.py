@@ -29,6 +29,9 @@ class Settings:
     """Seconds before a request is answered with an error instead of left hanging."""
     catalog_path: Path | None = None
     """A deployment's own product catalog file; the packaged one by default."""
+    sqlite_cache_mib: int = 16
+    """SQLite page cache of the writer connection. The operating system caches the file too,
+    so a larger cache buys little and costs resident memory."""
     switch_interval: float = 0.0002
     """Seconds between GIL hand-offs (sys.setswitchinterval). Shorter than Python's 5 ms
     default so an ingest thread that finishes its SQLite work gets the interpreter back quickly;
@@ -49,6 +52,8 @@ class Settings:
             settings = replace(settings, catalog_path=Path(catalog))
         if body := env.get("VOXMETER_MAX_BODY_BYTES"):
             settings = replace(settings, max_body_bytes=int(body))
+        if cache := env.get("VOXMETER_SQLITE_CACHE_MIB"):
+            settings = replace(settings, sqlite_cache_mib=int(cache))
         if timeout := env.get("VOXMETER_REQUEST_TIMEOUT"):
             settings = replace(settings, request_timeout=float(timeout))
         if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):

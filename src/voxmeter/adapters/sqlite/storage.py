@@ -248,7 +248,7 @@ class SqliteStorage:
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash."""
 
-    def __init__(self, path: str, *, cache_mib: int = 64, durable: bool = True) -> None:
+    def __init__(self, path: str, *, cache_mib: int = 16, durable: bool = True) -> None:
         self._path = path
         self._cache_kib = cache_mib * 1024
         self._synchronous = "FULL" if durable else "NORMAL"
@@ -303,7 +303,7 @@ class SqliteStorage:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect(8 * 1024)
+            conn = self._connect(4 * 1024)
             self._local.conn = conn
         return conn
 
