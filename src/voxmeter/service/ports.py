@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -116,6 +116,11 @@ class Storage(Protocol):
     def set_setting(self, name: str, value: str | None) -> None: ...
 
     # figures and events
+    def version(self) -> Hashable:
+        """Changes whenever a figure may have changed: at once for this process's commits,
+        within a millisecond for other processes' (readers cache by it)."""
+        ...
+
     def month_meters(
         self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
     ) -> MonthMeters:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from voxmeter.service.ports import MonthMeters, StoredEvent
 _OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
 _TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
 _encode = msgspec.json.Encoder().encode
+_OTHER_WRITERS_CHECK = 0.001  # seconds between data_version checks for other processes' commits
 # The batch arrives as JSON arrays of UsageEvent: [id, product, time, month, quantity, subject].
 _INSERT_BATCH = (
     "INSERT INTO events (operation_id, id, product_id, time, quantity, subject, received)"
@@ -255,6 +257,7 @@ class SqliteStorage:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
+        self._generation = 0  # bumped by every commit of this process, before it is answered
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -320,6 +323,7 @@ class SqliteStorage:
                 self._products.load(conn)
                 raise
             conn.execute("COMMIT")
+            self._generation += 1
 
     def _product_id(self, api: str) -> int | None:
         pid = self._products.known(api)
@@ -473,15 +477,30 @@ class SqliteStorage:
 
     # -- figures and events -----------------------------------------------------------------
 
+    def version(self) -> tuple[int, int]:
+        """(commits of this process, SQLite's `data_version` for everyone else's).
+
+        This process bumps its count right after each commit, before the request that made it is
+        answered; other processes' commits (the CLI) are seen through `data_version`, read at
+        most once a millisecond per thread.
+        """
+        local = self._local
+        now = time.monotonic()
+        if now - getattr(local, "checked", -1.0) > _OTHER_WRITERS_CHECK:
+            local.data_version = self._reader().execute("PRAGMA data_version").fetchone()[0]
+            local.checked = now
+        return self._generation, int(local.data_version)
+
     def month_meters(
         self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
     ) -> MonthMeters:
-        """Cached per reader thread; any commit by any connection (`data_version`) clears it."""
-        cache: dict[object, MonthMeters] | None = getattr(self._local, "meters", None)
-        version = self._reader().execute("PRAGMA data_version").fetchone()[0]
-        if cache is None or getattr(self._local, "version", None) != version:
-            cache = self._local.meters = {}
-            self._local.version = version
+        """Cached per reader thread, for as long as `version()` stays the same."""
+        local = self._local
+        version = self.version()
+        cache: dict[object, MonthMeters] | None = getattr(local, "meters", None)
+        if cache is None or local.meters_version != version:
+            cache = local.meters = {}
+            local.meters_version = version
         key = (operation_id, month, products, levels)
         found = cache.get(key)
         if found is None:
@@ -593,9 +612,9 @@ class SqliteStorage:
             args += [after[0], after[0], after[1]]
         sql += " ORDER BY time, seq LIMIT ?"
         args.append(limit)
-        for seq, event_id, pid, time, quantity, subject, received, voided in self._reader().execute(
+        for seq, event_id, pid, at, quantity, subject, received, voided in self._reader().execute(
             sql, args
         ):
             yield StoredEvent(
-                seq, event_id, self._api(pid), time, quantity, subject, received, voided
+                seq, event_id, self._api(pid), at, quantity, subject, received, voided
             )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -16,16 +15,11 @@ from starlette.routing import Route
 
 from voxmeter.entrypoints.http import billing, envelope, events, metrics, operational
 from voxmeter.entrypoints.http.state import AppState
+from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Send
 from voxmeter.errors import MethodNotAllowed, UnknownApi, VoxmeterError
 from voxmeter.service.months import close_due_months
 
 log = logging.getLogger("voxmeter.http")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 async def _voxmeter_error(request: Request, exc: Exception) -> Response:
@@ -82,8 +76,6 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
 
     app = Starlette(
         routes=[
-            Route("/api/v2/billing.php", billing.billing, methods=["GET"]),
-            Route("/api/v2/information.php", billing.information, methods=["GET"]),
             Route("/api/v2/events", events.ingest, methods=["POST"]),
             Route("/api/v2/events", events.list_, methods=["GET"]),
             Route("/api/v2/events/{event_id:path}", events.void, methods=["DELETE"]),
@@ -100,7 +92,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
     )
     app.router.redirect_slashes = False  # `/billing.php/` is an unknown path, not a redirect
     app.state.voxmeter = state
-    return RequestMetrics(app)
+    return RequestMetrics(billing.WolkvoxReads(state, app))
 
 
 async def _flush_counters(state: AppState) -> None:

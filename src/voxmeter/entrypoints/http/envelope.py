@@ -10,22 +10,33 @@ from starlette.responses import Response
 from voxmeter.errors import QuotaExceeded, TooManyInFlight, VoxmeterError
 
 _encode = msgspec.json.Encoder().encode
+JSON = "application/json"
 
 
-def ok(msg: str, data: object, extra: Mapping[str, object] | None = None) -> Response:
+def ok_body(msg: str, data: object, extra: Mapping[str, object] | None = None) -> bytes:
     body: dict[str, object] = {"code": 200, "error": None, "msg": msg, "data": data}
     if extra:
         body.update(extra)
-    return Response(_encode(body), 200, media_type="application/json")
+    return _encode(body)
 
 
-def error(exc: VoxmeterError) -> Response:
+def error_parts(exc: VoxmeterError) -> tuple[int, bytes, dict[str, str]]:
+    """(status, body, extra headers) of an error; limit refusals say when to retry."""
     body = {"code": exc.status, "error": exc.error, "msg": exc.msg, "data": exc.data}
     headers: dict[str, str] = {}
     if isinstance(exc, QuotaExceeded | TooManyInFlight):
         headers["Retry-After"] = str(exc.retry_after)
-    return Response(_encode(body), exc.status, headers=headers, media_type="application/json")
+    return exc.status, _encode(body), headers
+
+
+def ok(msg: str, data: object, extra: Mapping[str, object] | None = None) -> Response:
+    return Response(ok_body(msg, data, extra), 200, media_type=JSON)
+
+
+def error(exc: VoxmeterError) -> Response:
+    status, body, headers = error_parts(exc)
+    return Response(body, status, headers=headers, media_type=JSON)
 
 
 def json(body: object, status: int = 200) -> Response:
-    return Response(_encode(body), status, media_type="application/json")
+    return Response(_encode(body), status, media_type=JSON)

@@ -40,14 +40,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def ingest(request: Request) -> Response:
     state: AppState = request.app.state.voxmeter
-    async with admitted(request, WRITE) as caller:
+    async with admitted(request, WRITE) as visit:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         decode = _DECODERS.get(content_type)
         if decode is None:
             raise BadParameters("Content-Type must be application/json or application/x-ndjson")
 
         def work(body: bytes) -> tuple[int, int]:
-            result = ingest_body(state.ctx, caller.operation, body, decode)
+            result = ingest_body(state.ctx, visit.operation, body, decode)
             return result.accepted, result.duplicates
 
         with time_limit(request):  # a stalled upload must not hold its slot for ever
@@ -62,7 +62,7 @@ async def ingest(request: Request) -> Response:
 
 async def list_(request: Request) -> Response:
     state: AppState = request.app.state.voxmeter
-    async with admitted(request, READ) as caller:
+    async with admitted(request, READ) as visit:
         params = request.query_params
         limit_text = params.get("limit", str(MAX_PAGE))
         if not limit_text.isdigit():
@@ -71,7 +71,7 @@ async def list_(request: Request) -> Response:
             request,
             list_events,
             state.ctx,
-            caller.operation,
+            visit.operation,
             params.get("date_ini"),
             params.get("date_end"),
             params.get("product"),
@@ -84,8 +84,8 @@ async def list_(request: Request) -> Response:
 
 async def void(request: Request) -> Response:
     state: AppState = request.app.state.voxmeter
-    async with admitted(request, WRITE) as caller:
+    async with admitted(request, WRITE) as visit:
         event_id = request.path_params["event_id"]
-        event, changed = await in_time(request, void_event, state.ctx, caller.operation, event_id)
+        event, changed = await in_time(request, void_event, state.ctx, visit.operation, event_id)
         msg = "Event voided" if changed else "Event was already voided"
         return envelope.ok(msg, [{"id": event.id, "product": event.product, "voided": True}])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -11,7 +12,8 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from voxmeter.domain.months import calendar, from_micros
+from voxmeter.domain.months import ZoneCalendar, calendar, from_micros
+from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.http import metrics
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import (
@@ -25,9 +27,26 @@ from voxmeter.errors import (
 from voxmeter.service.tenancy import Caller
 
 T = TypeVar("T")
+RawHeaders = Iterable[tuple[bytes, bytes]]
 
 
-def _headers(request: Request) -> tuple[str | None, set[str]]:
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """An admitted request: who asks, and when in their operation's timezone."""
+
+    caller: Caller
+    now: int
+    local_now: datetime
+    calendar: ZoneCalendar
+    day: str
+    """The operation's local date, YYYY-MM-DD: the quota day and the rows' `date`."""
+
+    @property
+    def operation(self) -> Operation:
+        return self.caller.operation
+
+
+def read_headers(headers: RawHeaders) -> tuple[str | None, set[str]]:
     """The token and every server the request names, in one pass over the raw headers.
 
     Servers are named by `wolkvox_server` / `wolkvox-server` headers (any number of them) and by
@@ -35,7 +54,7 @@ def _headers(request: Request) -> tuple[str | None, set[str]]:
     """
     token: str | None = None
     servers: set[str] = set()
-    for name, value in request.scope["headers"]:
+    for name, value in headers:
         if name == b"wolkvox-token":
             token = value.decode("latin-1")
         elif name in (b"wolkvox_server", b"wolkvox-server"):
@@ -54,26 +73,27 @@ def seconds_to_midnight(now: datetime) -> int:
     return max(1, int((tomorrow - now).total_seconds()) + 1)
 
 
-@asynccontextmanager
-async def admitted(request: Request, scope: str) -> AsyncIterator[Caller]:
-    """Yield the caller once every check passes; the in-flight slot is held until exit."""
-    state: AppState = request.app.state.voxmeter
-    secret, servers = _headers(request)
+def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
+    """Every check of SPEC §2/§5 in order; on success an in-flight slot is taken (`release`)."""
+    secret, servers = read_headers(headers)
     if not secret:
         raise MissingToken()
     caller = state.auth.resolve(secret.strip())
     if caller is None or scope not in caller.token.scopes:
         raise InvalidToken()
-    if servers and servers != {caller.operation.server}:
+    op = caller.operation
+    if servers and servers != {op.server}:
         raise InvalidToken()
     if state.maintenance.on():
         raise Maintenance()
-    op = caller.operation
-    local_now = from_micros(state.ctx.clock(), calendar(op.timezone).zone)
+    cal = calendar(op.timezone)
+    now = state.ctx.clock()
+    local_now = from_micros(now, cal.zone)
+    day = local_now.date().isoformat()
     admission = state.limiter.admit(
         caller.token.id,
         op.id,
-        local_now.date().isoformat(),
+        day,
         state.settings.max_in_flight,
         op.daily_quota,
     )
@@ -83,10 +103,22 @@ async def admitted(request: Request, scope: str) -> AsyncIterator[Caller]:
     if admission.outcome == "quota":
         metrics.LIMIT_REJECTIONS.labels("quota").inc()
         raise QuotaExceeded(seconds_to_midnight(local_now))
+    return Visit(caller, now, local_now, cal, day)
+
+
+def release(state: AppState, visit: Visit) -> None:
+    state.limiter.release(visit.caller.token.id)
+
+
+@asynccontextmanager
+async def admitted(request: Request, scope: str) -> AsyncIterator[Visit]:
+    """`admit` for Starlette handlers; the in-flight slot is held until exit."""
+    state: AppState = request.app.state.voxmeter
+    visit = admit(state, request.scope["headers"], scope)
     try:
-        yield caller
+        yield visit
     finally:
-        state.limiter.release(caller.token.id)
+        release(state, visit)
 
 
 async def in_time(request: Request, work: Callable[..., T], *args: object) -> T:
