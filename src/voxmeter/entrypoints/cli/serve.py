@@ -16,6 +16,7 @@ from voxmeter import bootstrap
 from voxmeter.config import Settings
 from voxmeter.entrypoints.cli.common import db_option, friendly, settings_for
 from voxmeter.entrypoints.cli.demo_data import load_demo
+from voxmeter.entrypoints.http import memory
 from voxmeter.entrypoints.http.app import create_app
 from voxmeter.errors import ConfigError
 
@@ -26,6 +27,7 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
         raise ConfigError(
             "the embedded mode runs one process (its limits live in that process); use --workers 1"
         )
+    memory.tune_malloc()
     sys.setswitchinterval(settings.switch_interval)
     ctx = bootstrap.context(settings)
     app = create_app(bootstrap.app_state(settings, ctx))

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from voxmeter.entrypoints.http import billing, envelope, events, metrics, operational
+from voxmeter.entrypoints.http import billing, envelope, events, memory, metrics, operational
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Send
 from voxmeter.errors import MethodNotAllowed, UnknownApi, VoxmeterError
@@ -96,12 +96,14 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
 
 
 async def _flush_counters(state: AppState) -> None:
+    """Once a second: persist request counters, and return free heap pages to the system."""
     while True:
         await anyio.sleep(1.0)
         try:
             await anyio.to_thread.run_sync(state.limiter.flush)
         except Exception:
             log.exception("could not persist request counters; will retry")
+        memory.release_free_memory()
 
 
 async def _close_months(state: AppState) -> None:
