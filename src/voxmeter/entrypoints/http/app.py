@@ -68,6 +68,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             if background:
                 tasks.start_soon(_flush_counters, state)
                 tasks.start_soon(_close_months, state)
+                tasks.start_soon(_trim_memory)
             try:
                 yield
             finally:
@@ -96,14 +97,18 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
 
 
 async def _flush_counters(state: AppState) -> None:
-    """Once a second: persist request counters, and return free heap pages to the system."""
     while True:
         await anyio.sleep(1.0)
         try:
             await anyio.to_thread.run_sync(state.limiter.flush)
         except Exception:
             log.exception("could not persist request counters; will retry")
-        memory.release_free_memory()
+
+
+async def _trim_memory() -> None:
+    while True:
+        await anyio.sleep(memory.TRIM_INTERVAL)
+        await anyio.to_thread.run_sync(memory.release_free_memory)
 
 
 async def _close_months(state: AppState) -> None:
