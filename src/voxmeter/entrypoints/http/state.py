@@ -19,8 +19,8 @@ class MaintenanceFlag:
 
     ctx: Context
     ttl: float = 1.0
-    _value: bool = False
-    _until: float = 0.0
+    _value: bool = field(default=False, init=False)
+    _until: float = field(default=0.0, init=False)
 
     def on(self) -> bool:
         now = time.monotonic()
