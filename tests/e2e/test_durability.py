@@ -180,7 +180,7 @@ def test_sigterm_finishes_a_request_in_flight(make_server: MakeServer, tmp_path:
     envelope_ok(reply, 200, None, "3000 events accepted")
     assert reply.json()["data"] == {"accepted": 3000, "duplicates": 0}
     code = srv.proc.wait(timeout=30)
-    assert code in (0, -signal.SIGTERM), code
+    assert code == 0, code  # a requested stop is a clean exit for supervisors
     assert "Traceback" not in srv.log()
 
     restarted = make_server(db=db)
