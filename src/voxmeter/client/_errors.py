@@ -1,0 +1,152 @@
+"""The client's exception tree: one class per error row of SPEC §2, under one base.
+
+Callers branch on classes, never on message text, and the retry policy reads one attribute
+(`transient`) instead of re-deciding per status: that is how "retry only what is transient"
+stays true as rows are added.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class VoxmeterClientError(Exception):
+    """Base of every error the client raises."""
+
+    transient: ClassVar[bool] = False
+    """True when the same request may succeed later unchanged (so the client retries it)."""
+
+
+class ResponseFormatError(VoxmeterClientError):
+    """The server answered something that is not a Wolkvox envelope we can read.
+
+    Raised instead of guessing, so a changed or broken server never turns into silent zeros.
+    """
+
+    def __init__(self, message: str, raw: object = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class APIConnectionError(VoxmeterClientError):
+    """The request never got an answer (DNS, refused connection, reset, protocol error)."""
+
+    transient = True
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer within the client's timeout."""
+
+
+class APIStatusError(VoxmeterClientError):
+    """The server answered with an error envelope; carries everything it said.
+
+    `status` is the HTTP status line, `code` the envelope's code (they agree on voxmeter; the
+    hosted API may differ), `retry_after` the parsed `Retry-After` header in seconds, `raw` the
+    decoded body (or its text when it was not JSON).
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        status: int,
+        code: int | None = None,
+        error: str | None = None,
+        retry_after: float | None = None,
+        raw: object = None,
+    ) -> None:
+        super().__init__(f"{status} {error or ''}: {msg}".replace(" :", ":"))
+        self.msg = msg
+        self.status = status
+        self.code = code
+        self.error = error
+        self.retry_after = retry_after
+        self.raw = raw
+
+
+class BadRequestError(APIStatusError):
+    """400 family: the request itself is wrong; repeating it cannot help."""
+
+
+class UnknownApiError(BadRequestError):
+    """400 THE API YOU WANT TO CONSULT DOES NOT EXIST: unknown `api` value or path."""
+
+
+class BadParametersError(BadRequestError):
+    """400 SOME PARAMETERS ARE REQUIRED (detail after `: `), e.g. a future `month`."""
+
+
+class MissingTokenError(APIStatusError):
+    """401 PLEASE ENTER THE WOLKVOX-TOKEN: no token was sent."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403 family (the hosted API uses 403 for four unrelated refusals)."""
+
+
+class InvalidTokenError(PermissionDeniedError):
+    """403 PLEASE VALIDATE TOKEN: unknown, revoked, wrong-scope or wrong-server token."""
+
+
+class QuotaExceededError(PermissionDeniedError):
+    """403 TOKEN LIMIT EXCEEDED: the operation's daily quota is used up.
+
+    Not transient for the client: retrying burns nothing useful until midnight (`retry_after`).
+    """
+
+
+class TooManyRequestsError(PermissionDeniedError):
+    """403 EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN: another caller holds the slots."""
+
+    transient = True
+
+
+class MaintenanceError(PermissionDeniedError):
+    """403 SERVER IN MAINTENANCE: switched on by an admin, expected to end."""
+
+    transient = True
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: the body is over the server's limit (the client already splits at 10,000 events)."""
+
+
+class ServerError(APIStatusError):
+    """5xx: a server or gateway failure, worth retrying."""
+
+    transient = True
+
+
+#: Envelope `msg` prefixes of SPEC §2 and the class each one means.
+_BY_MESSAGE: tuple[tuple[str, type[APIStatusError]], ...] = (
+    ("THE API YOU WANT TO CONSULT DOES NOT EXIST", UnknownApiError),
+    ("SOME PARAMETERS ARE REQUIRED", BadParametersError),
+    ("PLEASE ENTER THE WOLKVOX-TOKEN", MissingTokenError),
+    ("PLEASE VALIDATE TOKEN", InvalidTokenError),
+    ("TOKEN LIMIT EXCEEDED", QuotaExceededError),
+    ("EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS", TooManyRequestsError),
+    ("SERVER IN MAINTENANCE", MaintenanceError),
+)
+
+
+def error_class(status: int, msg: str) -> type[APIStatusError]:
+    """The class for an error answer: by the §2 message first, then by status family.
+
+    The message decides because status alone is ambiguous (four different 403s).
+    """
+    text = msg.strip().upper()
+    for prefix, cls in _BY_MESSAGE:
+        if text.startswith(prefix):
+            return cls
+    if status == 401:
+        return MissingTokenError
+    if status == 413:
+        return PayloadTooLargeError
+    if status >= 500:
+        return ServerError
+    if status == 403:
+        return PermissionDeniedError
+    if status == 400:
+        return BadRequestError
+    return APIStatusError
