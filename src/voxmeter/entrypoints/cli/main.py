@@ -8,6 +8,7 @@ from voxmeter import __version__
 from voxmeter.entrypoints.cli import admin
 from voxmeter.entrypoints.cli.ingest import ingest
 from voxmeter.entrypoints.cli.serve import demo, serve
+from voxmeter.entrypoints.cli.usage import usage
 
 
 @click.group()
@@ -24,6 +25,7 @@ cli.add_command(admin.month)
 cli.add_command(admin.maintenance)
 cli.add_command(admin.migrate)
 cli.add_command(ingest)
+cli.add_command(usage)
 
 
 def main() -> None:
