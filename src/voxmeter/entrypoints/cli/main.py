@@ -9,6 +9,7 @@ from voxmeter.entrypoints.cli import admin
 from voxmeter.entrypoints.cli.ingest import ingest
 from voxmeter.entrypoints.cli.serve import demo, serve
 from voxmeter.entrypoints.cli.usage import usage
+from voxmeter.entrypoints.cli.watch import history_command, watch
 
 
 @click.group()
@@ -26,6 +27,8 @@ cli.add_command(admin.maintenance)
 cli.add_command(admin.migrate)
 cli.add_command(ingest)
 cli.add_command(usage)
+cli.add_command(watch)
+cli.add_command(history_command)
 
 
 def main() -> None:
