@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -389,3 +390,58 @@ def test_usage_all_does_not_hide_unknown_api_once_all_worked() -> None:
     with pytest.raises(UnknownApiError):
         c.usage_all()
     assert len(answers.requests) == 2
+
+
+def test_sync_and_async_clients_share_one_limit_per_token() -> None:
+    """A sync client in a thread and an async client on a loop: together at most 1 in flight."""
+    inside = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def enter() -> None:
+        nonlocal inside, peak
+        with lock:
+            inside += 1
+            peak = max(peak, inside)
+
+    def leave() -> None:
+        nonlocal inside
+        with lock:
+            inside -= 1
+
+    def slow(_: httpx.Request) -> httpx.Response:
+        enter()
+        time.sleep(0.03)
+        leave()
+        return httpx.Response(200, json=OK)
+
+    async def slow_async(_: httpx.Request) -> httpx.Response:
+        enter()
+        await asyncio.sleep(0.03)
+        leave()
+        return httpx.Response(200, json=OK)
+
+    token = f"mixed-{random.random()}"
+    sync_client = Client(
+        "1",
+        token=token,
+        base_url="http://t",
+        http_client=httpx.Client(transport=httpx.MockTransport(slow)),
+    )
+    threads = [threading.Thread(target=sync_client.usage, args=("ivr_minutes",)) for _ in range(4)]
+
+    async def main() -> None:
+        async with AsyncClient(
+            "1",
+            token=token,
+            base_url="http://t",
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(slow_async)),
+        ) as c:
+            await asyncio.gather(*(c.usage("ivr_minutes") for _ in range(4)))
+
+    for t in threads:
+        t.start()
+    asyncio.run(main())
+    for t in threads:
+        t.join(10)
+    assert peak == 1

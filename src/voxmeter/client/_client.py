@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from voxmeter.client._errors import (
     VoxmeterClientError,
 )
 from voxmeter.client._models import IngestResult, TokenInfo, UsageRow
+from voxmeter.client._process_slots import ProcessSlots
 from voxmeter.client._retry import RetryPolicy
 from voxmeter.domain.catalog import Catalog
 
@@ -135,7 +136,9 @@ class Client(_BaseClient):
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
         catalog: Catalog | None = None,
+        process_lock: bool = False,
     ) -> None:
+        """`process_lock` also bounds requests across processes (the CLI turns it on)."""
         super().__init__(
             server=server,
             token=token,
@@ -149,12 +152,16 @@ class Client(_BaseClient):
         self._http = http_client or httpx.Client()
         self._sleep = sleep
         self._slot = _slots.sync_slot(self._slot_key, self.max_in_flight)
+        self._across = ProcessSlots(self._slot_key, self.max_in_flight) if process_lock else None
 
     def _request(self, call: Call[T]) -> T:
         attempt = 0
         while True:
             try:
-                with self._slot, _network_errors():
+                across: AbstractContextManager[None] = (
+                    self._across.hold() if self._across else nullcontext()
+                )
+                with self._slot, across, _network_errors():
                     response = self._http.send(self._build(self._http, call))
                 return call.parse(_calls.envelope_of(response))
             except VoxmeterClientError as error:
@@ -240,11 +247,11 @@ class AsyncClient(_BaseClient):
         self._sleep = sleep
 
     async def _request(self, call: Call[T]) -> T:
-        slot = _slots.async_slot(self._slot_key, self.max_in_flight)
+        slot = _slots.sync_slot(self._slot_key, self.max_in_flight)
         attempt = 0
         while True:
             try:
-                async with slot:
+                async with _slots.held_async(slot):
                     with _network_errors():
                         response = await self._http.send(self._build(self._http, call))
                 return call.parse(_calls.envelope_of(response))

@@ -3,7 +3,7 @@
 The hosted API refuses a third simultaneous request per token, and voxmeter does the same, so
 every client object for the same (base URL, token) in this process shares one semaphore: several
 clients or threads cannot together exceed the limit. Tokens are keyed by their SHA-256 so the
-registry never holds a secret. Across processes this is not enforced (a later file lock).
+registry never holds a secret. Across processes, see `_process_slots` (used by the CLI).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 MAX_IN_FLIGHT = 2
 """The hosted API's limit of simultaneous requests per token."""
@@ -20,9 +21,6 @@ _Key = tuple[str, str]
 
 _lock = threading.Lock()
 _sync: dict[_Key, threading.BoundedSemaphore] = {}
-_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def check_limit(max_in_flight: int) -> int:
@@ -36,14 +34,22 @@ def key(base_url: str, token: str) -> _Key:
 
 
 def sync_slot(slot_key: _Key, limit: int) -> threading.BoundedSemaphore:
-    """The process-wide semaphore of a token; the first client to ask sets its size."""
+    """The process-wide semaphore of a token, for sync and async clients alike; the first client
+    to ask sets its size."""
     with _lock:
         return _sync.setdefault(slot_key, threading.BoundedSemaphore(limit))
 
 
-def async_slot(slot_key: _Key, limit: int) -> asyncio.Semaphore:
-    """The same for the running event loop (asyncio semaphores belong to one loop)."""
-    loop = asyncio.get_running_loop()
-    with _lock:
-        per_loop = _async.setdefault(loop, {})
-        return per_loop.setdefault(slot_key, asyncio.Semaphore(limit))
+@asynccontextmanager
+async def held_async(slot: threading.BoundedSemaphore, poll: float = 0.002) -> AsyncIterator[None]:
+    """Hold the token's process-wide semaphore from async code without blocking the event loop.
+
+    Sync and async clients (and every event loop) share one semaphore per token, so together
+    they never exceed the limit; when it is taken the coroutine polls instead of blocking.
+    """
+    while not slot.acquire(blocking=False):
+        await asyncio.sleep(poll)
+    try:
+        yield
+    finally:
+        slot.release()

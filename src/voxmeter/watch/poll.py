@@ -51,6 +51,7 @@ def fetch_usage(
         base_url=op.base_url,
         timeout=timeout,
         max_retries=max_retries,
+        process_lock=True,  # a cron run and a manual `voxmeter usage` may share the token
     ) as client:
         return client.usage_all()
 

@@ -85,7 +85,7 @@ def usage(
         except MonthError as exc:
             raise click.ClickException(str(exc)) from exc
     try:
-        with Client(server=server, token=token, base_url=base_url) as client:
+        with Client(server=server, token=token, base_url=base_url, process_lock=True) as client:
             rows = client.usage(api, month) if api else client.usage_all(month)
     except VoxmeterClientError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
