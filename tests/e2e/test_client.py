@@ -29,6 +29,7 @@ from voxmeter.client import (
     InvalidTokenError,
     MaintenanceError,
     MissingTokenError,
+    PayloadTooLargeError,
     QuotaExceededError,
     TooManyRequestsError,
     UnknownApiError,
@@ -307,9 +308,12 @@ def test_maintenance_is_classified_and_retried_until_it_ends(
 def test_a_refused_connection_is_retried_then_raised() -> None:
     port = free_port()  # nothing listens here
     sleeps: list[float] = []
-    with Client(
-        "1", token="t", base_url=f"http://127.0.0.1:{port}", max_retries=2, sleep=sleeps.append
-    ) as c, pytest.raises(APIConnectionError) as caught:
+    with (
+        Client(
+            "1", token="t", base_url=f"http://127.0.0.1:{port}", max_retries=2, sleep=sleeps.append
+        ) as c,
+        pytest.raises(APIConnectionError) as caught,
+    ):
         c.token_info()
     assert type(caught.value) is APIConnectionError
     assert len(sleeps) == 2
@@ -322,15 +326,43 @@ def test_a_server_that_never_answers_times_out_and_is_retried() -> None:
         port = listener.getsockname()[1]
         sleeps: list[float] = []
         started = time.monotonic()
-        with Client(
-            "1",
-            token="t",
-            base_url=f"http://127.0.0.1:{port}",
-            timeout=0.3,
-            max_retries=1,
-            sleep=sleeps.append,
-        ) as c, pytest.raises(APITimeoutError):
+        with (
+            Client(
+                "1",
+                token="t",
+                base_url=f"http://127.0.0.1:{port}",
+                timeout=0.3,
+                max_retries=1,
+                sleep=sleeps.append,
+            ) as c,
+            pytest.raises(APITimeoutError),
+        ):
             c.usage("ivr_minutes")
         elapsed = time.monotonic() - started
     assert len(sleeps) == 1
     assert 0.5 <= elapsed < 5
+
+
+def test_an_over_size_batch_is_payload_too_large_and_not_retried(
+    make_server: Callable[..., VoxServer],
+) -> None:
+    srv = make_server("--max-body-bytes", "2000")
+    tenant = srv.tenant()
+    transport = Counting()
+    now = datetime.now(UTC).isoformat()
+    events = [
+        {"id": f"big-{i}", "product": "ivr_minutes", "time": now, "quantity": "1"}
+        for i in range(100)
+    ]
+    with (
+        Client(
+            "9901",
+            token=tenant.token,
+            base_url=srv.base,
+            http_client=httpx.Client(transport=transport),
+        ) as client,
+        pytest.raises(PayloadTooLargeError),
+    ):
+        client.send_events(events)
+    assert transport.sent == 1
+    assert srv.items(tenant.token, "ivr_minutes") == "0"
