@@ -245,13 +245,13 @@ class AsyncClient(_BaseClient):
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient()
         self._sleep = sleep
+        self._slot = _slots.sync_slot(self._slot_key, self.max_in_flight)
 
     async def _request(self, call: Call[T]) -> T:
-        slot = _slots.sync_slot(self._slot_key, self.max_in_flight)
         attempt = 0
         while True:
             try:
-                async with _slots.held_async(slot):
+                async with _slots.held_async(self._slot):
                     with _network_errors():
                         response = await self._http.send(self._build(self._http, call))
                 return call.parse(_calls.envelope_of(response))
