@@ -96,6 +96,21 @@ class PayloadTooLarge(VoxmeterError):
     error = "PAYLOAD TOO LARGE"
 
 
+class Unavailable(VoxmeterError):
+    """A backing service (database or shared limit store) cannot be reached just now.
+
+    Raised by adapters instead of their driver's errors, so a request gets a clear 503 and the
+    next one tries again: service resumes by itself when the component is back."""
+
+    status = 503
+    error = "SERVICE UNAVAILABLE"
+    default_msg = "A BACKING SERVICE IS UNREACHABLE, TRY AGAIN SHORTLY"
+
+    def __init__(self, msg: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(msg)
+        self.retry_after = retry_after
+
+
 class RequestTimeout(VoxmeterError):
     status = 504
     error = "GATEWAY TIMEOUT"

@@ -55,7 +55,7 @@ class InProcessLimiter:
             self._last_used[token_id] = time.time_ns() // 1000
             return Admission("ok", used_token + 1, used_op + 1)
 
-    def release(self, token_id: str) -> None:
+    def release(self, token_id: str, lease: str = "") -> None:
         with self._lock:
             self._in_flight[token_id] -= 1
             if self._in_flight[token_id] <= 0:

@@ -161,11 +161,14 @@ class Storage(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The limiter's answer: `ok`, `busy` (too many in flight) or `quota` (day used up)."""
+    """The limiter's answer: `ok`, `busy` (too many in flight) or `quota` (day used up).
+
+    `lease` names the in-flight slot an `ok` admission took; it is handed back to `release`."""
 
     outcome: str
     token_today: int
     operation_today: int
+    lease: str = ""
 
 
 class Limiter(Protocol):
@@ -177,7 +180,9 @@ class Limiter(Protocol):
         """Take an in-flight slot and charge one request, or refuse without doing either."""
         ...
 
-    def release(self, token_id: str) -> None: ...
+    def release(self, token_id: str, lease: str) -> None:
+        """Give back the in-flight slot taken by an `ok` admission."""
+        ...
 
     def usage(self, token_id: str, operation_id: int, day: str) -> tuple[int, int]:
         """(this token's requests, all the operation's requests) on a day."""

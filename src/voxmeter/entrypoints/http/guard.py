@@ -40,6 +40,8 @@ class Visit:
     calendar: ZoneCalendar
     day: str
     """The operation's local date, YYYY-MM-DD: the quota day and the rows' `date`."""
+    lease: str = ""
+    """The in-flight slot this request holds until it is answered."""
 
     @property
     def operation(self) -> Operation:
@@ -103,11 +105,11 @@ def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
     if admission.outcome == "quota":
         metrics.LIMIT_REJECTIONS.labels("quota").inc()
         raise QuotaExceeded(seconds_to_midnight(local_now))
-    return Visit(caller, now, local_now, cal, day)
+    return Visit(caller, now, local_now, cal, day, admission.lease)
 
 
 def release(state: AppState, visit: Visit) -> None:
-    state.limiter.release(visit.caller.token.id)
+    state.limiter.release(visit.caller.token.id, visit.lease)
 
 
 @asynccontextmanager
