@@ -1,43 +1,78 @@
-"""Wiring: storage, context and app state from settings; the only place that picks adapters."""
+"""Wiring: storage, limiter, context and app state from settings; the only place that picks
+adapters."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from voxmeter.adapters.limits import InProcessLimiter
-from voxmeter.adapters.sqlite import SqliteStorage
-from voxmeter.adapters.sqlite.storage import path_from_url
 from voxmeter.config import Settings
 from voxmeter.domain.catalog import Catalog
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context
+from voxmeter.service.ports import Database, Limiter
 from voxmeter.service.tenancy import Authenticator
 
+SQLITE = "sqlite:///"
+POSTGRES = ("postgresql://", "postgres://")
 
-def open_storage(url: str, *, migrate: bool = True, cache_mib: int = 16) -> SqliteStorage:
-    """Open the database named by `url`; the embedded SQLite database is created on first use."""
+
+def open_storage(url: str, *, create: bool = True, cache_mib: int = 16) -> Database:
+    """Open the database named by `url`, refusing a schema this release does not know.
+
+    An empty database (schema version 0) gets the current schema when `create` is set, so the
+    embedded mode works on first use; any other version than the current one must be brought
+    up to date explicitly with `voxmeter migrate`.
+    """
     storage = _raw_storage(url, cache_mib)
-    if migrate:
-        storage.migrate()
-    storage.check_schema()
+    try:
+        if create and storage.schema_version() == 0:
+            storage.migrate()
+        storage.check_schema()
+    except BaseException:
+        storage.close()
+        raise
     return storage
 
 
 def migrate(url: str) -> tuple[int, int]:
     """Apply pending migrations; return (schema version, migrations applied)."""
     storage = _raw_storage(url)
-    ran = storage.migrate()
-    return storage.schema_version(), ran
+    try:
+        ran = storage.migrate()
+        return storage.schema_version(), ran
+    finally:
+        storage.close()
 
 
-def _raw_storage(url: str, cache_mib: int = 16) -> SqliteStorage:
-    if url.startswith("sqlite:///"):
+def _raw_storage(url: str, cache_mib: int = 16) -> Database:
+    if url.startswith(SQLITE):
+        from voxmeter.adapters.sqlite import SqliteStorage
+        from voxmeter.adapters.sqlite.storage import path_from_url
+
         return SqliteStorage(path_from_url(url), cache_mib=cache_mib)
-    raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
+    if url.startswith(POSTGRES):
+        from voxmeter.adapters.postgres import PostgresStorage
+
+        return PostgresStorage(url)
+    raise ConfigError(
+        f"unsupported database URL {_safe(url)!r}: use sqlite:///path/to/file.db "
+        "or postgresql://user@host/dbname"
+    )
 
 
-def context(settings: Settings, storage: SqliteStorage | None = None) -> Context:
+def _safe(url: str) -> str:
+    """The URL without a password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
+    return url
+
+
+def context(settings: Settings, storage: Database | None = None) -> Context:
     return Context(
         storage=storage or open_storage(settings.database_url, cache_mib=settings.sqlite_cache_mib),
         catalog=Catalog.load(settings.catalog_path),
@@ -45,9 +80,20 @@ def context(settings: Settings, storage: SqliteStorage | None = None) -> Context
     )
 
 
-def app_state(settings: Settings, ctx: Context) -> AppState:
-    """The HTTP app's shared state with the embedded (in-process) limiter."""
-    limiter = InProcessLimiter(ctx.storage)
+def limiter(settings: Settings, ctx: Context) -> Limiter:
+    """Redis-backed limits when a Redis URL is set (shared by every process), else in-process."""
+    if settings.redis_url:
+        from voxmeter.adapters.redis_limits import RedisLimiter
+
+        return RedisLimiter(settings.redis_url, ctx.storage, prefix=settings.redis_prefix)
+    local = InProcessLimiter(ctx.storage)
     today = datetime.now(UTC).date()
-    limiter.restore([(today + timedelta(days=d)).isoformat() for d in (-1, 0, 1)])
-    return AppState(ctx=ctx, settings=settings, limiter=limiter, auth=Authenticator(ctx))
+    local.restore([(today + timedelta(days=d)).isoformat() for d in (-1, 0, 1)])
+    return local
+
+
+def app_state(settings: Settings, ctx: Context) -> AppState:
+    """The HTTP app's shared state."""
+    return AppState(
+        ctx=ctx, settings=settings, limiter=limiter(settings, ctx), auth=Authenticator(ctx)
+    )

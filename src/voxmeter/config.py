@@ -15,7 +15,12 @@ class Settings:
     """How one voxmeter server runs. Flags override the environment, which overrides these."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    """`sqlite:///path` (embedded)."""
+    """`sqlite:///path` (embedded) or `postgresql://...` (scaled out)."""
+    redis_url: str | None = None
+    """`redis://...`: limits shared by every process through Redis. Without it, limits live in
+    the one server process (embedded mode)."""
+    redis_prefix: str = "voxmeter"
+    """Prefix of every Redis key, so several deployments can share one Redis."""
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -40,12 +45,37 @@ class Settings:
     """Seconds between checks for months whose grace period has ended."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
+    def to_env(self) -> dict[str, str]:
+        """The environment that `from_env` reads back into these settings (worker processes
+        are configured this way)."""
+        env = {
+            "VOXMETER_DATABASE_URL": self.database_url,
+            "VOXMETER_REDIS_PREFIX": self.redis_prefix,
+            "VOXMETER_WORKERS": str(self.workers),
+            "VOXMETER_GRACE_DAYS": str(self.grace_days),
+            "VOXMETER_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "VOXMETER_SQLITE_CACHE_MIB": str(self.sqlite_cache_mib),
+            "VOXMETER_REQUEST_TIMEOUT": repr(self.request_timeout),
+            "VOXMETER_MAX_IN_FLIGHT": str(self.max_in_flight),
+        }
+        if self.redis_url:
+            env["VOXMETER_REDIS_URL"] = self.redis_url
+        if self.catalog_path is not None:
+            env["VOXMETER_CATALOG"] = str(self.catalog_path)
+        return env
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         settings = cls()
         if url := env.get("VOXMETER_DATABASE_URL"):
             settings = replace(settings, database_url=url)
+        if redis := env.get("VOXMETER_REDIS_URL"):
+            settings = replace(settings, redis_url=redis)
+        if prefix := env.get("VOXMETER_REDIS_PREFIX"):
+            settings = replace(settings, redis_prefix=prefix)
+        if workers := env.get("VOXMETER_WORKERS"):
+            settings = replace(settings, workers=int(workers))
         if grace := env.get("VOXMETER_GRACE_DAYS"):
             settings = replace(settings, grace_days=int(grace))
         if catalog := env.get("VOXMETER_CATALOG"):

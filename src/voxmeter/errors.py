@@ -122,3 +122,8 @@ class ConfigError(VoxmeterError):
 
     status = 400
     error = "BAD REQUEST"
+
+
+class SchemaError(ConfigError):
+    """The database's schema is not the one this release uses (older: run `voxmeter migrate`;
+    newer: upgrade voxmeter)."""

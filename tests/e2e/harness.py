@@ -477,6 +477,20 @@ class SlowPosts:
             thread.join(timeout=30)
 
 
+def wait_for_stale_slots(srv: VoxServer, token: str, seconds: float = 15.0) -> None:
+    """After a kill -9 in the scaled-out mode, the dead process's in-flight slots stay taken in
+    Redis until their leases expire (a few seconds); wait for that, failing if they never free."""
+    deadline = time.monotonic() + seconds
+    while True:
+        reply = srv.billing(token, "ivr_minutes")
+        if reply.status_code == 200:
+            return
+        assert reply.status_code == 403, reply.text
+        assert "SIMULTANEOUS" in reply.json()["msg"], reply.text
+        assert time.monotonic() < deadline, "slots of a killed server were never freed"
+        time.sleep(0.2)
+
+
 def wait_until_admitted(
     srv: VoxServer, observer: str, others_before: int, expected: int, timeout: float = 5.0
 ) -> int:

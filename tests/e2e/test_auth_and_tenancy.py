@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from tests.backends import pg_dump_text
 from tests.e2e.harness import SPEC_CATALOG, VoxServer, envelope_ok
 
 VALIDATE = "PLEASE VALIDATE TOKEN"
@@ -84,8 +85,17 @@ def listed(srv: VoxServer, token: str, **extra: str) -> list[dict]:  # type: ign
 
 
 def db_files(srv: VoxServer) -> list[Path]:
+    if not srv.db.startswith("sqlite:///"):
+        return []
     main = Path(srv.db.removeprefix("sqlite:///"))
     return [p for p in (main, Path(f"{main}-wal"), Path(f"{main}-shm")) if p.exists()]
+
+
+def stored_bytes(srv: VoxServer) -> bytes:
+    """Everything the server's database holds: the SQLite files, or PostgreSQL's rows."""
+    if srv.db.startswith("sqlite:///"):
+        return b"".join(p.read_bytes() for p in db_files(srv))
+    return pg_dump_text(srv.db)
 
 
 # --- 401 / 403 PLEASE VALIDATE TOKEN ------------------------------------------------------
@@ -422,7 +432,7 @@ def test_secrets_are_strong_and_never_listed_logged_or_stored(server: VoxServer)
     log = server.log()
     assert str(server.port) in log, "not the server's log? it does not name its port"
     files = db_files(server)
-    stored = b"".join(p.read_bytes() for p in files)
+    stored = stored_bytes(server)
     assert tenant.token_id.encode() in stored, "token ids should be in the database file(s)"
     for token in tokens:
         assert token not in log

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import requests
 
@@ -21,10 +20,12 @@ from tests.e2e.harness import (
     figure_of,
     local_stamp,
     times_this_month,
+    wait_for_stale_slots,
 )
 
 Event = dict[str, object]
 MakeServer = Callable[..., VoxServer]
+FreshDb = Callable[[str], str]
 PRODUCTS = ("ivr_minutes", "interactions", "pbx_licenses", "rsync")
 
 
@@ -62,9 +63,9 @@ def _stored_ids(srv: VoxServer, tenant: Tenant) -> set[str]:
 
 
 def test_kill_9_right_after_the_reply_loses_nothing(
-    make_server: MakeServer, tmp_path: Path
+    make_server: MakeServer, fresh_db: FreshDb
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'durable.db'}"
+    db = fresh_db("durable")
     srv = make_server(db=db)
     tenant = srv.tenant()
     rng = random.Random(9)
@@ -77,6 +78,7 @@ def test_kill_9_right_after_the_reply_loses_nothing(
         assert body["data"] == {"accepted": 10_000, "duplicates": 0}
         sent.extend(batch)
         srv = make_server(db=db)
+        wait_for_stale_slots(srv, tenant.token)
         _check_figures(srv, tenant, sent)
     assert _stored_ids(srv, tenant) == {str(e["id"]) for e in sent}
     # Re-sending everything after the crashes: all duplicates.
@@ -86,9 +88,9 @@ def test_kill_9_right_after_the_reply_loses_nothing(
 
 
 def test_kill_9_during_a_batch_stores_all_or_nothing(
-    make_server: MakeServer, tmp_path: Path
+    make_server: MakeServer, fresh_db: FreshDb
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'atomic.db'}"
+    db = fresh_db("atomic")
     srv = make_server(db=db)
     tenant = srv.tenant()
     rng = random.Random(10)
@@ -111,6 +113,7 @@ def test_kill_9_during_a_batch_stores_all_or_nothing(
         srv.stop(signal.SIGKILL)
         thread.join(timeout=60)
         srv = make_server(db=db)
+        wait_for_stale_slots(srv, tenant.token)
         stored = _stored_ids(srv, tenant)
         before = {str(e["id"]) for e in sent}
         complete = before | {str(e["id"]) for e in batch}
@@ -129,8 +132,8 @@ def test_kill_9_during_a_batch_stores_all_or_nothing(
         _check_figures(srv, tenant, sent)
 
 
-def test_sigterm_finishes_a_request_in_flight(make_server: MakeServer, tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'graceful.db'}"
+def test_sigterm_finishes_a_request_in_flight(make_server: MakeServer, fresh_db: FreshDb) -> None:
+    db = fresh_db("graceful")
     srv = make_server(db=db)
     tenant = srv.tenant()
     batch = _batch(random.Random(11), "slow", 3_000)

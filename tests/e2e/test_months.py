@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import requests
 
@@ -20,6 +19,7 @@ from tests.e2e.harness import (
 
 Event = dict[str, object]
 MakeServer = Callable[..., VoxServer]
+FreshDb = Callable[[str], str]
 
 
 def _month_start(months_back: int) -> datetime:
@@ -239,37 +239,37 @@ def test_default_grace_refuses_a_month_that_ended_more_than_3_days_ago(
     assert server.items(tenant.token, "rec_minutes") == "3"
 
 
-def test_grace_days_from_the_environment(make_server: MakeServer, tmp_path: Path) -> None:
+def test_grace_days_from_the_environment(make_server: MakeServer, fresh_db: FreshDb) -> None:
     two_ago = _month_start(2)
     last = _month_start(1)
     old = {"id": "old", "product": "tts_chars", "time": _at(two_ago, 14), "quantity": "250"}
     late = {"id": "late", "product": "tts_chars", "time": _at(last, 14), "quantity": "30"}
 
-    generous = make_server(db=f"sqlite:///{tmp_path}/env400.db", env={"VOXMETER_GRACE_DAYS": "400"})
+    generous = make_server(db=fresh_db("env400"), env={"VOXMETER_GRACE_DAYS": "400"})
     tenant = generous.tenant()
     _accepted(generous.post_events(tenant.token, [old, late]), 2, 0)
     assert generous.items(tenant.token, "tts_chars", _label(two_ago)) == "250"
     assert generous.items(tenant.token, "tts_chars", _label(last)) == "30"
 
-    strict = make_server(db=f"sqlite:///{tmp_path}/env0.db", env={"VOXMETER_GRACE_DAYS": "0"})
+    strict = make_server(db=fresh_db("env0"), env={"VOXMETER_GRACE_DAYS": "0"})
     tenant = strict.tenant()
     _closed_month_refusal(strict.post_events(tenant.token, [late]), _label(last), [0])
     _accepted(strict.post_events(tenant.token, [dict(late, time=_now())]), 1, 0)
 
     # The flag wins over the environment.
     flagged = make_server(
-        "--grace-days", "0", db=f"sqlite:///{tmp_path}/flag.db", env={"VOXMETER_GRACE_DAYS": "400"}
+        "--grace-days", "0", db=fresh_db("flag"), env={"VOXMETER_GRACE_DAYS": "400"}
     )
     tenant = flagged.tenant()
     _closed_month_refusal(flagged.post_events(tenant.token, [late]), _label(last), [0])
 
 
 def test_retry_into_a_month_closed_by_grace_is_a_duplicate(
-    make_server: MakeServer, tmp_path: Path
+    make_server: MakeServer, fresh_db: FreshDb
 ) -> None:
     """Accepted while open (long grace); after a restart with the default grace the month is
     closed: the retry is a duplicate, a new event an error, and the figure is unchanged."""
-    db = f"sqlite:///{tmp_path}/retry.db"
+    db = fresh_db("retry")
     two_ago = _month_start(2)
     label = _label(two_ago)
     events: list[Event] = [

@@ -1,4 +1,10 @@
-"""Fixtures: a real, migrated SQLite file per test, a fake clock and a Context over both."""
+"""Fixtures: a real, migrated database per test (a SQLite file, and a PostgreSQL schema), a fake
+clock and a Context over both.
+
+Every test that uses `storage` (or `ctx`) runs once per backend. PostgreSQL is the test database
+of tests/backends.py: unreachable, it skips those variants with the reason printed (with CI=true
+it fails them). Tests about the SQLite file itself are marked `sqlite_only`.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,89 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import FakeClock
+from tests.backends import pg_schema
+from tests.integration.support import FakeClock, Sql
+from voxmeter.adapters.postgres import PostgresStorage
 from voxmeter.adapters.sqlite import SqliteStorage
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.tenancy import Operation
 from voxmeter.service.context import Context
+from voxmeter.service.ports import Database
 from voxmeter.service.tenancy import create_operation
 
 #: Mid-May 2026 (UTC): May is the open month; April's 3-day grace period is over.
 DEFAULT_NOW = "2026-05-15T12:00:00Z"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: about the SQLite file itself; not run on PostgreSQL"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the PostgreSQL variant of tests marked `sqlite_only`."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("db_backend") if callspec else None
+        if backend == "postgres" and item.get_closest_marker("sqlite_only"):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@dataclasses.dataclass(frozen=True)
+class DbUnderTest:
+    """Where the test's data lives: `url` opens more storages over it (other processes)."""
+
+    backend: str
+    url: str
+    path: Path | None = None
+
+    def open(self) -> Database:
+        if self.path is not None:
+            return SqliteStorage(str(self.path))
+        return PostgresStorage(self.url)
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "voxmeter.db"
+
+
+@pytest.fixture(params=BACKENDS)
+def db_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database(db_backend: str, db_path: Path) -> Iterator[DbUnderTest]:
+    if db_backend == "sqlite":
+        yield DbUnderTest("sqlite", f"sqlite:///{db_path}", db_path)
+        return
+    with pg_schema() as url:
+        yield DbUnderTest("postgres", url)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL over a fresh, empty schema (for PostgreSQL-only tests)."""
+    with pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def sql(database: DbUnderTest) -> Iterator[Sql]:
+    """`sql("SELECT ... WHERE id = ?", (x,))`: read the test's database directly, whichever
+    backend, with a connection of the test's own."""
+    runner = Sql(database.url)
+    yield runner
+    runner.close()
 
 
 @pytest.fixture
@@ -32,8 +107,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def storage(db_path: Path) -> Iterator[SqliteStorage]:
-    store = SqliteStorage(str(db_path))
+def storage(database: DbUnderTest) -> Iterator[Database]:
+    store = database.open()
     store.migrate()
     yield store
     store.close()
@@ -64,7 +139,7 @@ def unique_catalog(tmp_path: Path) -> Catalog:
 
 
 @pytest.fixture
-def ctx(storage: SqliteStorage, catalog: Catalog, clock: FakeClock) -> Context:
+def ctx(storage: Database, catalog: Catalog, clock: FakeClock) -> Context:
     return Context(storage=storage, catalog=catalog, grace_days=3, clock=clock)
 
 

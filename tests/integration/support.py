@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
+
 from voxmeter.domain.months import Month, to_micros
 from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import Operation
@@ -72,7 +74,7 @@ def fig(ctx: Context, op: Operation, api: str, month: str) -> str:
 
 
 def query(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    """Read the database file directly, with a connection of the test's own."""
+    """Read the SQLite file directly, with a connection of the test's own."""
     conn = sqlite3.connect(db)
     try:
         return conn.execute(sql, args).fetchall()
@@ -80,9 +82,40 @@ def query(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
         conn.close()
 
 
-def event_rows(db: Path, operation_id: int | None = None) -> int:
+class Sql:
+    """Raw SQL against a test database of either backend, with a connection of the test's own.
+
+    Queries use SQLite's `?` placeholders (rewritten to `%s` for PostgreSQL, `%` escaped) and
+    SQL both understand; integral NUMERIC results come back as int, as SQLite gives them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pg: psycopg.Connection | None = None
+        if url.startswith("sqlite:///"):
+            self._path: Path | None = Path(url.removeprefix("sqlite:///"))
+        else:
+            self._path = None
+            self._pg = psycopg.connect(url, autocommit=True, connect_timeout=3)
+
+    def __call__(self, sql: str, args: tuple = ()) -> list[tuple]:
+        if self._path is not None:
+            return query(self._path, sql, args)
+        assert self._pg is not None
+        rows = self._pg.execute(sql.replace("%", "%%").replace("?", "%s"), args).fetchall()
+        return [tuple(_plain(cell) for cell in row) for row in rows]
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+
+
+def _plain(cell: object) -> object:
+    if isinstance(cell, Decimal) and cell == cell.to_integral_value():
+        return int(cell)
+    return cell
+
+
+def event_rows(sql: Sql, operation_id: int | None = None) -> int:
     if operation_id is None:
-        return int(query(db, "SELECT count(*) FROM events")[0][0])
-    return int(
-        query(db, "SELECT count(*) FROM events WHERE operation_id = ?", (operation_id,))[0][0]
-    )
+        return int(sql("SELECT count(*) FROM events")[0][0])
+    return int(sql("SELECT count(*) FROM events WHERE operation_id = ?", (operation_id,))[0][0])

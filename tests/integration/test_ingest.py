@@ -1,24 +1,23 @@
-"""Ingest through the service layer into a real SQLite file: dedupe, atomicity, visibility."""
+"""Ingest through the service layer into a real database: dedupe, atomicity, visibility."""
 
 from __future__ import annotations
 
 import random
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import DbUnderTest
 from tests.integration.support import (
     FakeClock,
+    Sql,
     ev,
     event_rows,
     fig,
     figures,
-    query,
     utc,
 )
-from voxmeter.adapters.sqlite import SqliteStorage
 from voxmeter.domain.quantities import from_micro
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
@@ -29,7 +28,7 @@ from voxmeter.service.ingest import ingest_batch
 
 
 def test_same_id_sent_a_thousand_times_counts_once_and_first_copy_wins(
-    ctx: Context, op: Operation, db_path: Path
+    ctx: Context, op: Operation, sql: Sql
 ) -> None:
     rng = random.Random(20260515)
     start = utc("2026-05-01T00:00:00Z")
@@ -67,13 +66,12 @@ def test_same_id_sent_a_thousand_times_counts_once_and_first_copy_wins(
     assert sum(r.duplicates for r in results) == 999
     assert [e.id for e in results[0].new_events] == ["dup-1", "fresh-0"]
 
-    rows = query(
-        db_path,
+    rows = sql(
         "SELECT e.time, e.quantity, p.api FROM events e JOIN products p ON p.id = e.product_id"
         " WHERE e.id = 'dup-1'",
     )
     assert rows == [(1778142600000000, 7250000, "rsync")]  # 2026-05-07T08:30:00Z, 7.25
-    assert event_rows(db_path) == 1 + len(batches)
+    assert event_rows(sql) == 1 + len(batches)
     fresh_total = Decimal(len(batches))
     assert figures(ctx, op, "2026-05", products) == {
         "rsync": str(Decimal("7.25") + fresh_total),
@@ -96,7 +94,7 @@ def test_same_id_sent_a_thousand_times_counts_once_and_first_copy_wins(
 
 
 def test_duplicates_inside_one_batch_count_as_duplicates_first_copy_wins(
-    ctx: Context, op: Operation, db_path: Path
+    ctx: Context, op: Operation, sql: Sql
 ) -> None:
     batch = [
         ev("a", "rsync", "2026-05-01T10:00:00Z", "1.5"),
@@ -109,7 +107,7 @@ def test_duplicates_inside_one_batch_count_as_duplicates_first_copy_wins(
     result = ingest_batch(ctx, op, batch)
     assert (result.accepted, result.duplicates) == (3, 3)
     assert [e.id for e in result.new_events] == ["a", "b", "c"]
-    assert event_rows(db_path) == 3
+    assert event_rows(sql) == 3
     assert figures(ctx, op, "2026-05", ["rsync", "interactions", "tts_chars"]) == {
         "rsync": "3.5",
         "interactions": "1",
@@ -119,7 +117,7 @@ def test_duplicates_inside_one_batch_count_as_duplicates_first_copy_wins(
     again = ingest_batch(ctx, op, batch)
     assert (again.accepted, again.duplicates) == (0, 6)
     assert again.new_events == ()
-    assert event_rows(db_path) == 3
+    assert event_rows(sql) == 3
     assert fig(ctx, op, "rsync", "2026-05") == "3.5"
 
 
@@ -135,10 +133,10 @@ def test_duplicates_inside_one_batch_count_as_duplicates_first_copy_wins(
     ],
 )
 def test_a_batch_with_one_invalid_event_stores_nothing(
-    ctx: Context, op: Operation, db_path: Path, bad, field: str
+    ctx: Context, op: Operation, sql: Sql, bad, field: str
 ) -> None:
     ingest_batch(ctx, op, [ev("old", "rsync", "2026-05-01T00:00:00Z", "10")])
-    before_rows = event_rows(db_path)
+    before_rows = event_rows(sql)
     before = figures(ctx, op, "2026-05")
     batch = [
         ev("n1", "rsync", "2026-05-02T00:00:00Z", "1"),
@@ -156,8 +154,8 @@ def test_a_batch_with_one_invalid_event_stores_nothing(
     assert problem["field"] == field
     assert problem["error"]
 
-    assert event_rows(db_path) == before_rows == 1
-    assert query(db_path, "SELECT id FROM events") == [("old",)]
+    assert event_rows(sql) == before_rows == 1
+    assert sql("SELECT id FROM events") == [("old",)]
     assert figures(ctx, op, "2026-05") == before
     assert before["rsync"] == "10"
     # Nothing from the refused batch took an id: the valid events go in afterwards.
@@ -184,7 +182,7 @@ def test_every_problem_of_a_batch_is_listed_by_index(ctx: Context, op: Operation
 
 
 def test_events_are_visible_to_figures_right_after_ingest(
-    ctx: Context, op: Operation, db_path: Path, catalog, clock: FakeClock
+    ctx: Context, op: Operation, database: DbUnderTest, catalog, clock: FakeClock
 ) -> None:
     # Read first, so this thread's reader connection already exists before the write.
     assert fig(ctx, op, "rsync", "2026-05") == "0"
@@ -194,7 +192,7 @@ def test_events_are_visible_to_figures_right_after_ingest(
         assert from_micro(raw["rsync"]) == Decimal("0.25") * n
 
     # Another storage over the same file (another process, say) sees the same figure.
-    other = SqliteStorage(str(db_path))
+    other = database.open()
     try:
         other_ctx = Context(storage=other, catalog=catalog, clock=clock)
         assert fig(other_ctx, op, "rsync", "2026-05") == "1.25"

@@ -1,4 +1,5 @@
-"""Schema migrations on real files: fresh databases, reopening, and a database from the future."""
+"""Schema migrations on real SQLite files: fresh databases, reopening, and a database from the
+future. (PostgreSQL's migrations are tested in test_postgres.py.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import create_operation
+
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_a_fresh_database_gets_the_latest_schema(tmp_path: Path) -> None:
@@ -83,7 +86,7 @@ def test_a_database_newer_than_this_release_is_refused(tmp_path: Path) -> None:
     assert "upgrade voxmeter" in message
 
     with pytest.raises(schema.SchemaError) as unmigrated:
-        open_storage(f"sqlite:///{path}", migrate=False)
+        open_storage(f"sqlite:///{path}", create=False)
     assert f"version {schema.LATEST + 1}" in str(unmigrated.value)
     # Nothing was changed by the refusals.
     assert query(path, "SELECT max(version) FROM schema_version") == [(schema.LATEST + 1,)]
@@ -92,6 +95,6 @@ def test_a_database_newer_than_this_release_is_refused(tmp_path: Path) -> None:
 def test_an_unmigrated_database_is_refused_without_migrate(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     with pytest.raises(schema.SchemaError) as caught:
-        open_storage(f"sqlite:///{path}", migrate=False)
+        open_storage(f"sqlite:///{path}", create=False)
     assert "version 0" in str(caught.value)
     assert "migrate" in str(caught.value)

@@ -12,12 +12,11 @@ import threading
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
-from pathlib import Path
 
 import pytest
 
-from tests.integration.support import FakeClock, ev, figures, query
-from voxmeter.adapters.sqlite import SqliteStorage
+from tests.integration.conftest import DbUnderTest
+from tests.integration.support import FakeClock, Sql, ev, figures
 from voxmeter.domain.catalog import Aggregation, Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.quantities import format_decimal
@@ -27,6 +26,7 @@ from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_month
+from voxmeter.service.ports import Database
 from voxmeter.service.tenancy import create_operation
 
 PRODUCTS = ["rsync", "ivr_minutes", "interactions", "agent_script", "active_agents"]
@@ -159,10 +159,10 @@ def test_meters_match_a_from_scratch_reference(
 
 
 def test_concurrent_writers_on_one_file_dedupe_exactly(
-    db_path: Path, storage: SqliteStorage, catalog: Catalog, clock: FakeClock
+    database: DbUnderTest, storage: Database, sql: Sql, catalog: Catalog, clock: FakeClock
 ) -> None:
     """Threads on two storages over one file (two processes, say) send the same ids."""
-    stores = [storage, SqliteStorage(str(db_path))]
+    stores = [storage, database.open()]
     contexts = [Context(storage=s, catalog=catalog, clock=clock) for s in stores]
     op = create_operation(contexts[0], "acme", "9901", "UTC")
     results: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -193,13 +193,13 @@ def test_concurrent_writers_on_one_file_dedupe_exactly(
         all_results = [r for rs in results.values() for r in rs]
         assert len(all_results) == 48
         assert all(a + d == 16 for a, d in all_results)
-        stored = query(db_path, "SELECT count(*), count(DISTINCT id) FROM events")
+        stored = sql("SELECT count(*), count(DISTINCT id) FROM events")
         accepted = sum(a for a, _ in all_results)
         assert stored == [(accepted, accepted)]
-        distinct_shared = query(db_path, "SELECT count(*) FROM events WHERE id LIKE 'id-%'")[0][0]
+        distinct_shared = sql("SELECT count(*) FROM events WHERE id LIKE 'id-%'")[0][0]
         assert accepted == distinct_shared + 48
         # The meter equals the sum of the stored (first) copies, read from either storage.
-        total = query(db_path, "SELECT sum(quantity) FROM events WHERE id LIKE 'id-%'")[0][0]
+        total = sql("SELECT sum(quantity) FROM events WHERE id LIKE 'id-%'")[0][0]
         for ctx in contexts:
             assert figures(ctx, op, "2026-05", ["rsync", "interactions"]) == {
                 "rsync": str(total // 10**6),

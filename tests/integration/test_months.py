@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.integration.support import FakeClock, ev, event_rows, fig, figures, month_index
+from tests.integration.support import FakeClock, Sql, ev, event_rows, fig, figures, month_index
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict
@@ -31,7 +29,7 @@ def refused_months(exc: BadParameters) -> list[str]:
 
 
 def test_close_month_freezes_every_figure(
-    ctx: Context, op: Operation, clock: FakeClock, db_path: Path
+    ctx: Context, op: Operation, clock: FakeClock, sql: Sql
 ) -> None:
     clock.set("2026-04-26T00:00:00Z")
     ingest_batch(ctx, op, APRIL_EVENTS)
@@ -53,7 +51,7 @@ def test_close_month_freezes_every_figure(
     assert close_month(ctx, op, Month(2026, 4)) == []  # already closed
 
     # New events for the closed month: refused, naming the month, and the whole batch too.
-    rows = event_rows(db_path)
+    rows = event_rows(sql)
     with pytest.raises(BadParameters) as caught:
         ingest_batch(
             ctx,
@@ -65,7 +63,7 @@ def test_close_month_freezes_every_figure(
             ],
         )
     assert caught.value.data == [{"index": 1, "field": "time", "error": "month 2026-04 is closed"}]
-    assert event_rows(db_path) == rows
+    assert event_rows(sql) == rows
     assert fig(ctx, op, "rsync", "2026-05") == "0"
     assert fig(ctx, op, "agent_script", "2026-05") == "6"  # April's last level, carried
 
@@ -252,7 +250,7 @@ def test_close_due_months_freezes_what_the_grace_period_closed(
 
 @pytest.mark.parametrize("how", ["explicit", "grace"])
 def test_a_retry_into_a_closed_month_is_a_duplicate_not_an_error(
-    ctx: Context, op: Operation, clock: FakeClock, db_path: Path, how: str
+    ctx: Context, op: Operation, clock: FakeClock, sql: Sql, how: str
 ) -> None:
     clock.set("2026-04-20T00:00:00Z")
     ingest_batch(
@@ -268,7 +266,7 @@ def test_a_retry_into_a_closed_month_is_a_duplicate_not_an_error(
         close_month(ctx, op, Month(2026, 4))
     else:
         clock.set("2026-05-10T00:00:00Z")
-    rows = event_rows(db_path)
+    rows = event_rows(sql)
 
     same = ingest_batch(ctx, op, [ev("a1", "rsync", "2026-04-02T00:00:00Z", "3")])
     assert (same.accepted, same.duplicates) == (0, 1)
@@ -283,7 +281,7 @@ def test_a_retry_into_a_closed_month_is_a_duplicate_not_an_error(
         ],
     )
     assert (mixed.accepted, mixed.duplicates) == (1, 3)
-    assert event_rows(db_path) == rows + 1
+    assert event_rows(sql) == rows + 1
     assert fig(ctx, op, "rsync", "2026-04") == "3"
     assert fig(ctx, op, "interactions", "2026-04") == "1"
     assert fig(ctx, op, "rsync", "2026-05") == "1"
@@ -299,7 +297,7 @@ def test_a_retry_into_a_closed_month_is_a_duplicate_not_an_error(
             ],
         )
     assert caught.value.data == [{"index": 1, "field": "time", "error": "month 2026-04 is closed"}]
-    assert event_rows(db_path) == rows + 1
+    assert event_rows(sql) == rows + 1
     page = list_events(ctx, op, "20260401000000", "20260501235959", None, None)
     assert [e["id"] for e in page.events] == ["a1", "a2", "m1"]
 

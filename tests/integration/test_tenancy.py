@@ -7,7 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.integration.support import ev, event_rows, fig, figures, query
+from tests.integration.conftest import DbUnderTest
+from tests.integration.support import Sql, ev, event_rows, fig, figures
 from voxmeter.domain.tenancy import READ, WRITE
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
@@ -15,7 +16,7 @@ from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import Authenticator, create_operation, create_token, revoke_token
 
 
-def test_operations_are_isolated(ctx: Context, db_path: Path) -> None:
+def test_operations_are_isolated(ctx: Context, sql: Sql) -> None:
     acme = create_operation(ctx, "acme", "9901", "UTC")
     acme_too = create_operation(ctx, "acme", "0042", "UTC")  # same name, other server
     globex = create_operation(ctx, "globex", "9901", "Asia/Kathmandu")
@@ -30,8 +31,8 @@ def test_operations_are_isolated(ctx: Context, db_path: Path) -> None:
         assert (result.accepted, result.duplicates) == (2, 0)
     ingest_batch(ctx, acme, [ev("only-acme", "rsync", "2026-05-03T00:00:00Z", "10")])
     ingest_batch(ctx, globex, [ev("only-globex", "agent_script", "2026-05-03T00:00:00Z", "9")])
-    assert event_rows(db_path) == 8
-    assert [event_rows(db_path, op.id) for op in (acme, acme_too, globex)] == [3, 2, 3]
+    assert event_rows(sql) == 8
+    assert [event_rows(sql, op.id) for op in (acme, acme_too, globex)] == [3, 2, 3]
 
     assert figures(ctx, acme, "2026-05", ["rsync", "agent_script"]) == {
         "rsync": "11",
@@ -69,51 +70,71 @@ def test_operations_are_isolated(ctx: Context, db_path: Path) -> None:
     assert ingest_batch(ctx, acme, [batch[0]]).duplicates == 1
 
 
-def test_tokens_are_stored_only_as_sha256_hashes(ctx: Context, db_path: Path) -> None:
+def test_tokens_are_stored_only_as_sha256_hashes(
+    ctx: Context, database: DbUnderTest, sql: Sql
+) -> None:
     op = create_operation(ctx, "acme", "9901", "UTC")
     made = [create_token(ctx, op, f"token {n}", []) for n in range(3)]
     made.append(create_token(ctx, op, "reader", [READ]))
     for token, secret in made:
         assert len(secret) > 40
-        row = query(db_path, "SELECT hash, scopes FROM tokens WHERE id = ?", (token.id,))
+        row = sql("SELECT hash, scopes FROM tokens WHERE id = ?", (token.id,))
         assert row[0][0] == hashlib.sha256(secret.encode()).hexdigest()
     assert made[0][0].scopes == frozenset({READ, WRITE})
     assert made[3][0].scopes == frozenset({READ})
 
+    def leaks_in_tables(secret: str) -> list[str]:
+        """Every cell of every table, whichever backend."""
+        body = secret.removeprefix("vxm_")
+        if database.backend == "sqlite":
+            tables = [r[0] for r in sql("SELECT name FROM sqlite_master WHERE type='table'")]
+        else:
+            tables = [
+                r[0]
+                for r in sql(
+                    "SELECT table_name FROM information_schema.tables"
+                    " WHERE table_schema = current_schema()"
+                )
+            ]
+        return [
+            table
+            for table in tables
+            for row in sql(f'SELECT * FROM "{table}"')
+            if any(body in str(cell) or secret in str(cell) for cell in row)
+        ]
+
+    for _, secret in made:
+        assert leaks_in_tables(secret) == []
+    assert len(sql("SELECT * FROM tokens")) == 4
+    if database.backend != "sqlite":
+        return
+
+    # The SQLite files themselves (the WAL included) never hold a secret either.
+    db_path = database.path
+    assert db_path is not None
+
     def files() -> list[Path]:
         return [p for p in db_path.parent.iterdir() if p.name.startswith(db_path.name)]
 
-    def leaks(secret: str) -> list[str]:
-        found = []
+    def leaks_in_files(secret: str) -> list[str]:
         body = secret.removeprefix("vxm_")
-        for path in files():
-            data = path.read_bytes()
-            if secret.encode() in data or body.encode() in data:
-                found.append(path.name)
-        conn = sqlite3.connect(db_path)
-        try:
-            tables = [
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for table in tables:
-                for row in conn.execute(f"SELECT * FROM {table}"):
-                    if any(body in str(cell) for cell in row):
-                        found.append(table)
-        finally:
-            conn.close()
-        return found
+        return [
+            path.name
+            for path in files()
+            if secret.encode() in path.read_bytes() or body.encode() in path.read_bytes()
+        ]
 
     assert any(p.name.endswith("-wal") for p in files())  # the scan covers the WAL too
     for _, secret in made:
-        assert leaks(secret) == []
+        assert leaks_in_files(secret) == []
     # ...and after a checkpoint moves everything into the main file.
     ctx.storage.close()
     conn = sqlite3.connect(db_path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     for _, secret in made:
-        assert leaks(secret) == []
-    assert len(query(db_path, "SELECT * FROM tokens")) == 4
+        assert leaks_in_files(secret) == []
+        assert leaks_in_tables(secret) == []
 
 
 def test_token_listing_never_carries_the_secret(ctx: Context) -> None:

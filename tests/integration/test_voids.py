@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.integration.support import FakeClock, ev, event_rows, fig, query
+from tests.integration.support import FakeClock, Sql, ev, event_rows, fig
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
@@ -168,7 +166,7 @@ def test_void_unique_drops_a_subject_only_with_its_last_event(
     ],
 )
 def test_voiding_twice_is_idempotent_and_the_id_stays_taken(
-    ctx: Context, op: Operation, db_path: Path, event, before: str, after: str
+    ctx: Context, op: Operation, sql: Sql, event, before: str, after: str
 ) -> None:
     other = ev("keep", event.product, "2026-05-02T00:00:00Z", "1")
     ingest_batch(ctx, op, [event, other])
@@ -187,8 +185,8 @@ def test_voiding_twice_is_idempotent_and_the_id_stays_taken(
     changed = ingest_batch(ctx, op, [ev("x", "rsync", "2026-05-03T00:00:00Z", "99")])
     assert (changed.accepted, changed.duplicates) == (0, 1)
     assert fig(ctx, op, api, "2026-05") == after
-    assert event_rows(db_path) == 2
-    assert query(db_path, "SELECT voided IS NOT NULL FROM events WHERE id = 'x'") == [(1,)]
+    assert event_rows(sql) == 2
+    assert sql("SELECT voided IS NOT NULL FROM events WHERE id = 'x'") == [(1,)]
 
     page = list_events(ctx, op, "20260501000000", "20260531235959", None, None)
     assert {e["id"]: e["voided"] for e in page.events} == {"x": True, "keep": False}

@@ -79,3 +79,6 @@ class InProcessLimiter:
                 for token_id, when in last_used.items():
                     self._last_used.setdefault(token_id, when)
             raise
+
+    def close(self) -> None:
+        """Nothing to let go of: the state lives in this process."""

@@ -159,6 +159,22 @@ class Storage(Protocol):
     def close(self) -> None: ...
 
 
+class Database(Storage, Protocol):
+    """Storage with a versioned schema: what the wiring opens, migrates and checks."""
+
+    def migrate(self) -> int:
+        """Bring the schema to the current version; return how many migrations ran."""
+        ...
+
+    def schema_version(self) -> int:
+        """The schema version found in the database (0 when empty)."""
+        ...
+
+    def check_schema(self) -> None:
+        """Refuse (SchemaError) a schema other than the one this release uses."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """The limiter's answer: `ok`, `busy` (too many in flight) or `quota` (day used up).
@@ -190,4 +206,8 @@ class Limiter(Protocol):
 
     def flush(self) -> None:
         """Persist counters (a no-op where the state is already shared)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections; called once when the server stops."""
         ...

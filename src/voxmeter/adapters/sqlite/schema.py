@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from voxmeter import errors
+
 MIGRATIONS: list[str] = [
     # 1: the core service
     """
@@ -84,8 +86,20 @@ MIGRATIONS: list[str] = [
 LATEST = len(MIGRATIONS)
 
 
-class SchemaError(RuntimeError):
-    """The database's schema is not one this release can use."""
+SchemaError = errors.SchemaError
+
+
+def check(found: int) -> None:
+    """Refuse a schema other than LATEST, saying which way to fix it."""
+    if found > LATEST:
+        raise SchemaError(
+            f"database schema version {found} is newer than this voxmeter knows ({LATEST}); "
+            "upgrade voxmeter"
+        )
+    if found != LATEST:
+        raise SchemaError(
+            f"database schema version {found}, this voxmeter needs {LATEST}: run 'voxmeter migrate'"
+        )
 
 
 def version(conn: sqlite3.Connection) -> int:

@@ -294,12 +294,7 @@ class SqliteStorage:
         return schema.version(self._reader())
 
     def check_schema(self) -> None:
-        found = self.schema_version()
-        if found != schema.LATEST:
-            raise schema.SchemaError(
-                f"database schema version {found}, this voxmeter needs {schema.LATEST}: "
-                "run 'voxmeter migrate'"
-            )
+        schema.check(self.schema_version())
 
     # -- plumbing ---------------------------------------------------------------------------
 

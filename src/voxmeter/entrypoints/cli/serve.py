@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import click
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from voxmeter import bootstrap
 from voxmeter.config import Settings
@@ -23,27 +26,17 @@ from voxmeter.errors import ConfigError
 
 def run_server(settings: Settings, banner: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish first."""
-    if settings.workers != 1:
-        raise ConfigError(
-            "the embedded mode runs one process (its limits live in that process); use --workers 1"
-        )
+    if settings.workers < 1:
+        raise ConfigError("--workers must be 1 or more")
+    if settings.workers > 1:
+        _run_workers(settings, banner)
+        return
     memory.tune_malloc()
     sys.setswitchinterval(settings.switch_interval)
     ctx = bootstrap.context(settings)
     app = create_app(bootstrap.app_state(settings, ctx))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="info",
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
+    _configure_logging()
+    server = uvicorn.Server(_uvicorn_config(app, settings))
     if banner:
         click.echo(banner)
     # uvicorn shuts down gracefully, then re-raises the signal that stopped it: a requested stop
@@ -59,6 +52,50 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
         raise ConfigError(f"could not listen on {settings.host}:{settings.port}")
 
 
+def _run_workers(settings: Settings, banner: str | None) -> None:
+    """Several worker processes on one socket; uvicorn's supervisor restarts a worker that dies
+    and, on SIGTERM, lets every worker finish its in-flight requests."""
+    if not settings.redis_url:
+        raise ConfigError(
+            "several workers share their limits through Redis: give --redis redis://host:6379 "
+            "(or VOXMETER_REDIS_URL), or use --workers 1"
+        )
+    # Check the database and its schema once, before any worker starts, for a clear message.
+    bootstrap.open_storage(settings.database_url, cache_mib=settings.sqlite_cache_mib).close()
+    os.environ.update(settings.to_env())
+    _configure_logging()
+    if banner:
+        click.echo(banner)
+    config = _uvicorn_config(
+        "voxmeter.entrypoints.http.worker:create", settings, factory=True, workers=settings.workers
+    )
+    try:
+        socket = config.bind_socket()
+    except SystemExit as exc:
+        raise ConfigError(f"could not listen on {settings.host}:{settings.port}") from exc
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[socket]).run()
+
+
+def _uvicorn_config(app: object, settings: Settings, **extra: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def _stop_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -67,7 +104,19 @@ def _stop_cleanly(signum: int, frame: object) -> None:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    help="Redis URL for limits shared by every process (VOXMETER_REDIS_URL); needed for "
+    "--workers > 1.",
+)
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Worker processes (VOXMETER_WORKERS, default 1); more than one needs --redis.",
+)
 @click.option(
     "--grace-days",
     default=None,
@@ -86,13 +135,18 @@ def serve(
     db: str,
     host: str,
     port: int,
-    workers: int,
+    redis_url: str | None,
+    workers: int | None,
     grace_days: int | None,
     max_body_bytes: int | None,
     request_timeout: float | None,
 ) -> None:
     """Serve the API."""
-    settings = replace(settings_for(db), host=host, port=port, workers=workers)
+    settings = replace(settings_for(db), host=host, port=port)
+    if redis_url is not None:
+        settings = replace(settings, redis_url=redis_url)
+    if workers is not None:
+        settings = replace(settings, workers=workers)
     if grace_days is not None:
         if grace_days < 0:
             raise ConfigError("--grace-days must be 0 or more")

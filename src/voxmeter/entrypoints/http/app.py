@@ -73,7 +73,10 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
-        state.limiter.flush()
+        try:
+            state.limiter.flush()
+        finally:
+            state.limiter.close()
 
     app = Starlette(
         routes=[

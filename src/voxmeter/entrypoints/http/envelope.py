@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import msgspec
 from starlette.responses import Response
 
-from voxmeter.errors import QuotaExceeded, TooManyInFlight, VoxmeterError
+from voxmeter.errors import QuotaExceeded, TooManyInFlight, Unavailable, VoxmeterError
 
 _encode = msgspec.json.Encoder().encode
 JSON = "application/json"
@@ -21,10 +21,10 @@ def ok_body(msg: str, data: object, extra: Mapping[str, object] | None = None) -
 
 
 def error_parts(exc: VoxmeterError) -> tuple[int, bytes, dict[str, str]]:
-    """(status, body, extra headers) of an error; limit refusals say when to retry."""
+    """(status, body, extra headers) of an error; limit refusals and outages say when to retry."""
     body = {"code": exc.status, "error": exc.error, "msg": exc.msg, "data": exc.data}
     headers: dict[str, str] = {}
-    if isinstance(exc, QuotaExceeded | TooManyInFlight):
+    if isinstance(exc, QuotaExceeded | TooManyInFlight | Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return exc.status, _encode(body), headers
 

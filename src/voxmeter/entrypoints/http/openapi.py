@@ -16,6 +16,8 @@ _ERRORS = {
     "TOKEN LIMIT EXCEEDED, EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2), or "
     "SERVER IN MAINTENANCE",
     "500": "A bug: a generic message, never a stack trace",
+    "503": "The database or Redis cannot be reached just now (SERVICE UNAVAILABLE); "
+    "a Retry-After header says when to try again, and service resumes by itself",
     "504": "The request did not finish within the time limit (60 s)",
 }
 
@@ -139,7 +141,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                             "Figures",
                             {"type": "array", "items": {"$ref": "#/components/schemas/UsageRow"}},
                         ),
-                        **_error_responses("400", "401", "403", "500", "504"),
+                        **_error_responses("400", "401", "403", "500", "503", "504"),
                     },
                 }
             },
@@ -158,7 +160,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                     ],
                     "responses": {
                         **_ok("Token information", {"type": "array"}),
-                        **_error_responses("400", "401", "403", "500", "504"),
+                        **_error_responses("400", "401", "403", "500", "503", "504"),
                     },
                 }
             },
@@ -191,7 +193,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                                 },
                             },
                         ),
-                        **_error_responses("400", "401", "403", "413", "500", "504"),
+                        **_error_responses("400", "401", "403", "413", "500", "503", "504"),
                     },
                 },
                 "get": {
@@ -223,7 +225,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                             {"type": "array"},
                             {"next_cursor": {"type": ["string", "null"]}},
                         ),
-                        **_error_responses("400", "401", "403", "500", "504"),
+                        **_error_responses("400", "401", "403", "500", "503", "504"),
                     },
                 },
             },
@@ -241,7 +243,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                     ],
                     "responses": {
                         **_ok("Voided", {"type": "array"}),
-                        **_error_responses("400", "401", "403", "500", "504"),
+                        **_error_responses("400", "401", "403", "500", "503", "504"),
                         "404": {
                             "description": "No event with that id",
                             "content": {

@@ -1,0 +1,338 @@
+"""Scaled-out mode (SPEC §7): several `voxmeter serve` processes on one PostgreSQL and one Redis
+give the same figures and limits as one embedded server, survive a killed worker, stop
+gracefully, and answer 503 while PostgreSQL or Redis is unreachable, recovering by themselves."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.backends import REDIS_URL, pg_schema, pg_url, redis_prefix, schema_of
+from tests.e2e.harness import (
+    SlowPosts,
+    Tenant,
+    VoxServer,
+    envelope_ok,
+    figure_of,
+    free_port,
+)
+from tests.proxy import CuttableProxy
+
+Event = dict[str, object]
+BUSY = "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)"
+PRODUCTS = ("ivr_minutes", "tts_chars", "interactions", "rec_minutes")
+
+
+class Cluster:
+    """Servers sharing one fresh PostgreSQL schema and one Redis key prefix."""
+
+    def __init__(self, db: str, prefix: str, folder: Path) -> None:
+        self.db = db
+        self.prefix = prefix
+        self.folder = folder
+        self.servers: list[VoxServer] = []
+
+    def start(self, *args: str, db: str | None = None, redis: str = REDIS_URL) -> VoxServer:
+        srv = VoxServer(
+            db=db or self.db,
+            port=free_port(),
+            args=("--redis", redis, *args),
+            env={"VOXMETER_REDIS_PREFIX": self.prefix},
+        )
+        self.servers.append(srv.start(self.folder))
+        return srv
+
+    def stop(self) -> None:
+        for srv in self.servers:
+            srv.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with pg_schema() as db, redis_prefix() as prefix:
+        group = Cluster(db, prefix, tmp_path)
+        yield group
+        group.stop()
+
+
+def _event(event_id: str) -> Event:
+    """The same id always describes the same event, so any copy may be the first."""
+    rng = random.Random(event_id)
+    product = PRODUCTS[rng.randrange(len(PRODUCTS))]
+    when = datetime.now(UTC) - timedelta(seconds=rng.randrange(1, 3600))
+    event: Event = {"id": event_id, "product": product, "time": when.isoformat()}
+    if product != "interactions":
+        event["quantity"] = f"{rng.randrange(1, 500)}.{rng.randrange(0, 1000):03d}"
+    return event
+
+
+def _accepted(reply: requests.Response) -> tuple[int, int]:
+    assert reply.status_code == 200, reply.text
+    data = reply.json()["data"]
+    return int(data["accepted"]), int(data["duplicates"])
+
+
+def test_overlapping_batches_through_two_processes_are_counted_once(cluster: Cluster) -> None:
+    a = cluster.start()
+    b = cluster.start("--workers", "2")
+    tenant = a.tenant()
+    tokens = [tenant.token] + [a.token_for(tenant.name).token for _ in range(3)]
+    pool = [f"shared-{i}" for i in range(6_000)]
+    totals = [0, 0]
+    sent: list[int] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def client(index: int) -> None:
+        rng = random.Random(index)
+        for round_ in range(6):
+            ids = rng.sample(pool, 2_000)
+            target = (a, b)[(index + round_) % 2]
+            reply = target.post_events(tokens[index], [_event(i) for i in ids])
+            if reply.status_code != 200:
+                failures.append(reply.text)
+                return
+            accepted, duplicates = _accepted(reply)
+            with lock:
+                totals[0] += accepted
+                totals[1] += duplicates
+                sent.append(len(ids))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures[:3]
+    assert len(sent) == 24
+    assert totals[0] + totals[1] == sum(sent)
+
+    # Exactly the distinct ids were stored, and every process shows the same exact figures.
+    stored = {f"shared-{i}" for i in range(6_000)} & {
+        str(e["id"]) for e in _listing(a, tenant)
+    }
+    assert totals[0] == len(stored)
+    events = [_event(i) for i in sorted(stored)]
+    for srv in (a, b):
+        for product in PRODUCTS:
+            reply = srv.billing(tenant.token, product)
+            assert reply.status_code == 200, reply.text
+            assert str(reply.json()["data"][0]["items"]) == figure_of(events, product), product
+    # Re-sending everything through the other process: all duplicates.
+    again = b.post_events(tokens[0], events[:5_000])
+    assert _accepted(again) == (0, 5_000)
+
+
+def _listing(srv: VoxServer, tenant: Tenant) -> list[Event]:
+    from tests.e2e.harness import all_events, local_stamp
+
+    now = datetime.now(UTC)
+    return all_events(
+        srv,
+        tenant.token,
+        local_stamp(now - timedelta(days=1), "UTC"),
+        local_stamp(now + timedelta(minutes=5), "UTC"),
+    )
+
+
+def test_three_requests_in_flight_over_processes_get_exactly_one_403(cluster: Cluster) -> None:
+    a = cluster.start()
+    b = cluster.start()
+    tenant = a.tenant()
+    with (
+        SlowPosts(a, tenant.token, [[_event("slow-a1")], [_event("slow-a2")]]) as on_a,
+        SlowPosts(b, tenant.token, [[_event("slow-b1")]]) as on_b,
+    ):
+        time.sleep(1.0)  # all three are admitted or refused by now
+        replies = on_a.release() + on_b.release()
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses == [200, 200, 403], [r.text for r in replies]
+    refused = next(r for r in replies if r.status_code == 403)
+    envelope_ok(refused, 403, "FORBIDDEN", BUSY)
+    assert refused.headers.get("Retry-After") == "1"
+    # The slots were given back in both processes.
+    for srv in (a, b, a):
+        assert srv.billing(tenant.token, "ivr_minutes").status_code == 200
+
+
+def test_daily_quota_is_exact_across_processes(cluster: Cluster) -> None:
+    a = cluster.start()
+    b = cluster.start("--workers", "2")
+    tenant = a.tenant(licenses=1)  # 1,000 requests a day for the whole operation
+    tokens = [tenant.token] + [a.token_for(tenant.name).token for _ in range(3)]
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        for n in range(300):
+            target = (a, b)[(index + n) % 2]
+            reply = session.get(
+                target.url("/api/v2/billing.php"),
+                params={"api": "ivr_minutes"},
+                headers={"wolkvox-token": tokens[index]},
+                timeout=30,
+            )
+            with lock:
+                statuses.append(reply.status_code)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(statuses) == 1_200
+    assert statuses.count(200) == 1_000
+    assert statuses.count(403) == 200
+    info = b.get("/api/v2/information.php", tokens[1], params={"api": "token_info"})
+    assert info.status_code == 403  # the quota is spent for every token, in every process
+
+
+def _worker_pids(srv: VoxServer) -> list[int]:
+    assert srv.proc is not None
+    out = subprocess.run(
+        ["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True, check=False
+    ).stdout
+    return [int(pid) for pid in out.split() if _is_worker(int(pid))]
+
+
+def _is_worker(pid: int) -> bool:
+    """A uvicorn worker, not multiprocessing's resource tracker."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"resource_tracker" not in cmdline
+
+
+def _wait_for_workers(srv: VoxServer, count: int, exclude: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = [p for p in _worker_pids(srv) if p not in exclude]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f"workers did not start: {_worker_pids(srv)}\n{srv.log()}")
+
+
+def test_kill_9_of_a_worker_loses_no_acknowledged_event(cluster: Cluster) -> None:
+    srv = cluster.start("--workers", "2")
+    tenant = srv.tenant()
+    first = _wait_for_workers(srv, 2)
+    sent: list[Event] = []
+    killed: set[int] = set()
+    for round_ in range(4):
+        batch = [_event(f"k{round_}-{i}") for i in range(5_000)]
+        assert _accepted(srv.post_events(tenant.token, batch)) == (5_000, 0)
+        sent += batch
+        victim = next(p for p in _worker_pids(srv) if p not in killed)
+        subprocess.run(["kill", "-9", str(victim)], check=True)
+        killed.add(victim)
+    _wait_for_workers(srv, 2, exclude=killed)
+    assert set(first) & killed
+    for product in PRODUCTS:
+        assert srv.items(tenant.token, product) == figure_of(sent, product)
+    assert _accepted(srv.post_events(tenant.token, sent[:10_000])) == (0, 10_000)
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_takes_no_new_ones(cluster: Cluster) -> None:
+    srv = cluster.start("--workers", "2")
+    tenant = srv.tenant()
+    _wait_for_workers(srv, 2)
+    with SlowPosts(srv, tenant.token, [[_event("in-flight")]]) as slow:
+        time.sleep(0.5)
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        # No new request is taken: the connection is refused, or queued unanswered until the
+        # listening socket closes with the last process.
+        with pytest.raises((requests.ConnectionError, requests.Timeout)):
+            requests.get(srv.url("/healthz"), timeout=2)
+        (reply,) = slow.release()
+    assert _accepted(reply) == (1, 0)
+    assert srv.proc.wait(timeout=30) == 0
+    assert "Traceback" not in srv.log()
+    again = cluster.start()
+    assert again.items(tenant.token, "ivr_minutes") == figure_of(
+        [_event("in-flight")], "ivr_minutes"
+    )
+
+
+SERVICE_UNAVAILABLE = "SERVICE UNAVAILABLE"
+
+
+def _stamp(offset_seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_seconds)).strftime("%Y%m%d%H%M%S")
+
+
+def _unavailable(reply: requests.Response) -> None:
+    body = envelope_ok(reply, 503, SERVICE_UNAVAILABLE, reply.json()["msg"])
+    assert body["data"] == []
+    assert reply.headers.get("Retry-After", "").isdigit()
+
+
+def _until_ok(call: object, seconds: float = 15.0) -> requests.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        reply = call()  # type: ignore[operator]
+        if reply.status_code == 200 or time.monotonic() > deadline:
+            return reply  # type: ignore[no-any-return]
+        time.sleep(0.2)
+
+
+def test_postgresql_outage_is_a_503_and_service_resumes_by_itself(cluster: Cluster) -> None:
+    proxy = CuttableProxy(("127.0.0.1", 5432))
+    try:
+        srv = cluster.start(db=pg_url(schema_of(cluster.db), port=proxy.port))
+        tenant = srv.tenant()
+        assert _accepted(srv.post_events(tenant.token, [_event("before")])) == (1, 0)
+        proxy.cut()
+        started = time.monotonic()
+        _unavailable(srv.post_events(tenant.token, [_event("during")]))
+        _unavailable(srv.billing(tenant.token, "ivr_minutes"))
+        window = {"date_ini": _stamp(-3600), "date_end": _stamp(60)}
+        _unavailable(srv.get("/api/v2/events", tenant.token, params=window))
+        assert time.monotonic() - started < 15, "an outage must not hang requests"
+        assert requests.get(srv.url("/healthz"), timeout=5).status_code == 200
+        proxy.restore()
+        reply = _until_ok(lambda: srv.post_events(tenant.token, [_event("after")]))
+        assert _accepted(reply) == (1, 0)
+        stored = [_event("before"), _event("after")]
+        for product in PRODUCTS:
+            assert srv.items(tenant.token, product) == figure_of(stored, product)
+        assert "Traceback" not in srv.log()
+    finally:
+        proxy.close()
+
+
+def test_redis_outage_is_a_503_and_limits_resume_by_themselves(cluster: Cluster) -> None:
+    proxy = CuttableProxy(("127.0.0.1", 6379))
+    try:
+        srv = cluster.start(redis=f"redis://127.0.0.1:{proxy.port}/0")
+        tenant = srv.tenant()
+        assert srv.billing(tenant.token, "ivr_minutes").status_code == 200
+        proxy.cut()
+        started = time.monotonic()
+        _unavailable(srv.billing(tenant.token, "ivr_minutes"))
+        _unavailable(srv.post_events(tenant.token, [_event("during")]))
+        assert time.monotonic() - started < 10, "an outage must not hang requests"
+        proxy.restore()
+        assert _until_ok(lambda: srv.billing(tenant.token, "ivr_minutes")).status_code == 200
+        assert _accepted(srv.post_events(tenant.token, [_event("after")])) == (1, 0)
+        # Limits work again: a third request in flight is refused.
+        with SlowPosts(srv, tenant.token, [[_event("s1")], [_event("s2")]]) as slow:
+            time.sleep(0.7)
+            envelope_ok(srv.billing(tenant.token, "ivr_minutes"), 403, "FORBIDDEN", BUSY)
+            assert [r.status_code for r in slow.release()] == [200, 200]
+        assert "Traceback" not in srv.log()
+    finally:
+        proxy.close()
