@@ -30,6 +30,18 @@ def fresh_db(folder: str | None = None) -> str:
     return f"sqlite:///{base / 'bench.db'}"
 
 
+def fresh_postgres(admin: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> str:
+    """A new, empty PostgreSQL database for one bench run (left in place for inspection)."""
+    import uuid
+
+    import psycopg
+
+    name = f"voxbench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
 def make_tenant(
     db: str, name: str = "bench", licenses: int = 1_000_000, tokens: int = 1
 ) -> list[str]:
@@ -49,6 +61,7 @@ class Server:
     db: str
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()
 
     @property
     def base(self) -> str:
@@ -56,7 +69,17 @@ class Server:
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "voxmeter", "serve", "--db", self.db, "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "voxmeter",
+                "serve",
+                "--db",
+                self.db,
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -71,11 +94,22 @@ class Server:
         raise RuntimeError("server did not start")
 
     def rss_mib(self) -> float:
+        """Resident memory of the server, its worker processes included."""
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        pids = [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        total = 0.0
+        for pid in pids:
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        return total
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

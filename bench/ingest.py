@@ -6,6 +6,7 @@ peak RSS. Bounded by `--events` and `--seconds`.
 
     .venv/bin/python bench/ingest.py --ids sequential --events 10000000
     .venv/bin/python bench/ingest.py --ids uuid4 --events 10000000
+    .venv/bin/python bench/ingest.py --backend postgres --events 3000000   # + Redis limits
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import queue
 import threading
 import time
 
-from common import RssSampler, Server, cpu_note, fresh_db, make_tenant
+from common import RssSampler, Server, cpu_note, fresh_db, fresh_postgres, make_tenant
 
 BATCH = 10_000
 PRODUCTS = (b"ivr_minutes", b"rec_minutes", b"tts_chars", b"interactions")
@@ -64,12 +65,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=900.0)
     parser.add_argument("--in-flight", type=int, default=2)
     parser.add_argument("--milestone", type=int, default=1_000_000)
-    parser.add_argument("--db", default=None, help="database URL (default: a fresh temp file)")
+    parser.add_argument("--db", default=None, help="database URL (default: a fresh one)")
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
+    )
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
-    db = args.db or fresh_db()
+    db = args.db or (fresh_postgres() if args.backend == "postgres" else fresh_db())
+    extra: tuple[str, ...] = ("--workers", str(args.workers))
+    if db.startswith("postgresql"):
+        extra += ("--redis", "redis://127.0.0.1:6379/0")
     token = make_tenant(db)[0]
-    server = Server(db).start()
+    server = Server(db, args=extra).start()
     sampler = RssSampler(server)
     sampler.start()
     lock = threading.Lock()
@@ -115,7 +126,8 @@ def main() -> None:
     for t in threads:
         t.start()
     print(
-        f"ingest bench: ids={args.ids}, batches of {BATCH}, {args.in_flight} in flight, "
+        f"ingest bench: {db.split(':', 1)[0]}, {args.workers} worker(s), ids={args.ids}, "
+        f"batches of {BATCH}, {args.in_flight} in flight, "
         f"{cpu_note()}"
     )
     print(f"{'stored':>12} {'window ev/s':>12} {'overall ev/s':>13} {'rss MiB':>8}")

@@ -5,6 +5,9 @@ and times the storage reads behind one billing request (the month's meter of one
 27 products, and the carried-in levels) alternately on both, so machine noise hits both alike.
 
     .venv/bin/python bench/month_read.py --large sqlite:////tmp/vb-seq/bench.db
+    .venv/bin/python bench/month_read.py --large postgresql://postgres@127.0.0.1/voxbench_...
+
+The small database is a fresh one of the same kind (SQLite file or PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ import argparse
 import time
 from datetime import UTC, datetime
 
-from common import cpu_note, fresh_db, make_tenant
+from common import cpu_note, fresh_db, fresh_postgres, make_tenant
 from read import seed
 
 from voxmeter import bootstrap
-from voxmeter.adapters.sqlite.storage import SqliteStorage, path_from_url
 from voxmeter.config import Settings
 from voxmeter.service import tenancy
+from voxmeter.service.ports import Database
 
 
-def reader(db: str) -> tuple[SqliteStorage, int, list[str], list[str]]:
-    storage = SqliteStorage(path_from_url(db))
+def reader(db: str) -> tuple[Database, int, list[str], list[str]]:
+    storage = bootstrap.open_storage(db)
     ctx = bootstrap.context(Settings(database_url=db), storage)
     op = tenancy.find_operation(ctx, "bench", "9901")
     return (
@@ -35,7 +38,7 @@ def reader(db: str) -> tuple[SqliteStorage, int, list[str], list[str]]:
 
 
 def sample(
-    target: tuple[SqliteStorage, int, list[str], list[str]], month: int, n: int
+    target: tuple[Database, int, list[str], list[str]], month: int, n: int
 ) -> list[float]:
     storage, op_id, apis, levels = target
     out = []
@@ -47,6 +50,19 @@ def sample(
         storage.carried_levels(op_id, month, levels)
         out.append((time.perf_counter() - start) * 1e6)
     return out
+
+
+def count_events(db: str) -> int:
+    if db.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(db) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -61,7 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--per-round", type=int, default=1000)
     args = parser.parse_args()
-    small_db = fresh_db()
+    small_db = fresh_postgres() if args.large.startswith("postgres") else fresh_db()
     make_tenant(small_db)
     seed(small_db, args.small_events)
     now = datetime.now(UTC)
@@ -71,10 +87,7 @@ def main() -> None:
     for _ in range(args.rounds):
         times["small"] += sample(small, month, args.per_round)
         times["large"] += sample(large, month, args.per_round)
-    events = {
-        name: target[0]._reader().execute("SELECT count(*) FROM events").fetchone()[0]
-        for name, target in (("small", small), ("large", large))
-    }
+    events = {"small": count_events(small_db), "large": count_events(args.large)}
     print(f"uncached month read, interleaved, {cpu_note()}")
     for name in ("small", "large"):
         print(

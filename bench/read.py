@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from common import Server, cpu_note, fresh_db, make_tenant
+from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant
 
 from voxmeter import bootstrap
 from voxmeter.config import Settings
@@ -56,9 +56,7 @@ def seed(db: str, events: int) -> None:
 
 def uncached_read_us(db: str, repeats: int = 5000) -> dict[str, float]:
     """p50/p99 of one month read straight from storage, bypassing the server's cache."""
-    from voxmeter.adapters.sqlite.storage import SqliteStorage, path_from_url
-
-    storage = SqliteStorage(path_from_url(db))
+    storage = bootstrap.open_storage(db)
     ctx = bootstrap.context(Settings(database_url=db), storage)
     op = tenancy.find_operation(ctx, "bench", "9901")
     month = datetime.now(UTC).year * 12 + datetime.now(UTC).month - 1
@@ -125,6 +123,12 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default=None)
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
+    )
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
@@ -133,13 +137,14 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
 
-    db = args.db or fresh_db()
+    db = args.db or (fresh_postgres() if args.backend == "postgres" else fresh_db())
+    extra = ("--redis", "redis://127.0.0.1:6379/0") if db.startswith("postgres") else ()
     tokens = make_tenant(db, tokens=args.connections)
     if args.db is None:
         seed(db, args.events)
     uncached = uncached_read_us(db)
     script = lua_for(tokens)
-    server = Server(db).start()
+    server = Server(db, args=extra).start()
     time.sleep(1)
     health = f"{server.base}/healthz"
     billing = f"{server.base}/api/v2/billing.php?api=ivr_minutes"

@@ -272,6 +272,14 @@ def test_non_printable_id(bad_id: str) -> None:
     assert "printable" in problem.error
 
 
+@pytest.mark.parametrize("subject", ["agent\x00", "a\nb", "\u200b"])
+def test_non_printable_subject(subject: str) -> None:
+    """Stored as text by every backend (PostgreSQL refuses NUL), so refused up front."""
+    problem = only_problem(ev(UNIQUE, None, subject=subject))
+    assert (problem.index, problem.field) == (0, "subject")
+    assert "printable" in problem.error
+
+
 @pytest.mark.parametrize("subject", [None, ""])
 def test_unique_without_subject(subject: str | None) -> None:
     problem = only_problem(ev(UNIQUE, None, subject=subject))

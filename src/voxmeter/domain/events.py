@@ -87,6 +87,7 @@ def validate_batch(
             and earliest <= micros <= latest
             and quantity >= 0
             and raw.id.isprintable()
+            and (raw.subject is None or raw.subject.isprintable())
         )
         if ok and value is None and aggregation is not count:
             ok = aggregation is unique
@@ -127,6 +128,8 @@ def _problems(
     found.extend(_quantity_problems(index, raw.quantity, aggregation))
     if aggregation is Aggregation.UNIQUE and not raw.subject:
         found.append(Problem(index, "subject", "is required for this product"))
+    if raw.subject is not None and not raw.subject.isprintable():
+        found.append(Problem(index, "subject", "must contain printable characters only"))
     return found
 
 

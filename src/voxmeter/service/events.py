@@ -36,6 +36,7 @@ def void_event(ctx: Context, op: Operation, event_id: str) -> tuple[StoredEvent,
     """
     cal = calendar(op.timezone)
     with ctx.storage.write() as tx:
+        tx.exclusive(op.id)
         event = tx.event_for_void(op.id, event_id)
         if event is None:
             raise NotFound(f"NO EVENT WITH ID {event_id!r}")

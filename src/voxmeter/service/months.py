@@ -39,6 +39,7 @@ def close_month(ctx: Context, op: Operation, month: Month) -> list[Month]:
     products = list(ctx.catalog)
     newly: list[Month] = []
     with ctx.storage.write() as tx:
+        tx.exclusive(op.id)
         closed = tx.closed_months(op.id)
         carried: dict[str, int] = {}
         for index in range(start, month.index + 1):

@@ -36,7 +36,15 @@ class MonthMeters:
 
 
 class WriteTransaction(Protocol):
-    """One atomic unit of writing: everything in it commits together or not at all."""
+    """One atomic unit of writing: everything in it commits together or not at all.
+
+    Concurrent transactions of one operation may store events side by side; meter updates are
+    serialized by the storage, and a transaction that calls `exclusive` first has the operation
+    to itself (closing months and voiding, which must not interleave with ingest)."""
+
+    def exclusive(self, operation_id: int) -> None:
+        """No other transaction of this operation runs until this one ends. Call it first."""
+        ...
 
     def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
         """Which of these event ids the operation already has."""

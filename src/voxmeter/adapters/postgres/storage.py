@@ -1,8 +1,9 @@
 """PostgreSQL storage: any number of `voxmeter serve` processes share one database.
 
-Writers to one operation are serialized by a transaction-scoped advisory lock keyed by the
-operation id (taken by the first write-transaction call naming it), so read-merge-save of the
-meters is exact across processes; different operations write in parallel. Commits are
+Writers to one operation coordinate through transaction-scoped advisory locks keyed by the
+operation id (see `_Transaction`): batches insert their events in parallel, read-merge-save of
+the meters is serialized so it is exact across processes, and closing a month or voiding has the
+operation to itself; different operations never wait for each other. Commits are
 synchronous (`synchronous_commit` is turned back on where the server's default is off), so an
 acknowledged batch survives a crash. Every driver failure that means "the database is not there
 just now" surfaces as `Unavailable` (HTTP 503), and a broken connection is dropped so the next
@@ -43,16 +44,23 @@ _encode = msgspec.json.Encoder().encode
 
 # The batch arrives as one JSON array of UsageEvent rows [id, product, time, month, quantity,
 # subject] (msgspec encodes 10k of them in about a millisecond, far less client CPU than COPY
-# rows or array parameters) and the product ids as a JSON object {api: id}. Plain INSERT first:
-# under the operation's lock a conflict can only be an id stored before (a retry), and then the
-# savepoint is rolled back and the batch goes in again skipping stored ids (see bench/pg_insert.py).
+# rows or array parameters) and the product ids as a JSON object {api: id}. Sequence numbers are
+# drawn in arrival order, but rows go into the unique id index in id order: two transactions
+# storing overlapping batches then wait for each other in one direction only, never in a cycle
+# (a deadlock). Plain INSERT first: a conflict means an id stored before (a retry) or by a
+# concurrent batch, and then the savepoint is rolled back and the batch goes in again skipping
+# stored ids (see bench/pg_insert.py).
 _BATCH_ROWS = (
-    " SELECT %(op)s, j.e ->> 0, (%(pids)s::jsonb ->> (j.e ->> 1))::integer, (j.e ->> 2)::bigint,"
-    " (j.e ->> 4)::bigint, j.e ->> 5, %(received)s"
-    " FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS j(e, ord) ORDER BY j.ord"
+    " OVERRIDING SYSTEM VALUE"
+    " SELECT b.seq, %(op)s, b.e ->> 0, (%(pids)s::jsonb ->> (b.e ->> 1))::integer,"
+    " (b.e ->> 2)::bigint, (b.e ->> 4)::bigint, b.e ->> 5, %(received)s"
+    " FROM (SELECT nextval('events_seq_seq'::regclass) AS seq, j.e"
+    "   FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS j(e, ord)"
+    "   ORDER BY j.ord OFFSET 0) AS b"
+    " ORDER BY (b.e ->> 0) COLLATE \"C\""
 )
 _INSERT_BATCH = (
-    "INSERT INTO events (operation_id, id, product_id, time, quantity, subject, received)"
+    "INSERT INTO events (seq, operation_id, id, product_id, time, quantity, subject, received)"
     + _BATCH_ROWS
 )
 _INSERT_FRESH = _INSERT_BATCH + " ON CONFLICT (operation_id, id) DO NOTHING RETURNING id"
@@ -259,6 +267,14 @@ class _Products:
             conn.close()
 
 
+# Two transaction-scoped advisory locks per operation, always taken in this order (no deadlock):
+# GATE (shared by ingests, exclusive for closing a month or voiding) and METERS (exclusive around
+# read-merge-save of the meters). Two batches of one operation insert their events in parallel
+# and queue only for the short meter update; a close or void waits for every ingest in progress.
+_GATE, _METERS = 1, 2
+_SHARED, _METER, _EXCLUSIVE = 1, 2, 3
+
+
 class _Transaction:
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing."""
@@ -266,27 +282,36 @@ class _Transaction:
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
         self._conn: Connection | None = None
-        self._locked: list[int] = []
-        self._held: list[threading.Lock] = []
+        self._level: dict[int, int] = {}
         self._voidable: dict[int, str] = {}
         self.changed = False
 
-    def _for(self, operation_id: int) -> Connection:
-        """The transaction's connection, holding `operation_id`'s lock (process and database)."""
-        if operation_id in self._locked:
-            assert self._conn is not None
-            return self._conn
-        storage = self._storage
-        local = storage._operation_lock(operation_id)
-        if not local.acquire(timeout=storage._lock_wait):
-            raise Unavailable("THE OPERATION IS BUSY, TRY AGAIN SHORTLY")
-        self._held.append(local)
+    def exclusive(self, operation_id: int) -> None:
+        """The operation alone for the rest of the transaction (closing months, voiding)."""
+        self._for(operation_id, _EXCLUSIVE)
+
+    def _for(self, operation_id: int, level: int = _SHARED) -> Connection:
+        """The transaction's connection, holding `operation_id`'s locks up to `level`."""
+        held = self._level.get(operation_id, 0)
         if self._conn is None:
-            self._conn = storage._pool.get()
+            self._conn = self._storage._pool.get()
             self._conn.execute("BEGIN")
-        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (operation_id,))
-        self._locked.append(operation_id)
-        return self._conn
+        conn = self._conn
+        if held >= level:
+            return conn
+        if held == 0:
+            gate = "pg_advisory_xact_lock"
+            if level != _EXCLUSIVE:
+                gate += "_shared"
+            conn.execute(f"SELECT {gate}(%s, %s)", (_GATE, operation_id))
+        elif level == _EXCLUSIVE:
+            # The gate can't be upgraded from shared without risking a deadlock with another
+            # upgrader; callers take it exclusively first (see `exclusive`).
+            raise AssertionError("exclusive() must come before any other call for an operation")
+        if level >= _METER and held < _METER:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_METERS, operation_id))
+        self._level[operation_id] = level
+        return conn
 
     def finish(self, commit: bool) -> bool:
         """COMMIT (or ROLLBACK) and let go of the connection and locks; True when committed."""
@@ -300,9 +325,7 @@ class _Transaction:
                 self._storage._pool.put(conn)
             return commit
         finally:
-            for lock in self._held:
-                lock.release()
-            self._held.clear()
+            self._level.clear()
 
     def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
         if not ids:
@@ -356,7 +379,7 @@ class _Transaction:
                 uses[(e.product, e.month, e.subject)] += 1
         if not uses:
             return {}
-        conn = self._for(operation_id)
+        conn = self._for(operation_id, _METER)
         pids = self._storage._products.ids(conn, {product for product, _, _ in uses})
         apis = {pid: api for api, pid in pids.items()}
         rows = conn.execute(
@@ -380,7 +403,7 @@ class _Transaction:
         return dict(new)
 
     def remove_subject(self, operation_id: int, product: str, month: int, subject: str) -> bool:
-        conn = self._for(operation_id)
+        conn = self._for(operation_id, _METER)
         pid = self._storage._products.ids(conn, [product])[product]
         key = (operation_id, pid, month, subject)
         row = conn.execute(
@@ -403,7 +426,7 @@ class _Transaction:
         if not wanted:
             return {}
         rows = (
-            self._for(operation_id)
+            self._for(operation_id, _METER)
             .execute(
                 "SELECT p.api, m.month, m.total, m.last_time, m.last_value"
                 " FROM meters AS m JOIN products AS p ON p.id = m.product_id"
@@ -423,7 +446,7 @@ class _Transaction:
     def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None:
         if not states:
             return
-        conn = self._for(operation_id)
+        conn = self._for(operation_id, _METER)
         pids = self._storage._products.ids(conn, {product for product, _ in states})
         rows = [
             [pids[product], month, str(s.total), s.last_time, s.last_value]
@@ -458,7 +481,7 @@ class _Transaction:
         return event
 
     def mark_voided(self, operation_id: int, seq: int, when: int) -> None:
-        conn = self._for(operation_id)
+        conn = self._for(operation_id, _METER)
         event_id = self._voidable.get(seq)
         if event_id is not None:  # found by event_for_void: reach it through the id index
             conn.execute(
@@ -476,7 +499,7 @@ class _Transaction:
         self, operation_id: int, product: str, month: int, start: int, end: int
     ) -> list[UsageEvent]:
         rows = (
-            self._for(operation_id)
+            self._for(operation_id, _METER)
             .execute(
                 "SELECT e.id, e.time, e.quantity, e.subject FROM events AS e"
                 " WHERE e.operation_id = %s AND e.time >= %s AND e.time < %s"
@@ -497,7 +520,7 @@ class _Transaction:
         return {int(r[0]) for r in rows}
 
     def freeze(self, operation_id: int, month: int, totals: dict[str, int], when: int) -> None:
-        conn = self._for(operation_id)
+        conn = self._for(operation_id, _METER)
         pids = self._storage._products.ids(conn, totals)
         conn.execute(
             "INSERT INTO closed_months (operation_id, month, closed) VALUES (%s, %s, %s)",
@@ -542,8 +565,6 @@ class PostgresStorage:
         self._generation = 0  # bumped by every commit of this process, before it is answered
         self._generation_lock = threading.Lock()
         self._bump_owed = False
-        self._operation_locks: dict[int, threading.Lock] = {}
-        self._operation_locks_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStorage:
@@ -561,13 +582,6 @@ class PostgresStorage:
             finally:
                 self._pool.put(conn)
 
-    def _operation_lock(self, operation_id: int) -> threading.Lock:
-        """This process's writers to one operation queue here, not on pooled connections."""
-        with self._operation_locks_lock:
-            lock = self._operation_locks.get(operation_id)
-            if lock is None:
-                lock = self._operation_locks[operation_id] = threading.Lock()
-            return lock
 
     @contextmanager
     def write(self) -> Iterator[_Transaction]:

@@ -81,6 +81,32 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: event ids leave the events table's unique index, where random ids dirtied a page per
+    # event, for the tables described in storage.py (_INSERT_BATCH and below). Stored ids stay
+    # keyed by the id itself in event_ids; new ones that do not sort last get 64-bit keys in
+    # levels merged in key order.
+    """
+    CREATE TABLE event_ids (
+        operation_id INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, id)
+    ) WITHOUT ROWID;
+    INSERT INTO event_ids (operation_id, id, seq)
+        SELECT operation_id, id, seq FROM events ORDER BY operation_id, id;
+    CREATE TABLE event_id_highest (operation_id INTEGER PRIMARY KEY, id TEXT NOT NULL);
+    INSERT INTO event_id_highest (operation_id, id)
+        SELECT operation_id, max(id) FROM event_ids GROUP BY operation_id;
+    DROP INDEX events_by_id;
+    CREATE TABLE event_keys_0 (key INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (key, seq))
+        WITHOUT ROWID;
+    CREATE TABLE event_keys_1 (key INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (key, seq))
+        WITHOUT ROWID;
+    CREATE TABLE event_keys_2 (key INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (key, seq))
+        WITHOUT ROWID;
+    CREATE TABLE event_key_levels (level INTEGER PRIMARY KEY, keys INTEGER NOT NULL);
+    INSERT INTO event_key_levels (level, keys) VALUES (0, 0), (1, 0), (2, 0);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from hashlib import blake2b
 from pathlib import Path
 
 import msgspec
@@ -23,12 +24,53 @@ _TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_
 _encode = msgspec.json.Encoder().encode
 _OTHER_WRITERS_CHECK = 0.001  # seconds between data_version checks for other processes' commits
 # The batch arrives as JSON arrays of UsageEvent: [id, product, time, month, quantity, subject].
+# Ids are unique per operation through the id tables below, not through an index on this table.
 _INSERT_BATCH = (
     "INSERT INTO events (operation_id, id, product_id, time, quantity, subject, received)"
     " SELECT ?1, e.value ->> 0, p.id, e.value ->> 2, e.value ->> 4, e.value ->> 5, ?2"
     " FROM json_each(?3) AS e JOIN products AS p ON p.api = e.value ->> 1"
-    " WHERE true ON CONFLICT DO NOTHING"
 )
+# Guaranteed array order, so the i-th event gets the first seq + i (a sort of the batch).
+_INSERT_BATCH_IN_ORDER = _INSERT_BATCH + " ORDER BY e.key"
+# Where stored ids are found (schema v2). Ids that sort after every id the operation stored
+# before (time-ordered ids) are appended to `event_ids`, keyed by the id itself. Any other id
+# gets a 64-bit key (_id_key) in the levels `event_keys_0` (small: a random batch dirties
+# only its few pages), `event_keys_1` and `event_keys_2` (the rest). A level over its size is
+# merged into the next in key order, so the big level gets runs of neighbouring keys per
+# page instead of a random page per event. Every id is in exactly one table.
+_LEVELS = (0, 1, 2)
+_LEVEL_SIZES = {0: 50_000, 1: 1_000_000}  # the most keys a level holds before it is merged
+
+
+def _in_every_level(select: str) -> str:
+    """`select` (with `{level}` for the table suffix) over every level, as one UNION ALL."""
+    return " UNION ALL ".join(select.format(level=level) for level in _LEVELS)
+
+
+_ORDERED_KNOWN = (
+    "SELECT id FROM event_ids WHERE operation_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
+)
+_SEQS_OF_KEYS = _in_every_level(
+    "SELECT seq FROM event_keys_{level} WHERE key IN (SELECT value FROM json_each(?1))"
+)
+# `+operation_id`: look events up by seq, not through events_by_time.
+_IDS_OF_SEQS = (
+    "SELECT id FROM events WHERE seq IN (SELECT value FROM json_each(?2)) AND +operation_id = ?1"
+)
+_EVENT_BY_ID = (
+    "SELECT seq, id, product_id, time, quantity, subject, received, voided FROM events"  # noqa: S608
+    " WHERE +operation_id = ?1 AND id = ?2 AND seq IN ("
+    "SELECT seq FROM event_ids WHERE operation_id = ?1 AND id = ?2 UNION ALL "
+    + _in_every_level("SELECT seq FROM event_keys_{level} WHERE key = ?3")
+    + ")"
+)
+
+
+def _id_key(operation_id: int, event_id: str) -> int:
+    """A 64-bit key for (operation, id): small, fixed-size and evenly spread. Two ids may share
+    one, so a key match is always confirmed against the event's stored id."""
+    data = b"%d:%s" % (operation_id, event_id.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
 def path_from_url(url: str) -> str:
@@ -59,6 +101,25 @@ def _token(row: tuple[object, ...]) -> Token:
         revoked=None if row[5] is None else int(row[5]),  # type: ignore[call-overload]
         last_used=None if row[6] is None else int(row[6]),  # type: ignore[call-overload]
     )
+
+
+def _first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
+    """The first copy of each id, in order (the id levels hold each id once)."""
+    if len({e.id for e in events}) == len(events):
+        return events
+    seen: dict[str, UsageEvent] = {}
+    for event in events:
+        seen.setdefault(event.id, event)
+    return list(seen.values())
+
+
+def _count_level(conn: sqlite3.Connection, level: int, added: int) -> int:
+    """Add to a level's id count; return the new count."""
+    row = conn.execute(
+        "UPDATE event_key_levels SET keys = keys + ? WHERE level = ? RETURNING keys",
+        (added, level),
+    ).fetchone()
+    return int(row[0])
 
 
 class _Products:
@@ -95,37 +156,105 @@ class _Transaction:
         self._conn = conn
         self._products = products
 
+    def exclusive(self, operation_id: int) -> None:
+        """Already so: SQLite has one writer at a time."""
+
     def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
-        rows = self._conn.execute(
-            "SELECT id FROM events WHERE operation_id = ?"
-            " AND id IN (SELECT value FROM json_each(?))",
-            (operation_id, _encode(ids)),
-        )
-        return {str(row[0]) for row in rows}
+        return self._known(operation_id, ids, [_id_key(operation_id, i) for i in ids])
+
+    def _known(self, operation_id: int, ids: list[str], keys: list[int]) -> set[str]:
+        """Ids found in `event_ids`, or whose key is in a level and whose event has that id."""
+        conn = self._conn
+        packed = _encode(ids)
+        known = {str(r[0]) for r in conn.execute(_ORDERED_KNOWN, (operation_id, packed))}
+        seqs = [r[0] for r in conn.execute(_SEQS_OF_KEYS, (_encode(keys),))]
+        if seqs:
+            wanted = set(ids)
+            rows = conn.execute(_IDS_OF_SEQS, (operation_id, _encode(seqs)))
+            known.update(str(r[0]) for r in rows if r[0] in wanted)
+        return known
 
     def insert_new(
         self, operation_id: int, events: list[UsageEvent], received: int
     ) -> list[UsageEvent]:
         """One INSERT ... SELECT over the batch as JSON: SQLite does the per-row work in C."""
+        events = _first_copies(events)
         if not events:
             return []
         conn = self._conn
         for api in {e.product for e in events}:
             self._products.id_for(conn, api)
-        conn.execute("SAVEPOINT batch")
-        before = conn.total_changes
-        conn.execute(_INSERT_BATCH, (operation_id, received, _encode(events)))
-        if conn.total_changes - before == len(events):
-            conn.execute("RELEASE batch")
-            return events
-        # Some ids were stored before: find which, and insert only the rest.
-        conn.execute("ROLLBACK TO batch")
-        conn.execute("RELEASE batch")
-        known = self.known_ids(operation_id, [e.id for e in events])
-        fresh = [e for e in events if e.id not in known]
+        ids = [e.id for e in events]
+        highest = conn.execute(
+            "SELECT id FROM event_id_highest WHERE operation_id = ?", (operation_id,)
+        ).fetchone()
+        if highest is None or min(ids) > highest[0]:
+            # Python's code point order is SQLite's BINARY order of UTF-8: none can be stored.
+            self._append(operation_id, events, received)
+            fresh = events
+        else:
+            keys = [_id_key(operation_id, i) for i in ids]
+            known = self._known(operation_id, ids, keys)
+            fresh = [e for e in events if e.id not in known] if known else events
+            if fresh:
+                fresh_keys = (
+                    keys
+                    if len(fresh) == len(events)
+                    else [k for k, e in zip(keys, events, strict=True) if e.id not in known]
+                )
+                self._insert_keyed(operation_id, fresh, fresh_keys, received)
         if fresh:
-            conn.execute(_INSERT_BATCH, (operation_id, received, _encode(fresh)))
+            conn.execute(
+                "INSERT INTO event_id_highest (operation_id, id) VALUES (?, ?)"
+                " ON CONFLICT DO UPDATE SET id = max(id, excluded.id)",
+                (operation_id, max(e.id for e in fresh)),
+            )
         return fresh
+
+    def _insert_events(
+        self, operation_id: int, events: list[UsageEvent], received: int, sql: str
+    ) -> int:
+        """Store the events; return the seq of the first (they get consecutive seqs)."""
+        conn = self._conn
+        before = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+        cursor = conn.execute(sql, (operation_id, received, _encode(events)))
+        if cursor.lastrowid != before + len(events):
+            raise RuntimeError("events did not get consecutive seqs")
+        return before + 1
+
+    def _append(self, operation_id: int, events: list[UsageEvent], received: int) -> None:
+        """Ids after all stored ones: appended to `event_ids` in key order (cheap)."""
+        first = self._insert_events(operation_id, events, received, _INSERT_BATCH)
+        self._conn.execute(
+            "INSERT INTO event_ids (operation_id, id, seq)"
+            " SELECT operation_id, id, seq FROM events WHERE seq >= ?",
+            (first,),
+        )
+
+    def _insert_keyed(
+        self, operation_id: int, events: list[UsageEvent], keys: list[int], received: int
+    ) -> None:
+        """Other ids: their keys go to level 0; levels over their size are merged."""
+        first = self._insert_events(operation_id, events, received, _INSERT_BATCH_IN_ORDER)
+        self._conn.execute(
+            "INSERT INTO event_keys_0 (key, seq) SELECT value, ?2 + key FROM json_each(?1)",
+            (_encode(keys), first),
+        )
+        self._add_to_level(0, len(keys))
+
+    def _add_to_level(self, level: int, added: int) -> None:
+        """Count keys added to a level; merge each level that is over its size into the next,
+        in key order, in this same transaction (so dedupe stays exact)."""
+        conn = self._conn
+        keys = _count_level(conn, level, added)
+        while level in _LEVEL_SIZES and keys >= _LEVEL_SIZES[level]:
+            conn.execute(
+                f"INSERT INTO event_keys_{level + 1} (key, seq)"  # noqa: S608
+                f" SELECT key, seq FROM event_keys_{level}"
+            )
+            conn.execute(f"DELETE FROM event_keys_{level}")  # noqa: S608
+            _count_level(conn, level, -keys)
+            level, keys = level + 1, _count_level(conn, level + 1, keys)
 
     def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
         uses: dict[tuple[str, int, str], int] = defaultdict(int)
@@ -195,9 +324,7 @@ class _Transaction:
 
     def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None:
         row = self._conn.execute(
-            "SELECT seq, id, product_id, time, quantity, subject, received, voided FROM events"
-            " WHERE operation_id = ? AND id = ?",
-            (operation_id, event_id),
+            _EVENT_BY_ID, (operation_id, event_id, _id_key(operation_id, event_id))
         ).fetchone()
         if row is None:
             return None
