@@ -403,7 +403,9 @@ class SqliteStorage:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute(f"PRAGMA cache_size = -{cache_kib}")
-        conn.execute("PRAGMA temp_store = MEMORY")
+        # Temporary data (statement journals of level merges, big sorts) goes to temporary
+        # files, not memory: a merge of a million ids would otherwise hold ~100 MB of old pages.
+        conn.execute("PRAGMA temp_store = FILE")
         conn.execute("PRAGMA busy_timeout = 30000")
         with self._all_lock:
             self._all.append(conn)
