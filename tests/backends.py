@@ -19,7 +19,7 @@ REDIS_URL = os.environ.get("VOXMETER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
-    reason = f"{what} is not reachable ({exc}); start it (see README, Development)"
+    reason = f"{what} is not reachable ({exc}); start it (README, Development)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI needs {reason}")
     pytest.skip(reason)
