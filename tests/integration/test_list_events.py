@@ -237,3 +237,13 @@ def test_hourly_windows_of_a_dst_day_list_every_event_exactly_once(nyc, day: str
     wrong = {i: tiled.count(i) for i in everything if tiled.count(i) != 1}
     assert wrong == {}, "event id -> times listed across the 24 hourly windows"
     assert tiled == everything
+
+
+@pytest.mark.parametrize("forged", [f"{2**63}:1", f"1:{2**63}", f"{-(2**63) - 1}:1", "1:-1"])
+def test_a_forged_cursor_out_of_range_is_a_bad_parameter(nyc, forged: str) -> None:
+    import base64
+
+    ctx, op = nyc
+    cursor = base64.urlsafe_b64encode(forged.encode()).decode().rstrip("=")
+    with pytest.raises(BadParameters, match="cursor"):
+        list_events(ctx, op, "20260601000000", "20260630235959", None, cursor)

@@ -11,7 +11,7 @@ from voxmeter.errors import BadParameters, Conflict
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
 from voxmeter.service.figures import resolve_month
-from voxmeter.service.ingest import ingest_batch
+from voxmeter.service.ingest import check_batch, ingest_batch
 from voxmeter.service.months import close_due_months, close_month, is_closed_by_grace
 from voxmeter.service.tenancy import create_operation
 
@@ -321,3 +321,32 @@ def test_resolve_month_accepts_past_and_current_and_refuses_future(
     assert resolve_month(ctx, op, "2026-06") == month_index("2026-06")
     with pytest.raises(BadParameters):
         resolve_month(ctx, nyc, "2026-06")
+
+
+def test_a_later_copy_of_a_new_id_in_a_closed_month_is_refused_like_check_batch(
+    ctx: Context, op: Operation, clock: FakeClock, sql: Sql
+) -> None:
+    """Every copy must be valid: the first copy of `a` is in open May, its copy in closed March."""
+    clock.set("2026-05-15T12:00:00Z")
+    rows = event_rows(sql)
+    batch = [
+        ev("a", "rsync", "2026-05-02T00:00:00Z", "1"),
+        ev("a", "rsync", "2026-03-02T00:00:00Z", "1"),
+    ]
+    assert [p.index for p in check_batch(ctx, op, batch)] == [1]  # type: ignore[arg-type]
+    with pytest.raises(BadParameters) as caught:
+        ingest_batch(ctx, op, batch)
+    assert caught.value.data == [{"index": 1, "field": "time", "error": "month 2026-03 is closed"}]
+    # The refusal does not depend on unrelated events of the batch either.
+    with pytest.raises(BadParameters) as both:
+        ingest_batch(
+            ctx,
+            op,
+            [
+                ev("b", "rsync", "2026-03-02T00:00:00Z", "1"),
+                ev("c", "rsync", "2026-05-02T00:00:00Z", "1"),
+                ev("c", "rsync", "2026-04-05T00:00:00Z", "1"),
+            ],
+        )
+    assert [item["index"] for item in both.value.data] == [0, 2]  # type: ignore[index]
+    assert event_rows(sql) == rows

@@ -151,6 +151,11 @@ def test_malformed_json(body: bytes) -> None:
     assert error.data == []
 
 
+@pytest.mark.parametrize("body", [b"[" * 1000, b"[" + b"[" * 5000 + b"]" * 5001])
+def test_deeply_nested_arrays_are_malformed_json_not_a_crash(body: bytes) -> None:
+    assert "malformed JSON" in refused(decode_json, body).msg
+
+
 def test_nan_literal_is_malformed_json() -> None:
     body = b'[{"id":"a","product":"rsync","time":"2026-05-10T08:30:00Z","quantity":NaN}]'
     assert "malformed JSON" in refused(decode_json, body).msg
@@ -365,3 +370,11 @@ def test_csv_row_with_extra_cells_is_refused() -> None:
 def test_csv_bad_quantity_is_refused(value: str) -> None:
     text = CSV_HEADER + f"a,rsync,2026-05-10T08:30:00Z,1,\nb,rsync,2026-05-10T08:30:00Z,{value},\n"
     assert pipeline(lambda t: decode_csv_rows(csv_rows(t)), text) == [(1, "quantity")]
+
+
+def test_a_csv_field_over_the_size_limit_is_a_clear_error() -> None:
+    from voxmeter.service.codec import csv_rows
+
+    text = "id,product,time,quantity\n" + "x" * 200_000 + ",rsync,2026-05-01T00:00:00Z,1\n"
+    with pytest.raises(BadParameters, match="malformed CSV"):
+        csv_rows(text)

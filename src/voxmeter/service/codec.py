@@ -80,6 +80,8 @@ def decode_json(body: bytes) -> list[EventIn]:
         raise BadParameters("the body must be a JSON array of events") from exc
     except msgspec.DecodeError as exc:
         raise BadParameters(f"malformed JSON ({exc})") from exc
+    except RecursionError as exc:  # arrays nested thousands deep: no event looks like that
+        raise BadParameters("malformed JSON (nested too deeply)") from exc
     _check_size(len(raws))
     return _decode_each(bytes(raw) for raw in raws)
 
@@ -117,10 +119,13 @@ CSV_FIELDS = ("id", "product", "time", "quantity", "subject")
 def csv_rows(text: str) -> list[dict[str, str]]:
     """CSV with a header naming some of id, product, time, quantity, subject."""
     reader = csv.DictReader(io.StringIO(text))
-    unknown = [f for f in reader.fieldnames or [] if f not in CSV_FIELDS]
-    if unknown:
-        raise BadParameters(f"unknown CSV column {unknown[0]!r}")
-    return [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
+    try:
+        unknown = [f for f in reader.fieldnames or [] if f not in CSV_FIELDS]
+        if unknown:
+            raise BadParameters(f"unknown CSV column {unknown[0]!r}")
+        return [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise BadParameters(f"malformed CSV (line {reader.line_num}: {exc})") from exc
 
 
 def decode_csv_rows(rows: list[dict[str, str]]) -> list[EventIn]:

@@ -81,11 +81,16 @@ def encode_cursor(time: int, seq: int) -> str:
     return base64.urlsafe_b64encode(f"{time}:{seq}".encode()).decode().rstrip("=")
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what every storage keeps times and seqs in
+
+
 def decode_cursor(text: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        time, seq = raw.split(":")
-        return int(time), int(seq)
+        time, seq = (int(part) for part in raw.split(":"))
+        if not (_INT64_MIN <= time <= _INT64_MAX and 0 <= seq <= _INT64_MAX):
+            raise ValueError("out of range")
+        return time, seq
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadParameters("cursor is not one this server issued") from exc
 

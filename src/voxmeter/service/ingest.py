@@ -64,7 +64,8 @@ def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> 
     # Folded before taking the write lock: in the usual case every first copy is new.
     planned_for, planned = first_copies, fold(ctx.catalog, first_copies)
     with ctx.storage.write() as tx:
-        closed = closed_set(ctx, tx, op, {e.month for e in first_copies})
+        # Every copy must be valid, later copies of an id included: check all their months.
+        closed = closed_set(ctx, tx, op, {e.month for e in events})
         if closed:
             refused = _closed_month_problems(ctx, tx, op, events, closed)
             if refused:
