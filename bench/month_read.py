@@ -37,9 +37,7 @@ def reader(db: str) -> tuple[Database, int, list[str], list[str]]:
     )
 
 
-def sample(
-    target: tuple[Database, int, list[str], list[str]], month: int, n: int
-) -> list[float]:
+def sample(target: tuple[Database, int, list[str], list[str]], month: int, n: int) -> list[float]:
     storage, op_id, apis, levels = target
     out = []
     for _ in range(n):
