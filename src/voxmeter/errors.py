@@ -80,9 +80,15 @@ class NotFound(VoxmeterError):
 
 
 class MethodNotAllowed(VoxmeterError):
+    """`allow` lists the path's methods, for the reply's `Allow` header (RFC 9110 §15.5.6)."""
+
     status = 405
     error = "METHOD NOT ALLOWED"
     default_msg = "THIS METHOD IS NOT ALLOWED ON THIS PATH"
+
+    def __init__(self, allow: str = "") -> None:
+        super().__init__()
+        self.allow = allow
 
 
 class Conflict(VoxmeterError):

@@ -178,3 +178,24 @@ def test_metrics_count_requests_ingest_and_limit_rejections(server: VoxServer) -
         before, "voxmeter_limit_rejections_total"
     )
     assert rejected == 1, rejected
+
+
+def test_a_wrong_method_gets_405_with_the_allowed_ones(server: VoxServer) -> None:
+    """Every documented path answers an undocumented method with 405 and an `Allow` header
+    naming exactly its documented methods (RFC 9110 §15.5.6)."""
+    tenant = server.tenant()
+    paths = requests.get(server.url("/openapi.json"), timeout=10).json()["paths"]
+    probes = {"/api/v2/events/{event_id}": "/api/v2/events/some-id"}
+    for path, operations in paths.items():
+        documented = {m.upper() for m in operations if m in {"get", "post", "put", "delete"}}
+        for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - documented):
+            reply = requests.request(
+                method,
+                server.url(probes.get(path, path)),
+                headers={"wolkvox-token": tenant.token},
+                timeout=10,
+            )
+            where = f"{method} {path}"
+            envelope_ok(reply, 405, "METHOD NOT ALLOWED", "THIS METHOD IS NOT ALLOWED ON THIS PATH")
+            allowed = {m.strip() for m in reply.headers.get("allow", "").split(",")}
+            assert allowed - {"HEAD"} == documented, (where, reply.headers.get("allow"))

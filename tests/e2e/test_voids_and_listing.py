@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 
 from tests.e2e.harness import (
@@ -173,6 +174,23 @@ def test_void_unknown_id_is_404(server: VoxServer) -> None:
     body = _refused(void_event(server, tenant.token, "unknown"), 404)
     assert body["error"] == "NOT FOUND"
     _refused(void_event(server, tenant.token, "KNOWN"), 404)  # ids are case-sensitive
+    assert server.items(tenant.token, "vision") == "1"
+
+
+@pytest.mark.parametrize(
+    "event_id", ["a\x00b", "line\nbreak", "tab\there", "\x7f", "\u2028", "x" * 129]
+)
+def test_void_of_an_id_no_event_can_have_is_404(server: VoxServer, event_id: str) -> None:
+    """Ids breaking the id rules were never stored, whatever the database can hold (NUL)."""
+    tenant = server.tenant(timezone=NY)
+    _post_ok(
+        server,
+        tenant,
+        [{"id": "kept", "product": "vision", "time": _ago(minutes=1).isoformat()}],
+        1,
+    )
+    body = _refused(void_event(server, tenant.token, event_id), 404)
+    assert body["error"] == "NOT FOUND"
     assert server.items(tenant.token, "vision") == "1"
 
 
@@ -403,6 +421,8 @@ def test_listing_window_limits_and_parameter_errors(server: VoxServer) -> None:
         {"date_ini": "20260101000000", "date_end": "20260102000000", "product": "nope"},
         {"date_ini": "20260101000000", "date_end": "20260102000000", "limit": "0"},
         {"date_ini": "20260101000000", "date_end": "20260102000000", "limit": "ten"},
+        {"date_ini": "20260101000000", "date_end": "20260102000000", "limit": "\u00b2"},
+        {"date_ini": "20260101000000", "date_end": "20260102000000", "limit": "\u0663"},
         {"date_ini": "20260101000000", "date_end": "20260102000000", "cursor": "garbage!"},
     ]
     for params in bad_params:

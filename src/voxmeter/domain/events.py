@@ -14,6 +14,13 @@ from voxmeter.domain.quantities import MICRO, QuantityError, micro_or_invalid, t
 
 MAX_ID_LENGTH = 128
 MAX_SUBJECT_LENGTH = 128
+
+
+def is_possible_id(text: str) -> bool:
+    """Whether `text` passes the id rules, so that an event could have been stored under it."""
+    return 0 < len(text) <= MAX_ID_LENGTH and text.isprintable()
+
+
 MAX_BATCH = 10_000
 #: How far ahead of the server's clock an event may be stamped.
 MAX_FUTURE_MICROS = 5 * 60 * 1_000_000

@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from voxmeter.domain.catalog import Aggregation
+from voxmeter.domain.events import is_possible_id
 from voxmeter.domain.meters import MeterState, contribution, fold
 from voxmeter.domain.months import Month, calendar, from_micros
 from voxmeter.domain.quantities import MICRO, format_micro
@@ -34,6 +35,8 @@ def void_event(ctx: Context, op: Operation, event_id: str) -> tuple[StoredEvent,
 
     Returns the event and whether this call voided it (False: it was already void).
     """
+    if not is_possible_id(event_id):  # never stored; some databases can't even hold it (NUL)
+        raise NotFound(f"NO EVENT WITH ID {event_id!r}")
     cal = calendar(op.timezone)
     with ctx.storage.write() as tx:
         tx.exclusive(op.id)

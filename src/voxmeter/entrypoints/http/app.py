@@ -30,7 +30,8 @@ async def _voxmeter_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return envelope.error(MethodNotAllowed())
+        allow = (exc.headers or {}).get("Allow", "")
+        return envelope.error(MethodNotAllowed(allow))
     return envelope.error(UnknownApi())
 
 
@@ -80,9 +81,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
 
     app = Starlette(
         routes=[
-            Route("/api/v2/events", events.ingest, methods=["POST"]),
-            Route("/api/v2/events", events.list_, methods=["GET"]),
-            Route("/api/v2/events/{event_id:path}", events.void, methods=["DELETE"]),
+            Route("/api/v2/events", events.collection, methods=["GET", "POST"]),
+            Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
             Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
             Route("/openapi.json", operational.openapi, methods=["GET"]),

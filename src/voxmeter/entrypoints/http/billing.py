@@ -124,7 +124,7 @@ class WolkvoxReads:
         headers: dict[str, str] = {}
         try:
             if scope["method"] not in ("GET", "HEAD"):
-                raise MethodNotAllowed()
+                raise MethodNotAllowed("GET, HEAD")
             visit = admit(self.state, scope["headers"], READ)
             try:
                 query: bytes = scope["query_string"]

@@ -7,7 +7,13 @@ from collections.abc import Mapping
 import msgspec
 from starlette.responses import Response
 
-from voxmeter.errors import QuotaExceeded, TooManyInFlight, Unavailable, VoxmeterError
+from voxmeter.errors import (
+    MethodNotAllowed,
+    QuotaExceeded,
+    TooManyInFlight,
+    Unavailable,
+    VoxmeterError,
+)
 
 _encode = msgspec.json.Encoder().encode
 JSON = "application/json"
@@ -26,6 +32,8 @@ def error_parts(exc: VoxmeterError) -> tuple[int, bytes, dict[str, str]]:
     headers: dict[str, str] = {}
     if isinstance(exc, QuotaExceeded | TooManyInFlight | Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, MethodNotAllowed) and exc.allow:
+        headers["Allow"] = exc.allow
     return exc.status, _encode(body), headers
 
 

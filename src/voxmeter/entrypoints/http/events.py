@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +16,22 @@ from voxmeter.service import codec
 from voxmeter.service.events import MAX_PAGE, list_events, void_event
 from voxmeter.service.ingest import ingest_body
 
+
+class AnyText(Convertor[str]):
+    """A path segment of any characters, slashes and line breaks included (Starlette's `path`
+    stops at a line break, which would turn `DELETE /api/v2/events/a%0Ab` into an unknown API)."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any", AnyText())
+
 _DECODERS = {
     "application/json": codec.decode_json,
     "application/x-ndjson": codec.decode_ndjson,
@@ -26,7 +43,7 @@ _DECODERS = {
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing anything over `limit` bytes before reading it where possible."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
     chunks: list[bytes] = []
     size = 0
@@ -36,6 +53,13 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def collection(request: Request) -> Response:
+    """One route for the path's two methods, so a wrong one is told both in `Allow`."""
+    if request.method == "POST":
+        return await ingest(request)
+    return await list_(request)
 
 
 async def ingest(request: Request) -> Response:
@@ -65,7 +89,7 @@ async def list_(request: Request) -> Response:
     async with admitted(request, READ) as visit:
         params = request.query_params
         limit_text = params.get("limit", str(MAX_PAGE))
-        if not limit_text.isdigit():
+        if not (limit_text.isascii() and limit_text.isdigit()):
             raise BadParameters(f"limit must be a whole number up to {MAX_PAGE}")
         page = await in_time(
             request,
