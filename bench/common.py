@@ -141,5 +141,14 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
+def write_json(path: str | None, result: dict[str, object]) -> None:
+    """Save a bench's figures for bench/report.py (nothing when `path` is None)."""
+    if path:
+        import json
+
+        result = {**result, "machine": cpu_note()}
+        Path(path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
 def cpu_note() -> str:
     return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"

@@ -294,7 +294,7 @@ def fuzz(
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
-    from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant
+    from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -314,6 +314,7 @@ def main() -> None:
         help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
     )
     parser.add_argument("--quiet", action="store_true", help="hide schemathesis' progress")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
     db = args.db or (fresh_postgres() if args.backend == "postgres" else fresh_db())
@@ -373,6 +374,23 @@ def main() -> None:
     )
     for line in result.failures:
         print("FAIL", line)
+    write_json(
+        args.json,
+        {
+            "bench": "fuzz_api",
+            "backend": db.split(":", 1)[0],
+            "max_examples": args.max_examples,
+            "seed": result.seed,
+            "seconds": result.seconds,
+            "complete": result.complete,
+            "exit_code": result.exit_code,
+            "cases": dict(result.cases),
+            "server_errors": sum(
+                n for counts in result.statuses.values() for s, n in counts.items() if s >= 500
+            ),
+            "failures": result.failures,
+        },
+    )
     if result.report_dir is not None:
         print(f"schemathesis output and event log: {result.report_dir}")
     if result.failures or result.exit_code:

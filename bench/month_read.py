@@ -16,7 +16,7 @@ import argparse
 import time
 from datetime import UTC, datetime
 
-from common import cpu_note, fresh_db, fresh_postgres, make_tenant
+from common import cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
 from read import seed
 
 from voxmeter import bootstrap
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--small-events", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--per-round", type=int, default=1000)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     small_db = fresh_postgres() if args.large.startswith("postgres") else fresh_db()
     make_tenant(small_db)
@@ -94,6 +95,23 @@ def main() -> None:
         )
     ratio = pct(times["large"], 0.5) / pct(times["small"], 0.5)
     print(f"p50 ratio large/small: {ratio:.2f}")
+    write_json(
+        args.json,
+        {
+            "bench": "month_read",
+            "backend": args.large.split(":", 1)[0],
+            **{
+                f"{name}_{key}": value
+                for name in ("small", "large")
+                for key, value in (
+                    ("events", events[name]),
+                    ("p50_us", pct(times[name], 0.5)),
+                    ("p99_us", pct(times[name], 0.99)),
+                )
+            },
+            "ratio": ratio,
+        },
+    )
 
 
 if __name__ == "__main__":

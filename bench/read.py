@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant
+from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
 
 from voxmeter import bootstrap
 from voxmeter.config import Settings
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -170,6 +171,22 @@ def main() -> None:
     print(
         f"uncached month read from storage (one product + all 27 + carried levels): "
         f"p50 {uncached['p50']:.0f} us, p99 {uncached['p99']:.0f} us"
+    )
+    write_json(
+        args.json,
+        {
+            "bench": "read",
+            "backend": db.split(":", 1)[0],
+            "events": args.events if args.db is None else None,
+            "database": db,
+            "healthz_rps": best["healthz"],
+            "billing_rps": best["billing"],
+            "ratio": best["billing"] / best["healthz"],
+            "billing_p99_ms": p99,
+            "non2xx": sum(r["non2xx"] for _, r in rows),
+            "uncached_p50_us": uncached["p50"],
+            "uncached_p99_us": uncached["p99"],
+        },
     )
     print(
         f"billing/healthz throughput ratio: {best['billing'] / best['healthz']:.2f}; "

@@ -17,7 +17,7 @@ import statistics
 import time
 
 import redis
-from common import cpu_note
+from common import cpu_note, write_json
 
 from voxmeter.adapters.redis_limits import RedisLimiter
 
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000, help="admissions at most")
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit")
     parser.add_argument("--tokens", type=int, default=8, help="tokens admitted in turn")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
 
     prefix = f"vxbench-{secrets.token_hex(5)}"
@@ -91,6 +92,7 @@ def main() -> None:
         "machine": cpu_note(),
     }
     print(json.dumps(result, indent=2))
+    write_json(args.json, result)
     print(
         f"redis admission: {len(admit_ns)} admissions, admit p50 {admit['p50_ms']:.3f} ms"
         f" p99 {admit['p99_ms']:.3f} ms; admit+release p50 {both['p50_ms']:.3f} ms"
