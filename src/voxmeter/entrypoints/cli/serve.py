@@ -21,6 +21,7 @@ from voxmeter.entrypoints.cli.common import db_option, friendly, settings_for
 from voxmeter.entrypoints.cli.demo_data import load_demo
 from voxmeter.entrypoints.http import memory
 from voxmeter.entrypoints.http.app import create_app
+from voxmeter.entrypoints.http.protocol import ServerConfig
 from voxmeter.errors import ConfigError
 
 
@@ -78,17 +79,17 @@ def _run_workers(settings: Settings, banner: str | None) -> None:
 
 
 def _uvicorn_config(app: object, settings: Settings, **extra: object) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,  # type: ignore[arg-type]
+    return ServerConfig(
+        app,
+        request_timeout=settings.request_timeout,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
         access_log=False,
         log_level="info",
         timeout_graceful_shutdown=30,
         server_header=False,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

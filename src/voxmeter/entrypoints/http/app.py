@@ -16,7 +16,7 @@ from starlette.routing import Route
 from voxmeter.entrypoints.http import billing, envelope, events, memory, metrics, operational
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Send
-from voxmeter.errors import MethodNotAllowed, UnknownApi, VoxmeterError
+from voxmeter.errors import MethodNotAllowed, Unavailable, UnknownApi, VoxmeterError
 from voxmeter.service.months import close_due_months
 
 log = logging.getLogger("voxmeter.http")
@@ -40,8 +40,18 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return envelope.error(VoxmeterError())
 
 
+#: On every response: no content sniffing, nothing a browser may load, run or frame.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+)
+#: On every reply under /api/: billing figures and quota use are not for shared caches.
+API_HEADERS = (*SECURITY_HEADERS, (b"cache-control", b"no-store"))
+
+
 class RequestMetrics:
-    """Counts every response by route and status (pure ASGI, no per-request objects)."""
+    """Counts every response by route and status and adds the security headers (pure ASGI, no
+    per-request objects)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,11 +60,14 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = metrics.route_of(scope["path"])
+        path: str = scope["path"]
+        route = metrics.route_of(path)
+        extra = API_HEADERS if path.startswith("/api/") else SECURITY_HEADERS
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 metrics.count_request(route, message["status"])
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         await self.app(scope, receive, counting_send)
@@ -99,13 +112,36 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
     return RequestMetrics(billing.WolkvoxReads(state, app))
 
 
+#: During an outage the background tasks say so once per this many seconds, not every second.
+OUTAGE_LOG_INTERVAL = 10.0
+
+
+class _OutageLog:
+    """One warning line per interval while a dependency is down, instead of a stack trace a
+    second per task; anything else is logged in full every time."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.last = -OUTAGE_LOG_INTERVAL
+
+    def failed(self, exc: Exception) -> None:
+        if not isinstance(exc, Unavailable):
+            log.exception("could not %s; will retry", self.what)
+            return
+        now = anyio.current_time()
+        if now - self.last >= OUTAGE_LOG_INTERVAL:
+            self.last = now
+            log.warning("could not %s: %s; will retry", self.what, exc.msg)
+
+
 async def _flush_counters(state: AppState) -> None:
+    outage = _OutageLog("persist request counters")
     while True:
         await anyio.sleep(1.0)
         try:
             await anyio.to_thread.run_sync(state.limiter.flush)
-        except Exception:
-            log.exception("could not persist request counters; will retry")
+        except Exception as exc:
+            outage.failed(exc)
 
 
 async def _trim_memory() -> None:
@@ -115,11 +151,12 @@ async def _trim_memory() -> None:
 
 
 async def _close_months(state: AppState) -> None:
+    outage = _OutageLog("close due months")
     while True:
         try:
             closed = await anyio.to_thread.run_sync(close_due_months, state.ctx)
             for name, months in closed.items():
                 log.info("closed %s for %s", ", ".join(map(str, months)), name)
-        except Exception:
-            log.exception("could not close due months; will retry")
+        except Exception as exc:
+            outage.failed(exc)
         await anyio.sleep(state.settings.auto_close_interval)

@@ -23,8 +23,10 @@ _ERRORS = {
     "TOKEN LIMIT EXCEEDED, EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2), or "
     "SERVER IN MAINTENANCE",
     "404": "No event with that id in the token's operation",
+    "408": "The request line and headers did not arrive within the time limit (60 s)",
     "409": "The event's month is closed",
     "413": "The body is larger than the configured limit (16 MiB by default)",
+    "431": "The request line and headers are larger than 64 KiB",
     "500": "A bug: a generic message, never a stack trace",
     "503": "The database or Redis cannot be reached just now (SERVICE UNAVAILABLE); "
     "a Retry-After header says when to try again, and service resumes by itself",
@@ -37,8 +39,10 @@ _ERROR_WORDS = {
     "401": "UNAUTHORIZED",
     "403": "FORBIDDEN",
     "404": "NOT FOUND",
+    "408": "REQUEST TIMEOUT",
     "409": "CONFLICT",
     "413": "PAYLOAD TOO LARGE",
+    "431": "REQUEST HEADER FIELDS TOO LARGE",
     "500": "INTERNAL SERVER ERROR",
     "503": "SERVICE UNAVAILABLE",
     "504": "GATEWAY TIMEOUT",
@@ -138,7 +142,7 @@ _MONTH = {
     "a future month is refused (400).",
     "schema": {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$"},
 }
-_API_ERRORS = ("400", "401", "403", "500", "503", "504")
+_API_ERRORS = ("400", "401", "403", "408", "431", "500", "503", "504")
 
 
 def document(catalog: Catalog) -> dict[str, Any]:
@@ -247,7 +251,10 @@ def document(catalog: Catalog) -> dict[str, Any]:
         "info": {
             "title": "voxmeter",
             "version": __version__,
-            "description": "Usage metering with a Wolkvox Billing API v2 compatible read side.",
+            "description": "Usage metering with a Wolkvox Billing API v2 compatible read side. "
+            "Every reply carries `X-Content-Type-Options: nosniff` and `Content-Security-Policy: "
+            "default-src 'none'; frame-ancestors 'none'`; replies under /api/ also carry "
+            "`Cache-Control: no-store`.",
         },
         "components": {
             "securitySchemes": {
@@ -369,7 +376,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                                 },
                             },
                         ),
-                        **_error_responses("400", "401", "403", "413", "500", "503", "504"),
+                        **_error_responses(*_API_ERRORS, "413"),
                     },
                 },
                 "get": {
@@ -451,7 +458,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                             "Voided (or already void)",
                             {"type": "array", "minItems": 1, "maxItems": 1, "items": voided},
                         ),
-                        **_error_responses("400", "401", "403", "404", "409", "500", "503", "504"),
+                        **_error_responses(*_API_ERRORS, "404", "409"),
                     },
                 }
             },
