@@ -1017,6 +1017,20 @@ def test_head_size_limit_spares_ordinary_large_requests(server: VoxServer, tenan
     envelope_ok(reply, 200, None, "5000 events accepted")
 
 
+def test_head_size_limit_counts_only_the_head_on_a_kept_alive_connection(
+    server: VoxServer, tenant: Tenant
+) -> None:
+    """Requests that end inside one read (small posts, reads) must not count against the head
+    of the next request on the same connection: every batch here is accepted."""
+    with httpx.Client(base_url=server.base, headers={"wolkvox-token": tenant.token}) as client:
+        for n in range(24):
+            size = (10, 1_000, 5_000, 10_000)[n % 4]
+            batch = [event(f"alive-{n}-{i}", "interactions", None) for i in range(size)]
+            reply = client.post("/api/v2/events", json=batch, timeout=60)
+            assert reply.status_code == 200, (n, size, reply.text[:200])
+            assert client.get("/api/v2/billing.php", params={"api": "all"}).status_code == 200
+
+
 @pytest.fixture(scope="module")
 def quick(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoxServer]:
     """A server whose requests must arrive within 1.5 s."""

@@ -46,6 +46,8 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._in_message = False
         self._head_bytes = 0
         self._tail = b""
+        self._ended_in_chunk = False
+        """A request ended within the bytes being parsed: what follows in them is not counted."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -64,10 +66,11 @@ class LimitedHttpTools(HttpToolsProtocol):
             self._refuse(431, "REQUEST HEADER FIELDS TOO LARGE", msg)
             return
         counted = self._in_head
+        self._ended_in_chunk = False
         super().data_received(data)
         if self.transport.is_closing():
             return
-        if counted and self._in_head:
+        if counted and self._in_head and not self._ended_in_chunk:
             self._head_bytes += len(data)
             self._tail = data[-3:]
         if self._due is None and not self._in_message and not self._answering():
@@ -91,6 +94,9 @@ class LimitedHttpTools(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        # The next request's head may start in the same chunk; counting none of that chunk
+        # lets a head exceed the limit by at most one socket read, never without bound.
+        self._ended_in_chunk = True
         self._in_message = False
         self._in_head = True  # what comes next on this connection starts another request
         self._head_bytes = 0
