@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -373,6 +374,10 @@ class _Transaction:
         )
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be referenced weakly (the C type cannot)."""
+
+
 class SqliteStorage:
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash."""
@@ -386,7 +391,9 @@ class SqliteStorage:
         self._write_lock = threading.Lock()
         self._generation = 0  # bumped by every commit of this process, before it is answered
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        # Weak: a reader belongs to its thread, and must close when the thread ends (worker
+        # pools retire idle threads), not live on here with its page cache.
+        self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
         self._products = _Products()
         self._writer = self._connect(self._cache_kib)
@@ -398,7 +405,11 @@ class SqliteStorage:
 
     def _connect(self, cache_kib: int) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+            self._path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30.0,
+            factory=_Connection,
         )
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
@@ -408,7 +419,7 @@ class SqliteStorage:
         conn.execute("PRAGMA temp_store = FILE")
         conn.execute("PRAGMA busy_timeout = 30000")
         with self._all_lock:
-            self._all.append(conn)
+            self._all.add(conn)
         return conn
 
     # -- schema -----------------------------------------------------------------------------
@@ -471,7 +482,7 @@ class SqliteStorage:
 
     def close(self) -> None:
         with self._all_lock:
-            for conn in self._all:
+            for conn in list(self._all):
                 conn.close()
             self._all.clear()
 
