@@ -6,6 +6,8 @@ writing its figures as JSON, and renders them against the issues' targets:
     .venv/bin/python bench/report.py              # the issues' sizes (about an hour)
     .venv/bin/python bench/report.py --quick      # smaller sizes, same table (about 10 minutes)
     .venv/bin/python bench/report.py --readme     # also put the table into README.md
+    .venv/bin/python bench/report.py --only fuzz_sqlite,fuzz_postgres   # rerun some steps,
+                                                  # keeping the others' last figures
 
 Writes bench/reports/report.md (and report.json). The first rows calibrate the machine: the
 build machine changes, and `/healthz` req/s says how fast this one is. A step that fails or
@@ -131,23 +133,17 @@ def redis_rows(f: Figures, _: Any) -> list[Row]:
 
 
 def soak_rows(f: Figures, _: Any) -> list[Row]:
-    measured = soak_summary(f)
-    return [("bounded soak, mixed load", soak_target(), measured, verdict(bool(f.get("passed"))))]
-
-
-def soak_target() -> str:
-    return "no unexpected errors; RSS growth < 10 % after warm-up"
-
-
-def soak_summary(f: Figures) -> str:
-    parts = [f"{f.get('minutes', '?')} min"]
-    if "requests" in f:
-        parts.append(f"{f['requests']:,} requests")
-    if "unexpected" in f:
-        parts.append(f"{f['unexpected']} unexpected")
-    if "rss_growth_pct" in f:
-        parts.append(f"RSS growth {f['rss_growth_pct']:.1f} %")
-    return ", ".join(parts) + " (bench/reports/soak.md)"
+    run, verdict_, rss = f["run"], f["verdict"], f["rss"]
+    requests = sum(kind["count"] for kind in f["kinds"].values())
+    measured = (
+        f"{run['minutes']:.0f} min, {requests:,} requests, {verdict_['unexpected']} unexpected "
+        f"errors; RSS {rss['warmup_end_mib']:.0f} MiB after warm-up, "
+        f"{rss['max_after_warmup_mib']:.0f} at most after "
+        f"(+{100 * verdict_['rss_growth']:.1f} %); figures exact: "
+        f"{'yes' if verdict_['figures_ok'] else 'NO'}"
+    )
+    target = "no unexpected errors; RSS growth < 10 % after warm-up"
+    return [(f"soak, mixed load ({run['backend']})", target, measured, verdict(verdict_["pass"]))]
 
 
 def fault_rows(f: Figures, _: Any) -> list[Row]:
@@ -240,6 +236,16 @@ def steps(quick: bool, work: Path) -> list[Step]:
             soak_rows,
             1500,
             json_from="soak.json",
+        ),
+        Step(
+            "soak_pg",
+            [
+                *(py, str(HERE / "soak.py"), "--backend", "postgres"),
+                *("--minutes", "1" if quick else "10"),
+            ],
+            soak_rows,
+            1500,
+            json_from="soak-postgres.json",
         ),
         Step(
             "faults",
@@ -336,6 +342,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about 10 minutes)")
     parser.add_argument("--only", default="", help="comma-separated step names")
+    parser.add_argument("--skip", default="", help="comma-separated step names not to run")
     parser.add_argument("--readme", action="store_true", help="also update README.md")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
@@ -343,18 +350,28 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="voxmeter-report-"))
     chosen = set(filter(None, args.only.split(",")))
-    rows: list[Row] = []
+    skipped = set(filter(None, args.skip.split(",")))
+    kept = REPORTS / "report.json"
     done: dict[str, Figures] = {}
+    if chosen and kept.exists():  # the other steps keep their last figures
+        done = {k: v for k, v in json.loads(kept.read_text()).items() if k not in chosen}
+    rows: list[Row] = []
     failed = False
     started = time.monotonic()
     for step in steps(args.quick, work):
+        if step.name in skipped:
+            rows.append((step.name, "", "not run (`--skip`)", ""))
+            continue
         if chosen and step.name not in chosen:
+            if step.name in done:
+                rows.extend(step.rows(done[step.name], done))
             continue
         figures, why = run(step, work, done)
         if figures is None:
             failed = True
             rows.append((step.name, "", f"FAILED: {why} (log in {work})", "**failed**"))
             continue
+        figures["measured_at"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         done[step.name] = figures
         new = step.rows(figures, done)
         failed |= figures["exit_code_of_step"] != 0 and not any("not met" in r[3] for r in new)
@@ -362,6 +379,8 @@ def main() -> None:
         for row in new:
             print(f"report:   {row[0]}: {row[2]} [{row[3]}]", flush=True)
     table = render(rows, args.quick, cpu_note(), time.monotonic() - started)
+    if chosen:
+        table += f"\nRerun by `--only {args.only}`; the other rows are from the run before.\n"
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "report.md").write_text(table, encoding="utf-8")
     (REPORTS / "report.json").write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
