@@ -259,11 +259,12 @@ def steps(quick: bool, work: Path) -> list[Step]:
                 f"fuzz_{backend}",
                 [
                     *(py, str(HERE / "fuzz_api.py"), "--quiet", "--backend", backend),
-                    *("--max-examples", fuzz, "--json", "{json}"),
+                    *("--max-examples", fuzz, "--seconds", "300" if quick else "1800"),
+                    *("--json", "{json}"),
                     *("--report-dir", str(work / f"fuzz-{backend}")),
                 ],
                 fuzz_rows,
-                3600,
+                2400,
             )
             for backend in ("sqlite", "postgres")
         ),
@@ -353,16 +354,17 @@ def main() -> None:
     skipped = set(filter(None, args.skip.split(",")))
     kept = REPORTS / "report.json"
     done: dict[str, Figures] = {}
-    if chosen and kept.exists():  # the other steps keep their last figures
-        done = {k: v for k, v in json.loads(kept.read_text()).items() if k not in chosen}
+    if (chosen or skipped) and kept.exists():  # steps not run keep their last figures
+        done = {
+            k: v
+            for k, v in json.loads(kept.read_text()).items()
+            if (chosen and k not in chosen) or k in skipped
+        }
     rows: list[Row] = []
     failed = False
     started = time.monotonic()
     for step in steps(args.quick, work):
-        if step.name in skipped:
-            rows.append((step.name, "", "not run (`--skip`)", ""))
-            continue
-        if chosen and step.name not in chosen:
+        if step.name in skipped or (chosen and step.name not in chosen):
             if step.name in done:
                 rows.extend(step.rows(done[step.name], done))
             continue
@@ -379,8 +381,12 @@ def main() -> None:
         for row in new:
             print(f"report:   {row[0]}: {row[2]} [{row[3]}]", flush=True)
     table = render(rows, args.quick, cpu_note(), time.monotonic() - started)
-    if chosen:
-        table += f"\nRerun by `--only {args.only}`; the other rows are from the run before.\n"
+    if chosen or skipped:
+        table += (
+            f"\nThis run: {'`--only ' + args.only + '`' if chosen else ''}"
+            f"{'`--skip ' + args.skip + '`' if skipped else ''}; rows of steps it did not run "
+            "are from an earlier run (their time is in bench/reports/report.json).\n"
+        )
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "report.md").write_text(table, encoding="utf-8")
     (REPORTS / "report.json").write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
