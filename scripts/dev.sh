@@ -53,7 +53,7 @@ audit() {
   report=$(mktemp)
   .venv/bin/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off \
     --format json --output "$report" 2>/dev/null || true
-  .venv/bin/python scripts/audit_report.py "$report"
+  .venv/bin/python scripts/audit_report.py "$report" requirements.lock
   local status=$?
   rm -f "$report"
   return $status

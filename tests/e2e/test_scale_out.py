@@ -117,9 +117,7 @@ def test_overlapping_batches_through_two_processes_are_counted_once(cluster: Clu
     assert totals[0] + totals[1] == sum(sent)
 
     # Exactly the distinct ids were stored, and every process shows the same exact figures.
-    stored = {f"shared-{i}" for i in range(6_000)} & {
-        str(e["id"]) for e in _listing(a, tenant)
-    }
+    stored = {f"shared-{i}" for i in range(6_000)} & {str(e["id"]) for e in _listing(a, tenant)}
     assert totals[0] == len(stored)
     events = [_event(i) for i in sorted(stored)]
     for srv in (a, b):

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from voxmeter.domain.batch import validate_batch
 from voxmeter.domain.catalog import Catalog
-from voxmeter.domain.events import validate_batch
 from voxmeter.domain.months import calendar, to_micros
 from voxmeter.errors import BadParameters
 from voxmeter.service.codec import (

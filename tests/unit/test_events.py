@@ -9,13 +9,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from voxmeter.domain.batch import validate_batch
 from voxmeter.domain.catalog import Aggregation, Catalog, Product
-from voxmeter.domain.events import (
-    MAX_FUTURE_MICROS,
-    Problem,
-    UsageEvent,
-    validate_batch,
-)
+from voxmeter.domain.events import MAX_FUTURE_MICROS, Problem, UsageEvent
 from voxmeter.domain.months import Month, ZoneCalendar, calendar, to_micros
 from voxmeter.domain.quantities import MICRO, QuantityError, to_micro
 from voxmeter.service.codec import EventIn

@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voxmeter.domain.batch import validate_batch
 from voxmeter.domain.catalog import Catalog
-from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH, validate_batch
+from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH
 from voxmeter.domain.months import (
     FIRST_YEAR,
     LAST_YEAR,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from voxmeter.domain.batch import check_and_fold, validate_batch
 from voxmeter.domain.catalog import Aggregation
-from voxmeter.domain.events import IncomingEvent, Problem, UsageEvent, validate_batch
+from voxmeter.domain.events import IncomingEvent, Problem, UsageEvent
 from voxmeter.domain.meters import MeterState, fold, merge, unique_total
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
@@ -57,12 +58,13 @@ def check_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> l
 def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> IngestResult:
     """All or nothing: any invalid event rejects the batch with every problem listed."""
     now = ctx.clock()
-    events, problems = validate_batch(incoming, ctx.catalog, calendar(op.timezone), now)
+    events, problems, folded = check_and_fold(incoming, ctx.catalog, calendar(op.timezone), now)
     if problems:
         raise BadParameters("invalid events", [p.as_dict() for p in problems])
     first_copies = _first_copies(events)
     # Folded before taking the write lock: in the usual case every first copy is new.
-    planned_for, planned = first_copies, fold(ctx.catalog, first_copies)
+    planned_for = first_copies
+    planned = folded if first_copies is events else fold(ctx.catalog, first_copies)
     with ctx.storage.write() as tx:
         # Every copy must be valid, later copies of an id included: check all their months.
         closed = closed_set(ctx, tx, op, {e.month for e in events})

@@ -57,7 +57,7 @@ _BATCH_ROWS = (
     " FROM (SELECT nextval('events_seq_seq'::regclass) AS seq, j.e"
     "   FROM jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS j(e, ord)"
     "   ORDER BY j.ord OFFSET 0) AS b"
-    " ORDER BY (b.e ->> 0) COLLATE \"C\""
+    ' ORDER BY (b.e ->> 0) COLLATE "C"'
 )
 _INSERT_BATCH = (
     "INSERT INTO events (seq, operation_id, id, product_id, time, quantity, subject, received)"
@@ -581,7 +581,6 @@ class PostgresStorage:
                 yield conn
             finally:
                 self._pool.put(conn)
-
 
     @contextmanager
     def write(self) -> Iterator[_Transaction]:
