@@ -7,6 +7,7 @@ and runs `st run` against http://127.0.0.1:<port>/openapi.json with the token an
 headers. Every response is checked (CHECKS); `fuzz_hooks.py` steers part of the generated cases
 past rules no schema can state, so the success paths are fuzzed too. Prints cases and failing
 cases per operation and exits 1 on any failure (2 if the time limit stopped the run first).
+Operations that take no input get `--max-examples` generated requests each from fuzz_probe.py.
 
     .venv/bin/python bench/fuzz_api.py                          # 2,000 examples per operation
     .venv/bin/python bench/fuzz_api.py --max-examples 100 --seconds 300
@@ -295,6 +296,7 @@ def fuzz(
 def main() -> None:
     sys.path.insert(0, str(HERE))
     from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
+    from fuzz_probe import probe
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -363,6 +365,14 @@ def main() -> None:
             report_dir=args.report_dir,
             echo=not args.quiet,
         )
+        # Operations without input: as many generated requests as the others get cases.
+        doc = json.loads(urllib.request.urlopen(server.base + "/openapi.json", timeout=30).read())
+        cases, statuses, failures = probe("127.0.0.1", server.port, doc, args.max_examples)
+        result.cases.update(cases)
+        for op, counts in statuses.items():
+            result.statuses.setdefault(op, Counter()).update(counts)
+        result.failing.update({f.split(":", 1)[0]: 1 for f in failures})
+        result.failures += failures
     finally:
         server.stop()
     print()

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.harness import VoxServer
@@ -75,3 +76,25 @@ def test_generated_requests_get_documented_replies(make_server: Any, tmp_path: P
     # the hooks reach the success paths, not only the refusals
     for op in OPERATIONS:
         assert result.statuses[op][200] > 0, summary
+
+
+def test_operations_without_input_get_documented_replies(make_server: Any) -> None:
+    """/healthz, /metrics and /openapi.json take no parameters, so schemathesis has only a few
+    distinct requests for them: fuzz_probe.py sends each generated query strings and headers."""
+    _driver()  # skips or fails like the test above when the dev dependencies are missing
+    spec = importlib.util.spec_from_file_location("voxmeter_fuzz_probe", BENCH / "fuzz_probe.py")
+    assert spec is not None
+    assert spec.loader is not None
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    srv: VoxServer = make_server()
+    doc = httpx.get(srv.base + "/openapi.json").json()
+    operations = probe.inputless_operations(doc)
+    assert {"GET /healthz", "GET /metrics", "GET /openapi.json"} <= {
+        f"{m} {p}" for m, p in operations
+    }
+    cases, statuses, failures = probe.probe("127.0.0.1", srv.port, doc, MAX_EXAMPLES, seed=SEED)
+    assert failures == []
+    for method, path in operations:
+        assert cases[f"{method} {path}"] == MAX_EXAMPLES
+        assert set(statuses[f"{method} {path}"]) == {200}

@@ -1,6 +1,6 @@
 """The embedded store's reader connections live and die with their threads: worker pools retire
 idle threads and start new ones, and a connection kept beyond its thread would keep its page
-cache (up to 4 MiB) for ever."""
+cache for ever."""
 
 from __future__ import annotations
 

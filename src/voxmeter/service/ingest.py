@@ -101,12 +101,12 @@ def _unique_events(ctx: Context, events: list[UsageEvent]) -> list[UsageEvent]:
 
 def _first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
     """Within a batch, too, the first copy of an id wins."""
+    if len({e.id for e in events}) == len(events):
+        return events  # the usual case, checked without building a dict
     seen: dict[str, UsageEvent] = {}
     for event in events:
         if event.id not in seen:
             seen[event.id] = event
-    if len(seen) == len(events):
-        return events
     return list(seen.values())
 
 

@@ -27,12 +27,18 @@ _TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_
 _encode = msgspec.json.Encoder().encode
 _WAL_KEPT_BYTES = 64 * 1024 * 1024  # a WAL file that grew larger is cut back when reset
 _CHECKPOINT_CACHE_KIB = 1024
+# Readers (one per worker thread, dozens under load) mostly read a few meter rows and listing
+# pages; the OS keeps the file cached. A small cache each keeps the process size flat.
+_READER_CACHE_KIB = 256
 _OTHER_WRITERS_CHECK = 0.001  # seconds between data_version checks for other processes' commits
 # Events are inserted as multi-row VALUES with bound parameters, in chunks: SQLite does the
 # per-row work in C, and binding is cheaper than JSON (json_each re-parses each element for
 # every column it extracts). Rows keep the batch's order, so the i-th event gets the first
 # seq + i. Ids are unique per operation through the id tables below, not an index here.
-_CHUNK = 5000  # events per statement: 5 parameters each, far below SQLite's 32,766
+# Statements of 4,096 events, and the rest in power-of-two sizes (10,000 = 2 x 4,096 + 1,024 +
+# 512 + 256 + 16): a prepared statement of thousands of rows holds a megabyte or more, and
+# the connection caches every statement it ran, so only 13 distinct sizes may ever exist.
+_CHUNK = 4096  # 5 parameters per event, far below SQLite's 32,766
 _ROW = "(?1,?2,?,?,?,?,?)"  # each bare ? takes the next number after ?2
 _INSERT_ROWS = (
     "INSERT INTO events (operation_id, received, id, product_id, time, quantity, subject) VALUES "
@@ -52,15 +58,38 @@ def _in_every_level(select: str) -> str:
     return " UNION ALL ".join(select.format(level=level) for level in _LEVELS)
 
 
+# Lookups that may match thousands of rows answer in one row (a JSON array): stepping row by
+# row would hand the GIL back and forth once per row while other requests run Python.
 _ORDERED_KNOWN = (
-    "SELECT id FROM event_ids WHERE operation_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
+    "SELECT json_group_array(id) FROM event_ids"
+    " WHERE operation_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
 )
-_SEQS_OF_KEYS = _in_every_level(
-    "SELECT seq FROM event_keys_{level} WHERE key IN (SELECT value FROM json_each(?1))"
+_SEQS_OF_KEYS = (
+    "SELECT json_group_array(seq) FROM ("  # noqa: S608
+    + _in_every_level(
+        "SELECT seq FROM event_keys_{level} WHERE key IN (SELECT value FROM json_each(?1))"
+    )
+    + ")"
+)
+# The operation's highest stored id and the highest seq of all, in one statement.
+_HIGHEST_ID_AND_SEQ = (
+    "SELECT (SELECT id FROM event_id_highest WHERE operation_id = ?),"
+    " (SELECT coalesce(max(seq), 0) FROM events)"
+)
+_METERS_OF_KEYS = (
+    "SELECT json_group_array(json_array(product_id, month, total, last_time, last_value))"
+    " FROM meters WHERE operation_id = ?1"
+    " AND (product_id, month) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))"
+)
+_SAVE_METERS = (
+    "INSERT OR REPLACE INTO meters"
+    " (operation_id, product_id, month, total, last_time, last_value)"
+    " SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?2)"
 )
 # `+operation_id`: look events up by seq, not through events_by_time.
 _IDS_OF_SEQS = (
-    "SELECT id FROM events WHERE seq IN (SELECT value FROM json_each(?2)) AND +operation_id = ?1"
+    "SELECT json_group_array(id) FROM events"
+    " WHERE seq IN (SELECT value FROM json_each(?2)) AND +operation_id = ?1"
 )
 _EVENT_BY_ID = (
     "SELECT seq, id, product_id, time, quantity, subject, received, voided FROM events"  # noqa: S608
@@ -71,10 +100,18 @@ _EVENT_BY_ID = (
 )
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _rows_sql(rows: int) -> str:
-    """The INSERT of `rows` events (a full chunk, or a batch's last one)."""
+    """The INSERT of `rows` events (a power of two)."""
     return _INSERT_ROWS + ",".join([_ROW] * rows)
+
+
+def _chunk_sizes(count: int) -> list[int]:
+    """`count` as full chunks and then powers of two, largest first."""
+    sizes = [_CHUNK] * (count // _CHUNK)
+    rest = count % _CHUNK
+    sizes += [1 << bit for bit in range(rest.bit_length() - 1, -1, -1) if rest >> bit & 1]
+    return sizes
 
 
 def _id_key(operation_id: int, event_id: str) -> int:
@@ -122,6 +159,15 @@ def _first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
     for event in events:
         seen.setdefault(event.id, event)
     return list(seen.values())
+
+
+_texts = msgspec.json.Decoder(list[str]).decode
+_meter_rows = msgspec.json.Decoder(list[tuple[int, int, str, int | None, int]]).decode
+
+
+def _one(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> str:
+    """The single text value a `json_group_array` query answers."""
+    return str(conn.execute(sql, args).fetchone()[0])
 
 
 def _count_level(conn: sqlite3.Connection, level: int, added: int) -> int:
@@ -176,30 +222,27 @@ class _Transaction:
     def _known(self, operation_id: int, ids: list[str], keys: list[int]) -> set[str]:
         """Ids found in `event_ids`, or whose key is in a level and whose event has that id."""
         conn = self._conn
-        packed = _encode(ids)
-        known = {str(r[0]) for r in conn.execute(_ORDERED_KNOWN, (operation_id, packed))}
-        seqs = [r[0] for r in conn.execute(_SEQS_OF_KEYS, (_encode(keys),))]
-        if seqs:
+        known = set(_texts(_one(conn, _ORDERED_KNOWN, (operation_id, _encode(ids)))))
+        seqs = _one(conn, _SEQS_OF_KEYS, (_encode(keys),))
+        if seqs != "[]":
             wanted = set(ids)
-            rows = conn.execute(_IDS_OF_SEQS, (operation_id, _encode(seqs)))
-            known.update(str(r[0]) for r in rows if r[0] in wanted)
+            matched = _texts(_one(conn, _IDS_OF_SEQS, (operation_id, seqs)))
+            known.update(i for i in matched if i in wanted)
         return known
 
     def insert_new(
         self, operation_id: int, events: list[UsageEvent], received: int
     ) -> list[UsageEvent]:
-        """One INSERT ... SELECT over the batch as JSON: SQLite does the per-row work in C."""
+        """Store the first copy of each id not stored before; return those events."""
         events = _first_copies(events)
         if not events:
             return []
         conn = self._conn
         ids = [e.id for e in events]
-        highest = conn.execute(
-            "SELECT id FROM event_id_highest WHERE operation_id = ?", (operation_id,)
-        ).fetchone()
-        if highest is None or min(ids) > highest[0]:
+        highest, last_seq = conn.execute(_HIGHEST_ID_AND_SEQ, (operation_id,)).fetchone()
+        if highest is None or min(ids) > highest:
             # Python's code point order is SQLite's BINARY order of UTF-8: none can be stored.
-            self._append(operation_id, events, received)
+            self._append(operation_id, events, received, last_seq)
             fresh = events
         else:
             keys = [_id_key(operation_id, i) for i in ids]
@@ -211,35 +254,40 @@ class _Transaction:
                     if len(fresh) == len(events)
                     else [k for k, e in zip(keys, events, strict=True) if e.id not in known]
                 )
-                self._insert_keyed(operation_id, fresh, fresh_keys, received)
+                self._insert_keyed(operation_id, fresh, fresh_keys, received, last_seq)
         if fresh:
             conn.execute(
                 "INSERT INTO event_id_highest (operation_id, id) VALUES (?, ?)"
                 " ON CONFLICT DO UPDATE SET id = max(id, excluded.id)",
-                (operation_id, max(e.id for e in fresh)),
+                (operation_id, max(ids) if fresh is events else max(e.id for e in fresh)),
             )
         return fresh
 
-    def _insert_events(self, operation_id: int, events: list[UsageEvent], received: int) -> int:
-        """Store the events in order; return the seq of the first (they get consecutive seqs)."""
+    def _insert_events(
+        self, operation_id: int, events: list[UsageEvent], received: int, before: int
+    ) -> int:
+        """Store the events in order after seq `before` (the highest stored); return the seq of
+        the first (they get consecutive seqs)."""
         conn = self._conn
         pids = {api: self._products.id_for(conn, api) for api in {e.product for e in events}}
-        before = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
         cursor = None
-        for start in range(0, len(events), _CHUNK):
-            chunk = events[start : start + _CHUNK]
+        start = 0
+        for size in _chunk_sizes(len(events)):
             params: list[object] = [operation_id, received]
             extend = params.extend
-            for e in chunk:
+            for e in events[start : start + size]:
                 extend((e.id, pids[e.product], e.time, e.quantity, e.subject))
-            cursor = conn.execute(_rows_sql(len(chunk)), params)
+            cursor = conn.execute(_rows_sql(size), params)
+            start += size
         if cursor is None or cursor.lastrowid != before + len(events):
             raise RuntimeError("events did not get consecutive seqs")
         return before + 1
 
-    def _append(self, operation_id: int, events: list[UsageEvent], received: int) -> None:
+    def _append(
+        self, operation_id: int, events: list[UsageEvent], received: int, last_seq: int
+    ) -> None:
         """Ids after all stored ones: appended to `event_ids` in key order (cheap)."""
-        first = self._insert_events(operation_id, events, received)
+        first = self._insert_events(operation_id, events, received, last_seq)
         self._conn.execute(
             "INSERT INTO event_ids (operation_id, id, seq)"
             " SELECT operation_id, id, seq FROM events WHERE seq >= ?",
@@ -247,10 +295,15 @@ class _Transaction:
         )
 
     def _insert_keyed(
-        self, operation_id: int, events: list[UsageEvent], keys: list[int], received: int
+        self,
+        operation_id: int,
+        events: list[UsageEvent],
+        keys: list[int],
+        received: int,
+        last_seq: int,
     ) -> None:
         """Other ids: their keys go to level 0; levels over their size are merged."""
-        first = self._insert_events(operation_id, events, received)
+        first = self._insert_events(operation_id, events, received, last_seq)
         self._conn.execute(
             "INSERT INTO event_keys_0 (key, seq) SELECT value, ?2 + key FROM json_each(?1)",
             (_encode(keys), first),
@@ -305,37 +358,32 @@ class _Transaction:
         return False
 
     def meters(self, operation_id: int, keys_: Iterable[MeterKey]) -> dict[MeterKey, MeterState]:
-        found: dict[MeterKey, MeterState] = {}
+        """The stored states of these keys, in one statement (one GIL hand-off)."""
+        wanted = {}
         for product, month in keys_:
             pid = self._products.known(product)
-            if pid is None:
-                continue
-            row = self._conn.execute(
-                "SELECT total, last_time, last_value FROM meters"
-                " WHERE operation_id = ? AND product_id = ? AND month = ?",
-                (operation_id, pid, month),
-            ).fetchone()
-            if row is not None:
-                found[(product, month)] = MeterState(int(row[0]), row[1], int(row[2]))
-        return found
+            if pid is not None:
+                wanted[(pid, month)] = (product, month)
+        if not wanted:
+            return {}
+        packed = _one(self._conn, _METERS_OF_KEYS, (operation_id, _encode(list(wanted))))
+        return {
+            wanted[(pid, month)]: MeterState(int(total), last_time, int(last_value))
+            for pid, month, total, last_time, last_value in _meter_rows(packed)
+        }
 
     def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None:
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO meters"
-            " (operation_id, product_id, month, total, last_time, last_value)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    operation_id,
-                    self._products.id_for(self._conn, product),
-                    month,
-                    str(state.total),
-                    state.last_time,
-                    state.last_value,
-                )
-                for (product, month), state in states.items()
-            ],
-        )
+        rows = [
+            (
+                self._products.id_for(self._conn, product),
+                month,
+                str(state.total),  # TEXT: a total may outgrow 64 bits
+                state.last_time,
+                state.last_value,
+            )
+            for (product, month), state in states.items()
+        ]
+        self._conn.execute(_SAVE_METERS, (operation_id, _encode(rows)))
 
     def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None:
         row = self._conn.execute(
@@ -461,7 +509,7 @@ class SqliteStorage:
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect(4 * 1024)
+            conn = self._connect(_READER_CACHE_KIB)
             self._local.conn = conn
         return conn
 
