@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -139,6 +140,16 @@ class RssSampler(threading.Thread):
         self._halt.set()
         self.join()
         return self.peak
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """`--backend sqlite|postgres`, the same for every bench script."""
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
+    )
 
 
 def write_json(path: str | None, result: dict[str, object]) -> None:

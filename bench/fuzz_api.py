@@ -295,7 +295,15 @@ def fuzz(
 
 def main() -> None:
     sys.path.insert(0, str(HERE))
-    from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
+    from common import (
+        Server,
+        add_backend_option,
+        cpu_note,
+        fresh_db,
+        fresh_postgres,
+        make_tenant,
+        write_json,
+    )
     from fuzz_probe import probe
 
     parser = argparse.ArgumentParser(
@@ -309,12 +317,7 @@ def main() -> None:
     parser.add_argument("--phases", default=None, help="e.g. coverage,fuzzing (default: all)")
     parser.add_argument("--report-dir", type=Path, default=None)
     parser.add_argument("--db", default=None, help="database URL (default: a fresh one)")
-    parser.add_argument(
-        "--backend",
-        choices=["sqlite", "postgres"],
-        default="sqlite",
-        help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
-    )
+    add_backend_option(parser)
     parser.add_argument("--quiet", action="store_true", help="hide schemathesis' progress")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()

@@ -22,6 +22,7 @@ import time
 from common import (
     RssSampler,
     Server,
+    add_backend_option,
     cpu_note,
     fresh_db,
     fresh_postgres,
@@ -92,12 +93,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=2)
     parser.add_argument("--milestone", type=int, default=1_000_000)
     parser.add_argument("--db", default=None, help="database URL (default: a fresh one)")
-    parser.add_argument(
-        "--backend",
-        choices=["sqlite", "postgres"],
-        default="sqlite",
-        help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
-    )
+    add_backend_option(parser)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()

@@ -22,7 +22,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from common import Server, cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
+from common import (
+    Server,
+    add_backend_option,
+    cpu_note,
+    fresh_db,
+    fresh_postgres,
+    make_tenant,
+    write_json,
+)
 
 from voxmeter import bootstrap
 from voxmeter.config import Settings
@@ -123,12 +131,7 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default=None)
-    parser.add_argument(
-        "--backend",
-        choices=["sqlite", "postgres"],
-        default="sqlite",
-        help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
-    )
+    add_backend_option(parser)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)

@@ -42,7 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from common import Server, cpu_note, fresh_db, fresh_postgres, write_json
+from common import Server, add_backend_option, cpu_note, fresh_db, fresh_postgres, write_json
 
 from voxmeter import bootstrap
 from voxmeter.config import Settings
@@ -1316,12 +1316,7 @@ def main() -> None:
     )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--warmup-minutes", type=float, default=2.0)
-    parser.add_argument(
-        "--backend",
-        choices=["sqlite", "postgres"],
-        default="sqlite",
-        help="postgres: a fresh database on 127.0.0.1:5432 and limits in Redis on 127.0.0.1:6379",
-    )
+    add_backend_option(parser)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-requests", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=1.0, help="scale every traffic rate")

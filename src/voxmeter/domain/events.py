@@ -55,6 +55,17 @@ class UsageEvent(NamedTuple):
     subject: str | None
 
 
+def first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
+    """The first copy of each id, in order: within a batch, too, the first copy wins. The same
+    list when ids are distinct (the usual case, checked without building a dict)."""
+    if len({e.id for e in events}) == len(events):
+        return events
+    seen: dict[str, UsageEvent] = {}
+    for event in events:
+        seen.setdefault(event.id, event)
+    return list(seen.values())
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One reason a batch was refused, reported as `{"index", "field", "error"}`."""

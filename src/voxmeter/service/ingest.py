@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from voxmeter.domain.batch import check_and_fold, validate_batch
 from voxmeter.domain.catalog import Aggregation
-from voxmeter.domain.events import IncomingEvent, Problem, UsageEvent
+from voxmeter.domain.events import IncomingEvent, Problem, UsageEvent, first_copies
 from voxmeter.domain.meters import MeterState, fold, merge, unique_total
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
@@ -61,10 +61,10 @@ def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> 
     events, problems, folded = check_and_fold(incoming, ctx.catalog, calendar(op.timezone), now)
     if problems:
         raise BadParameters("invalid events", [p.as_dict() for p in problems])
-    first_copies = _first_copies(events)
+    firsts = first_copies(events)
     # Folded before taking the write lock: in the usual case every first copy is new.
-    planned_for = first_copies
-    planned = folded if first_copies is events else fold(ctx.catalog, first_copies)
+    planned_for = firsts
+    planned = folded if firsts is events else fold(ctx.catalog, firsts)
     with ctx.storage.write() as tx:
         # Every copy must be valid, later copies of an id included: check all their months.
         closed = closed_set(ctx, tx, op, {e.month for e in events})
@@ -72,8 +72,8 @@ def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> 
             refused = _closed_month_problems(ctx, tx, op, events, closed)
             if refused:
                 raise BadParameters("invalid events", [p.as_dict() for p in refused])
-            first_copies = [e for e in first_copies if e.month not in closed]
-        new = tx.insert_new(op.id, first_copies, now)
+            firsts = [e for e in firsts if e.month not in closed]
+        new = tx.insert_new(op.id, firsts, now)
         deltas = planned if new is planned_for else fold(ctx.catalog, new)
         if any(_aggregation(ctx, key[0]) is Aggregation.UNIQUE for key in deltas):
             for key, count in tx.add_subjects(op.id, _unique_events(ctx, new)).items():
@@ -97,17 +97,6 @@ def _aggregation(ctx: Context, api: str) -> Aggregation:
 
 def _unique_events(ctx: Context, events: list[UsageEvent]) -> list[UsageEvent]:
     return [e for e in events if _aggregation(ctx, e.product) is Aggregation.UNIQUE]
-
-
-def _first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
-    """Within a batch, too, the first copy of an id wins."""
-    if len({e.id for e in events}) == len(events):
-        return events  # the usual case, checked without building a dict
-    seen: dict[str, UsageEvent] = {}
-    for event in events:
-        if event.id not in seen:
-            seen[event.id] = event
-    return list(seen.values())
 
 
 def _closed_month_problems(

@@ -17,7 +17,7 @@ import msgspec
 
 from voxmeter.adapters.sqlite import schema
 from voxmeter.adapters.sqlite.checkpoint import Checkpointer
-from voxmeter.domain.events import UsageEvent
+from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.service.ports import MonthMeters, StoredEvent
@@ -151,16 +151,6 @@ def _token(row: tuple[object, ...]) -> Token:
     )
 
 
-def _first_copies(events: list[UsageEvent]) -> list[UsageEvent]:
-    """The first copy of each id, in order (the id levels hold each id once)."""
-    if len({e.id for e in events}) == len(events):
-        return events
-    seen: dict[str, UsageEvent] = {}
-    for event in events:
-        seen.setdefault(event.id, event)
-    return list(seen.values())
-
-
 _texts = msgspec.json.Decoder(list[str]).decode
 _meter_rows = msgspec.json.Decoder(list[tuple[int, int, str, int | None, int]]).decode
 
@@ -234,7 +224,7 @@ class _Transaction:
         self, operation_id: int, events: list[UsageEvent], received: int
     ) -> list[UsageEvent]:
         """Store the first copy of each id not stored before; return those events."""
-        events = _first_copies(events)
+        events = first_copies(events)  # the id tables hold each id once
         if not events:
             return []
         conn = self._conn
