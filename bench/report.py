@@ -1,9 +1,9 @@
 """Every performance and reliability figure, regenerated with one command, as one markdown table.
 
 Runs the bench scripts one after another on this machine (loopback, bounded in time), each
-writing its figures as JSON, and renders them against the issues' targets:
+writing its figures as JSON, and renders them against the project's targets:
 
-    .venv/bin/python bench/report.py              # the issues' sizes (about an hour)
+    .venv/bin/python bench/report.py              # the full sizes (about an hour)
     .venv/bin/python bench/report.py --quick      # smaller sizes, same table (about 10 minutes)
     .venv/bin/python bench/report.py --readme     # also put the table into README.md
     .venv/bin/python bench/report.py --only fuzz_sqlite,fuzz_postgres   # rerun some steps,

@@ -5,7 +5,7 @@ generator fit on two cores together: valid ingest batches (with retries and repe
 billing.php reads, token_info, reconciliation listings, voids, deliberate bad input, a
 concurrency probe (two stalled uploads on one token, then a third request) and a small operation
 whose daily quota is used up on purpose. Every response is classed as an expected success, an
-expected refusal (its SPEC §2 envelope checked) or an unexpected error. At the end the server's
+expected refusal (its error envelope checked) or an unexpected error. At the end the server's
 figures, its event listing and its own counters must agree exactly with what the soak sent, and
 the server's RSS must not grow by 10 % or more after the warm-up.
 
@@ -178,7 +178,7 @@ OK = Outcome("ok")
 
 @dataclass(frozen=True)
 class Refusal:
-    """One SPEC §2 error row the request is meant to get."""
+    """One error row of the API (docs/api.md, Errors) the request is meant to get."""
 
     label: str
     status: int

@@ -217,7 +217,7 @@ def envelope_ok(reply: requests.Response, status: int, error: str | None, msg: s
 
 # --- Event helpers (ingest, voids, listing, months, CLI and durability suites) -------------
 
-#: Aggregation of every catalog product, as the contract (SPEC §3) states it.
+#: Aggregation of every catalog product, as docs/products.md states it.
 AGGREGATION: dict[str, str] = {
     "agent_script": "max",
     "intelligent_dial": "max",
@@ -263,7 +263,7 @@ def plain(value: object) -> str:
 def figure_of(events: list[dict[str, object]], product: str) -> str:
     """The month figure of `product` over these (distinct-id, same-month) events, in Decimal.
 
-    The first copy of an id wins, as the contract says; events of other products are ignored.
+    The first copy of an id wins (docs/api.md, Ingest); events of other products are ignored.
     """
     from decimal import ROUND_CEILING, Decimal
 
@@ -330,7 +330,7 @@ def all_events(
 
 # --- Shared helpers for the API/limits/operational e2e modules (additions only) ---
 
-#: SPEC §3, in catalog order: (api, title, aggregation).
+#: docs/products.md, in catalog order: (api, title, aggregation).
 SPEC_CATALOG: tuple[tuple[str, str, str], ...] = (
     ("agent_script", "Agent Script", "max"),
     ("intelligent_dial", "Intelligent dial", "max"),
@@ -363,7 +363,7 @@ SPEC_CATALOG: tuple[tuple[str, str, str], ...] = (
 
 
 def plain_decimal(value: object) -> str:
-    """A figure as SPEC §2 prints it: plain decimal, no exponent, no trailing zeros."""
+    """A figure as the API prints it: plain decimal, no exponent, no trailing zeros."""
     from decimal import Decimal
 
     text = format(Decimal(str(value)).normalize(), "f")
@@ -371,7 +371,8 @@ def plain_decimal(value: object) -> str:
 
 
 def aggregate(aggregation: str, quantities: Sequence[str | int | None]) -> str:
-    """The month's figure (SPEC §4.3) for events carrying these quantities, all in one month."""
+    """The month's figure (docs/products.md) for events carrying these quantities, all in one
+    month."""
     from decimal import ROUND_CEILING, Decimal
 
     if not quantities:

@@ -1,4 +1,5 @@
-"""Tokens, scopes, servers, maintenance, body size and tenant isolation (SPEC §1, §2, §8)."""
+"""Tokens, scopes, servers, maintenance, body size and tenant isolation
+(docs/api.md, docs/limits.md)."""
 
 from __future__ import annotations
 
@@ -245,7 +246,7 @@ def test_matching_server_is_served(
 def test_any_named_server_that_differs_is_403(
     server: VoxServer, on_9901: str, headers: dict[str, str]
 ) -> None:
-    # SPEC §2: each of the three names a server; when a named server differs, 403
+    # docs/api.md, Headers: each of the three names a server; when a named server differs, 403
     reply = server.billing(on_9901, "ivr_minutes", headers=headers)
     assert envelope_ok(reply, 403, "FORBIDDEN", VALIDATE)["data"] == [], headers
 

@@ -1,4 +1,5 @@
-"""Bad ingest input (SPEC §4.1, §2): a clear envelope error, status == code, nothing stored."""
+"""Bad ingest input (docs/api.md, Ingest and Errors): a clear envelope error, status == code,
+nothing stored."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def _post_raw(
 
 
 def _refused(reply: requests.Response, status: int = 400) -> dict:  # type: ignore[type-arg]
-    """A §2 error envelope whose code equals the HTTP status, with a message that says why."""
+    """An error envelope whose code equals the HTTP status, with a message that says why."""
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"].startswith("application/json")
     body = reply.json()
@@ -226,7 +227,7 @@ def test_every_type_problem_is_listed(server: VoxServer, tenant: Tenant) -> None
 def test_type_and_rule_problems_in_one_batch_are_all_listed(
     server: VoxServer, tenant: Tenant
 ) -> None:
-    """SPEC §4.1: `data` lists EVERY problem, whatever kind each one is."""
+    """`data` lists EVERY problem, whatever kind each one is."""
     batch = [
         *_good(1, "mixed-a"),
         _ev(id=12345)(),  # a type problem

@@ -1,4 +1,4 @@
-"""The Wolkvox-compatible read side (SPEC §2) against a real `voxmeter serve` process."""
+"""The Wolkvox-compatible read side (docs/api.md) against a real `voxmeter serve` process."""
 
 from __future__ import annotations
 

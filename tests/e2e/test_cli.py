@@ -1,4 +1,5 @@
-"""The command line (SPEC §8) as a user runs it: separate processes, exit codes, output."""
+"""The command line (README, Command line) as a user runs it: separate processes, exit codes,
+output."""
 
 from __future__ import annotations
 
@@ -365,7 +366,8 @@ def test_ingest_a_bad_line_after_the_first_10000_stores_nothing(
 
 def test_ingest_a_line_in_a_closed_month_stores_nothing(server: VoxServer, tmp_path: Path) -> None:
     """With the default grace, a month two months back is closed: the file is refused as a
-    whole and the message names the line (same rules as §4.1, nothing from the file stored)."""
+    whole and the message names the line (same rules as the HTTP ingest, nothing from the file
+    stored)."""
     tenant = server.tenant()
     rng = random.Random(13)
     start = datetime.now(UTC).replace(day=1, hour=12, minute=0, second=0, microsecond=0)

@@ -1,4 +1,4 @@
-"""`voxmeter usage` as a user runs it, against a real server (SPEC §6, client CLI)."""
+"""`voxmeter usage` as a user runs it, against a real server."""
 
 from __future__ import annotations
 

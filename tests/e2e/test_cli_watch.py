@@ -1,5 +1,5 @@
 """`voxmeter watch --once` and `voxmeter history` as cron and a user run them, against a real
-server (SPEC §6)."""
+server."""
 
 from __future__ import annotations
 

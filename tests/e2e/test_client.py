@@ -1,4 +1,4 @@
-"""The Python client against a real `voxmeter serve` (SPEC §2, §6): figures, errors, retries."""
+"""The Python client against a real `voxmeter serve` (docs/api.md): figures, errors, retries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Durability (SPEC §4.1, §7): an acknowledged batch survives kill -9; SIGTERM is graceful."""
+"""Durability (docs/api.md, Ingest): an acknowledged batch survives kill -9; SIGTERM is graceful."""
 
 from __future__ import annotations
 

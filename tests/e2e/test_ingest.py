@@ -1,4 +1,5 @@
-"""Event ingest over HTTP (SPEC §4.1): formats, the envelope, batch size, dedupe and figures."""
+"""Event ingest over HTTP (docs/api.md, Ingest): formats, the envelope, batch size, dedupe and
+figures."""
 
 from __future__ import annotations
 

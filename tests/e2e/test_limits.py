@@ -1,4 +1,4 @@
-"""Per-token concurrency and per-operation daily quota (SPEC §5) on a real server."""
+"""Per-token concurrency and per-operation daily quota (docs/limits.md) on a real server."""
 
 from __future__ import annotations
 

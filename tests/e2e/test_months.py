@@ -1,4 +1,5 @@
-"""Months (SPEC §4.4): explicit closing, the grace period, and what a closed month refuses."""
+"""Months (docs/behaviour.md): explicit closing, the grace period, and what a closed month
+refuses."""
 
 from __future__ import annotations
 

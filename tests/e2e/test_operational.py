@@ -1,4 +1,4 @@
-"""Operational endpoints without a token (SPEC §7): /healthz, /openapi.json, /metrics."""
+"""Operational endpoints without a token (docs/api.md): /healthz, /openapi.json, /metrics."""
 
 from __future__ import annotations
 

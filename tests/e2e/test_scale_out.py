@@ -1,6 +1,7 @@
-"""Scaled-out mode (SPEC §7): several `voxmeter serve` processes on one PostgreSQL and one Redis
-give the same figures and limits as one embedded server, survive a killed worker, stop
-gracefully, and answer 503 while PostgreSQL or Redis is unreachable, recovering by themselves."""
+"""Scaled-out mode (README, Scaled out): several `voxmeter serve` processes on one PostgreSQL
+and one Redis give the same figures and limits as one embedded server, survive a killed worker,
+stop gracefully, and answer 503 while PostgreSQL or Redis is unreachable, recovering by
+themselves."""
 
 from __future__ import annotations
 

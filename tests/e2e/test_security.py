@@ -1,6 +1,6 @@
 """Security: secrets never in logs, CLI output or storage; tokens checked in constant time on
 every endpoint; every documented endpoint isolated between operations; request size and time
-limits; security headers (SPEC §1, §2, §5; README Tokens, Limits)."""
+limits; security headers (docs/behaviour.md, Tokens, Limits and Security)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A request that cannot finish in time is answered with an error, never left hanging (§5)."""
+"""A request that cannot finish in time is answered with an error, never left hanging
+(docs/limits.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Voids and the reconciliation listing (SPEC §4.2)."""
+"""Voids and the reconciliation listing (docs/api.md)."""
 
 from __future__ import annotations
 

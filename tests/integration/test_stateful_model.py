@@ -1,4 +1,5 @@
-"""The service layer driven by hypothesis against a small reference model (SPEC §4.1-§4.4).
+"""The service layer driven by hypothesis against a small reference model
+(docs/api.md, docs/products.md).
 
 A rule-based state machine ingests batches (fresh ids, resends of stored ids, copies within the
 batch, now and then an invalid event), voids events, closes months by hand, lets the server's
@@ -167,7 +168,7 @@ class MeteringMachine(RuleBasedStateMachine):
     def limit(self) -> int:
         return micros(datetime(*LIMIT, tzinfo=self.zone))
 
-    # ---- the reference (SPEC §4.3) ----
+    # ---- the reference (docs/products.md, Billing rules) ----
 
     def reference(self, ym: YearMonth) -> dict[str, str]:
         live = [e for e in self.events.values() if not e.voided]

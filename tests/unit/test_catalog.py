@@ -1,4 +1,4 @@
-"""The product catalog (SPEC §3): the packaged data file and custom deployment files."""
+"""The product catalog (docs/products.md): the packaged data file and custom deployment files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from voxmeter.domain.catalog import Aggregation, Catalog, Product
 
 SUM, ROUND_UP, COUNT, MAX = "sum", "sum_round_up", "count", "max"
 
-#: SPEC §3, verbatim: number, api, title, unit, aggregation.
-SPEC_TABLE = [
+#: The packaged catalog as docs/products.md lists it: number, api, title, unit, aggregation.
+DOCUMENTED_TABLE = [
     (1, "agent_script", "Agent Script", "licenses", MAX),
     (2, "intelligent_dial", "Intelligent dial", "licenses", MAX),
     (3, "gamification", "Gamification", "licenses", MAX),
@@ -65,7 +65,7 @@ def _entry(number: int, api: str, aggregation: str = "sum") -> dict[str, object]
 def test_packaged_catalog_is_exactly_the_spec_table_in_order() -> None:
     catalog = Catalog.load()
     assert len(catalog) == 27
-    assert [_row(p) for p in catalog] == SPEC_TABLE
+    assert [_row(p) for p in catalog] == DOCUMENTED_TABLE
 
 
 def test_packaged_catalog_aggregations_are_enum_members() -> None:
@@ -78,7 +78,7 @@ def test_numbers_are_one_to_27_in_catalog_order() -> None:
     assert [p.number for p in Catalog.load()] == list(range(1, 28))
 
 
-@pytest.mark.parametrize("row", SPEC_TABLE, ids=[r[1] for r in SPEC_TABLE])
+@pytest.mark.parametrize("row", DOCUMENTED_TABLE, ids=[r[1] for r in DOCUMENTED_TABLE])
 def test_lookup_by_api(row: tuple[int, str, str, str, str]) -> None:
     catalog = Catalog.load()
     assert row[1] in catalog
@@ -130,12 +130,12 @@ def test_custom_catalog_file_with_a_unique_product(tmp_path: Path) -> None:
 def test_a_28th_product_is_one_entry(tmp_path: Path) -> None:
     packaged = [
         {"number": n, "api": a, "title": t, "unit": u, "aggregation": g}
-        for n, a, t, u, g in SPEC_TABLE
+        for n, a, t, u, g in DOCUMENTED_TABLE
     ]
     packaged.append(_entry(28, "call_tags", "unique"))
     catalog = Catalog.load(_write(tmp_path / "p.json", packaged))
     assert len(catalog) == 28
-    assert [_row(p) for p in catalog][:27] == SPEC_TABLE
+    assert [_row(p) for p in catalog][:27] == DOCUMENTED_TABLE
     last = list(catalog)[-1]
     assert (last.number, last.api, last.aggregation) == (28, "call_tags", Aggregation.UNIQUE)
 

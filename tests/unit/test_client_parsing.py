@@ -1,4 +1,4 @@
-"""Tolerant parsing of hosted-shape billing responses (client, SPEC §2/§6).
+"""Tolerant parsing of hosted-shape billing responses (client).
 
 The corpus below is the shapes seen from Wolkvox-compatible servers: integer and string codes,
 "0" success codes, blank strings for missing values, figures with spaces, JSON numbers.

@@ -1,4 +1,4 @@
-"""Decoding event batches: JSON array, NDJSON and CSV (SPEC §4.1)."""
+"""Decoding event batches: JSON array, NDJSON and CSV (docs/api.md, Ingest)."""
 
 from __future__ import annotations
 

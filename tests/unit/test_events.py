@@ -1,4 +1,4 @@
-"""Event validation (SPEC §4.1): every rule, every problem, correct accepted events."""
+"""Event validation (docs/api.md, Ingest): every rule, every problem, correct accepted events."""
 
 from __future__ import annotations
 

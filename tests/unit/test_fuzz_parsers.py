@@ -1,4 +1,4 @@
-"""Fuzzing what the HTTP layer parses out of a request (SPEC §4.1, §4.2).
+"""Fuzzing what the HTTP layer parses out of a request (docs/api.md).
 
 The HTTP layer turns a VoxmeterError into its own status and anything else into a generic 500,
 so every parser here must either return a well-formed value or raise BadParameters (400): the

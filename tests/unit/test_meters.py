@@ -1,4 +1,5 @@
-"""Meters: folding events into per-(product, month) state, merging, figures (SPEC §4.3)."""
+"""Meters: folding events into per-(product, month) state, merging, figures
+(docs/products.md, Billing rules)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Calendar months in an operation's timezone (SPEC §4.3, §4.4)."""
+"""Calendar months in an operation's timezone (docs/products.md, docs/behaviour.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Exact quantities: micro-units, plain-decimal formatting, per-event round-up (SPEC §2, §4)."""
+"""Exact quantities: micro-units, plain-decimal formatting, per-event round-up
+(docs/products.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""A presented token is checked against its stored hash in constant time (SPEC §1, README
-Tokens): the comparison goes through `hmac.compare_digest`, and its answer decides."""
+"""A presented token is checked against its stored hash in constant time
+(docs/behaviour.md, Tokens): the comparison goes through `hmac.compare_digest`, and its
+answer decides."""
 
 from __future__ import annotations
 

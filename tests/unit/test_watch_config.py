@@ -1,4 +1,4 @@
-"""The `watch` config file: validation, token handling, the hosted polling floor (SPEC §6)."""
+"""The `watch` config file: validation, token handling, the hosted polling floor."""
 
 from __future__ import annotations
 

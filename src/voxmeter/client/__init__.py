@@ -1,4 +1,4 @@
-"""Typed sync and async clients for any Wolkvox-compatible billing server (SPEC §6).
+"""Typed sync and async clients for any Wolkvox-compatible billing server.
 
 Everything public is re-exported here; the underscored modules are private and may move.
 """

@@ -1,4 +1,4 @@
-"""`Client` and `AsyncClient` for any Wolkvox-compatible billing server (SPEC §6).
+"""`Client` and `AsyncClient` for any Wolkvox-compatible billing server.
 
 Configuration is explicit arguments, then the environment (`WOLKVOX_TOKEN`), then defaults, as
 in openai-python. The shared base holds everything but the waiting; the two subclasses are the

@@ -1,4 +1,5 @@
-"""The client's exception tree: one class per error row of SPEC §2, under one base.
+"""The client's exception tree: one class per error row of the API (docs/api.md),
+under one base.
 
 Callers branch on classes, never on message text, and the retry policy reads one attribute
 (`transient`) instead of re-deciding per status: that is how "retry only what is transient"
@@ -118,7 +119,7 @@ class ServerError(APIStatusError):
     transient = True
 
 
-#: Envelope `msg` prefixes of SPEC §2 and the class each one means.
+#: Envelope `msg` prefixes (docs/api.md, Errors) and the class each one means.
 _BY_MESSAGE: tuple[tuple[str, type[APIStatusError]], ...] = (
     ("THE API YOU WANT TO CONSULT DOES NOT EXIST", UnknownApiError),
     ("SOME PARAMETERS ARE REQUIRED", BadParametersError),
@@ -131,7 +132,7 @@ _BY_MESSAGE: tuple[tuple[str, type[APIStatusError]], ...] = (
 
 
 def error_class(status: int, msg: str) -> type[APIStatusError]:
-    """The class for an error answer: by the §2 message first, then by status family.
+    """The class for an error answer: by the envelope's `msg` first, then by status family.
 
     The message decides because status alone is ambiguous (four different 403s).
     """

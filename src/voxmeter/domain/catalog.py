@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 class Aggregation(enum.StrEnum):
-    """How a product's events combine into a month's figure (SPEC §4.3)."""
+    """How a product's events combine into a month's figure (docs/products.md, Billing rules)."""
 
     SUM = "sum"
     SUM_ROUND_UP = "sum_round_up"

@@ -1,4 +1,4 @@
-"""Usage events and the rules an incoming event must meet (SPEC §4.1)."""
+"""Usage events and the rules an incoming event must meet (docs/api.md, Ingest)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Meters: how a month's events fold into one figure (SPEC §4.3).
+"""Meters: how a month's events fold into one figure (docs/products.md, Billing rules).
 
 A `MeterState` is what storage keeps per (operation, product, month). Folding a batch gives a
 delta state per key; merging it into the stored state is associative, so a month's figure is

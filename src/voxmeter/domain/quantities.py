@@ -1,7 +1,7 @@
 """Exact quantities.
 
 Figures are Decimal at every boundary. Inside, a quantity is an integer count of millionths of
-its unit ("micro-units"): the contract allows at most 6 decimal places, so this is exact, and
+its unit ("micro-units"): a quantity has at most 6 decimal places, so this is exact, and
 Python integers never overflow, so sums stay exact for any number of events.
 """
 

@@ -1,4 +1,4 @@
-"""Voiding events and listing them for reconciliation (SPEC §4.2)."""
+"""Voiding events and listing them for reconciliation (docs/api.md, Voids and Listing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Month status and closing (SPEC §4.4)."""
+"""Month status and closing (docs/behaviour.md, Months)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""`voxmeter watch`: poll billing servers on a schedule into a local SQLite history (SPEC §6)."""
+"""`voxmeter watch`: poll billing servers on a schedule into a local SQLite history."""

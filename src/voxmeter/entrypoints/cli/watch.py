@@ -1,5 +1,5 @@
 """`voxmeter watch` and `voxmeter history`: scheduled polling into a local SQLite history and
-each product's trend from it (SPEC §6). Tokens are never printed or logged."""
+each product's trend from it. Tokens are never printed or logged."""
 
 from __future__ import annotations
 

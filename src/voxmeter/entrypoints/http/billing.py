@@ -1,4 +1,4 @@
-"""The Wolkvox-compatible reads, billing.php and information.php (SPEC §2).
+"""The Wolkvox-compatible reads, billing.php and information.php (docs/api.md).
 
 They are the hot path of the hosted API's clients, so they are served by a small ASGI lane in
 front of the framework: the same admission, figures and envelope as every other endpoint,

@@ -1,4 +1,4 @@
-"""Usage ingest, voids and reconciliation listing (SPEC §4.1-§4.2)."""
+"""Usage ingest, voids and reconciliation listing (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ def seconds_to_midnight(now: datetime) -> int:
 
 
 def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
-    """Every check of SPEC §2/§5 in order; on success an in-flight slot is taken (`release`)."""
+    """Every admission check, in the order of docs/limits.md; on success an in-flight slot
+    is taken (`release`)."""
     secret, servers = read_headers(headers)
     if not secret:
         raise MissingToken()

@@ -33,7 +33,7 @@ _ERRORS = {
     "504": "The request did not finish within the time limit (60 s)",
 }
 
-# The envelope's `error` for each status, and what its `msg` can be (SPEC §2, Errors).
+# The envelope's `error` for each status, and what its `msg` can be (docs/api.md, Errors).
 _ERROR_WORDS = {
     "400": "BAD REQUEST",
     "401": "UNAUTHORIZED",
