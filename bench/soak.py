@@ -421,7 +421,8 @@ def ingest_traffic(soak: Soak, tenant: Tenant, ledger: Ledger, rate: float, seed
         def check(body: JsonDict, new: int = new, total: int = total) -> str | None:
             data = body.get("data")
             want = {"accepted": new, "duplicates": total - new}
-            if data != want or body.get("msg") != f"{new} events accepted":
+            msg = "1 event accepted" if new == 1 else f"{new} events accepted"
+            if data != want or body.get("msg") != msg:
                 return f"wanted {want}"
             return None
 
@@ -555,7 +556,8 @@ def listing_traffic(soak: Soak, tenant: Tenant, ledger: Ledger, rate: float) -> 
                 return "wrong page"
             if product and any(row.get("product") != product for row in rows):
                 return "row of another product"
-            if body.get("msg") != f"{len(rows)} events found":
+            msg = "1 event found" if len(rows) == 1 else f"{len(rows)} events found"
+            if body.get("msg") != msg:
                 return "wrong msg"
             return None
 

@@ -16,6 +16,11 @@ from pathlib import Path
 import requests
 
 
+def accepted_msg(n: int) -> str:
+    """The ingest reply's `msg` for `n` new events."""
+    return "1 event accepted" if n == 1 else f"{n} events accepted"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -357,7 +357,7 @@ def test_body_over_the_configured_size_is_413(make_server: Callable[..., VoxServ
     assert srv.items(tenant.token, "ivr_minutes") == "0"
     small = [now_event("small-1", quantity="4")]
     assert len(json.dumps(small)) < 1000
-    envelope_ok(srv.post_events(tenant.token, small), 200, None, "1 events accepted")
+    envelope_ok(srv.post_events(tenant.token, small), 200, None, "1 event accepted")
     assert srv.items(tenant.token, "ivr_minutes") == "4"
 
 
@@ -489,7 +489,7 @@ def test_operations_never_see_each_other(server: VoxServer) -> None:
 
     # ids are per operation: B may use A's id, and each keeps its own figure
     reply = server.post_events(b.token, [now_event("shared-id", "ivr_minutes", "10")])
-    assert envelope_ok(reply, 200, None, "1 events accepted")["data"] == {
+    assert envelope_ok(reply, 200, None, "1 event accepted")["data"] == {
         "accepted": 1,
         "duplicates": 0,
     }

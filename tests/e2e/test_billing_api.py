@@ -9,7 +9,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.e2e.harness import SPEC_CATALOG, VoxServer, aggregate, envelope_ok, token_info
+from tests.e2e.harness import (
+    SPEC_CATALOG,
+    VoxServer,
+    accepted_msg,
+    aggregate,
+    envelope_ok,
+    token_info,
+)
 
 ROW_KEYS = ["operation", "description", "items", "date"]
 BAD_PARAMS = "SOME PARAMETERS ARE REQUIRED"
@@ -78,7 +85,7 @@ def usage(server: VoxServer) -> tuple[str, str, dict[str, str]]:
         events += [event(f"{api}-{i}", api, now, q) for i, q in enumerate(quantities)]
         expected[api] = aggregate(aggregation, quantities)
     reply = server.post_events(tenant.token, events)
-    envelope_ok(reply, 200, None, f"{len(events)} events accepted")
+    envelope_ok(reply, 200, None, accepted_msg(len(events)))
     return tenant.name, tenant.token, expected
 
 

@@ -624,6 +624,44 @@ def test_bad_database_urls_fail_cleanly(tmp_path: Path) -> None:
     _failed(_run(["operation", "list", "--db", f"sqlite:///{junk}"], tmp_path))
 
 
+#: Every command that reads or changes an existing database (all but serve, demo and migrate).
+NEEDS_A_DATABASE: dict[str, list[str]] = {
+    "operation-create": ["operation", "create", "acme", "--server", "9901"],
+    "operation-list": ["operation", "list"],
+    "token-create": ["token", "create", "--operation", "acme", "--description", "d"],
+    "token-list": ["token", "list", "--operation", "acme"],
+    "token-revoke": ["token", "revoke", "tok_000000000000"],
+    "month-close": ["month", "close", "--operation", "acme", "--month", "2020-01"],
+    "maintenance": ["maintenance", "on"],
+    "ingest": ["ingest", "events.ndjson", "--operation", "acme"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEEDS_A_DATABASE))
+def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path: Path, case: str) -> None:
+    """Run where there is no database (the default ./voxmeter.db, or a --db naming a missing
+    file): a one-line error naming the file, a non-zero exit, and no file created."""
+    (tmp_path / "events.ndjson").write_text(json.dumps({"id": "a", "product": "vision"}) + "\n")
+    before = sorted(tmp_path.iterdir())
+    err = _failed(_run(NEEDS_A_DATABASE[case], tmp_path))
+    assert str(tmp_path / "voxmeter.db") in err, err
+    elsewhere = tmp_path / "nowhere" / "billing.db"
+    err = _failed(_run([*NEEDS_A_DATABASE[case], "--db", f"sqlite:///{elsewhere}"], tmp_path))
+    assert str(elsewhere) in err, err
+    assert "voxmeter migrate" in err, err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_migrate_creates_the_database_the_other_commands_then_use(tmp_path: Path) -> None:
+    created = _run(["migrate"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "voxmeter.db").is_file()
+    made = _run(NEEDS_A_DATABASE["operation-create"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "1 license," in made.stdout, made.stdout
+    assert "acme" in _run(["operation", "list"], tmp_path).stdout
+
+
 def test_serve_on_a_busy_port_fails_cleanly(server: VoxServer, tmp_path: Path) -> None:
     result = _run(["serve", "--port", str(server.port), "--db", server.db], tmp_path)
     assert result.returncode != 0

@@ -85,7 +85,7 @@ def test_third_request_in_flight_on_one_token_is_refused_at_once(server: VoxServ
         replies = slow.release()
 
     for reply in replies:
-        assert envelope_ok(reply, 200, None, "1 events accepted")["data"] == {
+        assert envelope_ok(reply, 200, None, "1 event accepted")["data"] == {
             "accepted": 1,
             "duplicates": 0,
         }
@@ -105,7 +105,7 @@ def test_two_requests_in_flight_are_allowed(server: VoxServer) -> None:
         body = envelope_ok(reply, 200, None, "Information found for the current month")
         assert body["data"][0]["items"] == "0"
         (done,) = slow.release()
-    envelope_ok(done, 200, None, "1 events accepted")
+    envelope_ok(done, 200, None, "1 event accepted")
     assert server.items(tenant.token, "ivr_minutes") == "3"
 
 

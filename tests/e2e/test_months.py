@@ -11,6 +11,7 @@ import requests
 from tests.e2e.harness import (
     Tenant,
     VoxServer,
+    accepted_msg,
     all_events,
     envelope_ok,
     figure_of,
@@ -44,7 +45,7 @@ def _now() -> str:
 
 
 def _accepted(reply: requests.Response, accepted: int, duplicates: int) -> None:
-    body = envelope_ok(reply, 200, None, f"{accepted} events accepted")
+    body = envelope_ok(reply, 200, None, accepted_msg(accepted))
     assert body["data"] == {"accepted": accepted, "duplicates": duplicates}
 
 

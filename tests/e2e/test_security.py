@@ -33,7 +33,14 @@ import requests
 
 from tests.backends import REDIS_URL, pg_dump_text, pg_url, schema_of
 from tests.e2e.conftest import Databases
-from tests.e2e.harness import SPEC_CATALOG, Tenant, VoxServer, envelope_ok, free_port
+from tests.e2e.harness import (
+    SPEC_CATALOG,
+    Tenant,
+    VoxServer,
+    accepted_msg,
+    envelope_ok,
+    free_port,
+)
 from tests.proxy import CuttableProxy
 
 VALIDATE = "PLEASE VALIDATE TOKEN"
@@ -761,7 +768,7 @@ def world(server: VoxServer) -> World:
     batch = [event(i, p, q) for i, (p, q) in zip(ids, A_EVENTS, strict=True)]
     voided = f"alpha-{tag}-voided"
     batch.append(event(voided, "ivr_minutes", "100"))
-    envelope_ok(server.post_events(a.token, batch), 200, None, f"{len(batch)} events accepted")
+    envelope_ok(server.post_events(a.token, batch), 200, None, accepted_msg(len(batch)))
     assert requests.delete(
         server.url(f"/api/v2/events/{voided}"), headers={"wolkvox-token": a.token}, timeout=30
     ).ok
@@ -851,7 +858,7 @@ def _listing(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k
 def _ingest(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
     """B may use A's ids: they are new to B (no duplicate count betrays that A has them)."""
     reply = srv.post_events(b.token, [event(world.a_ids[k], B_PRODUCT, None)], headers=headers)
-    body = envelope_ok(reply, 200, None, "1 events accepted")
+    body = envelope_ok(reply, 200, None, "1 event accepted")
     assert body["data"] == {"accepted": 1, "duplicates": 0}, body
     world.b_posted[b.token] = world.b_posted.get(b.token, 0) + 1
     assert srv.items(b.token, B_PRODUCT) == str(world.b_posted[b.token])

@@ -13,7 +13,7 @@ def test_ingest_then_read_one_product(server: VoxServer) -> None:
     reply = server.post_events(
         tenant.token, [{"id": "e1", "product": "ivr_minutes", "time": now, "quantity": "2.01"}]
     )
-    body = envelope_ok(reply, 200, None, "1 events accepted")
+    body = envelope_ok(reply, 200, None, "1 event accepted")
     assert body["data"] == {"accepted": 1, "duplicates": 0}
     billing = envelope_ok(
         server.billing(tenant.token, "ivr_minutes"),

@@ -13,6 +13,7 @@ import requests
 from tests.e2e.harness import (
     Tenant,
     VoxServer,
+    accepted_msg,
     all_events,
     envelope_ok,
     figure_of,
@@ -32,7 +33,7 @@ def _ago(**delta: float) -> datetime:
 
 def _post_ok(server: VoxServer, tenant: Tenant, events: list[Event], accepted: int) -> None:
     reply = server.post_events(tenant.token, events)
-    body = envelope_ok(reply, 200, None, f"{accepted} events accepted")
+    body = envelope_ok(reply, 200, None, accepted_msg(accepted))
     assert body["data"] == {"accepted": accepted, "duplicates": len(events) - accepted}
 
 
@@ -378,6 +379,28 @@ def test_listing_product_filter(server: VoxServer) -> None:
     # The listing reconciles the figure.
     for product in products:
         assert server.items(tenant.token, product) == figure_of(events, product)
+
+
+def test_ingest_and_listing_messages_count_in_the_right_number(server: VoxServer) -> None:
+    """`1 event accepted` / `1 event found`, and the plural for any other count."""
+    tenant = server.tenant(timezone=NY)
+    one = [{"id": "n1", "product": "vision", "time": _ago(minutes=3).isoformat()}]
+    assert server.post_events(tenant.token, one).json()["msg"] == "1 event accepted"
+    two = [
+        {"id": f"n{i}", "product": "vision", "time": _ago(minutes=2).isoformat()} for i in (2, 3)
+    ]
+    assert server.post_events(tenant.token, two).json()["msg"] == "2 events accepted"
+    assert server.post_events(tenant.token, one).json()["msg"] == "0 events accepted"
+    now = datetime.now(UTC)
+    window = {
+        "date_ini": local_stamp(now - timedelta(hours=1), NY),
+        "date_end": local_stamp(now + timedelta(hours=1), NY),
+    }
+    for limit, msg in ((1, "1 event found"), (2, "2 events found"), (5, "3 events found")):
+        reply = list_events(server, tenant.token, limit=limit, **window)
+        assert envelope_ok(reply, 200, None, msg)["data"], reply.text
+    early = {"date_ini": "20200101000000", "date_end": "20200102000000"}
+    envelope_ok(list_events(server, tenant.token, **early), 200, None, "0 events found")
 
 
 def test_listing_window_limits_and_parameter_errors(server: VoxServer) -> None:

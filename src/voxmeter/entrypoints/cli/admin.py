@@ -11,7 +11,7 @@ from rich.table import Table
 from voxmeter import bootstrap
 from voxmeter.domain.months import Month, MonthError, calendar, from_micros
 from voxmeter.domain.tenancy import SCOPES
-from voxmeter.entrypoints.cli.common import db_option, friendly, open_context
+from voxmeter.entrypoints.cli.common import counted, db_option, friendly, open_context
 from voxmeter.entrypoints.http.state import MAINTENANCE
 from voxmeter.errors import ConfigError
 from voxmeter.service import tenancy
@@ -47,7 +47,7 @@ def operation_create(name: str, server: str, timezone: str, licenses: int, db: s
     op = tenancy.create_operation(open_context(db), name, server, timezone, licenses)
     click.echo(
         f"created operation {op.name} on server {op.server} ({op.timezone}, "
-        f"{op.licenses} licenses, {op.daily_quota} requests a day)"
+        f"{counted(op.licenses, 'license')}, {op.daily_quota} requests a day)"
     )
 
 

@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
@@ -14,7 +15,7 @@ import click
 from voxmeter import bootstrap
 from voxmeter.adapters.sqlite.schema import SchemaError
 from voxmeter.config import DEFAULT_DATABASE_URL, Settings
-from voxmeter.errors import VoxmeterError
+from voxmeter.errors import ConfigError, VoxmeterError
 from voxmeter.service.context import Context
 
 P = ParamSpec("P")
@@ -29,8 +30,8 @@ db_option = click.option(
     "--db",
     "db",
     default=default_db,
-    show_default="VOXMETER_DATABASE_URL or sqlite:///./voxmeter.db",
-    help="Database URL.",
+    show_default="$VOXMETER_DATABASE_URL, else sqlite:///./voxmeter.db",
+    help="Database URL: sqlite:///path/to/file.db or postgresql://user@host/dbname.",
 )
 
 
@@ -39,7 +40,29 @@ def settings_for(db: str) -> Settings:
 
 
 def open_context(db: str) -> Context:
+    """The context of an existing database (see `require_existing`)."""
+    require_existing(db)
     return bootstrap.context(settings_for(db))
+
+
+def require_existing(db: str) -> None:
+    """Refuse a SQLite URL whose file does not exist. Only `serve`, `demo` and `migrate` create a
+    database: any other command run in the wrong directory would otherwise create an empty
+    `./voxmeter.db` and report a misleading "no operation named ..."."""
+    if not db.startswith(bootstrap.SQLITE):
+        return
+    path = db[len(bootstrap.SQLITE) :]
+    if path == ":memory:" or Path(path).exists():
+        return
+    raise ConfigError(
+        f"no database at {Path(path).absolute()}: pass --db (or set VOXMETER_DATABASE_URL) to "
+        f"an existing database, or create this one with `voxmeter migrate --db {db}`"
+    )
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 event`, `2 events`: a count with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _line(item: object) -> str:

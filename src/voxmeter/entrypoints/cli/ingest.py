@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from voxmeter.domain.events import MAX_BATCH, IncomingEvent, Problem
 from voxmeter.domain.tenancy import Operation
-from voxmeter.entrypoints.cli.common import db_option, friendly, open_context
+from voxmeter.entrypoints.cli.common import counted, db_option, friendly, open_context
 from voxmeter.errors import BadParameters
 from voxmeter.service import codec, tenancy
 from voxmeter.service.context import Context
@@ -109,4 +109,4 @@ def ingest(files: tuple[Path, ...], operation_name: str, server: str | None, db:
                 accepted += result.accepted
                 duplicates += result.duplicates
                 progress.advance(task, len(chunk.events))
-    click.echo(f"{accepted} events accepted, {duplicates} duplicates")
+    click.echo(f"{counted(accepted, 'event')} accepted, {counted(duplicates, 'duplicate')}")

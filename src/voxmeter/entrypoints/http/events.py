@@ -79,8 +79,9 @@ async def ingest(request: Request) -> Response:
             accepted, duplicates = await run_in_threadpool(work, body)
         metrics.INGESTED.labels("accepted").inc(accepted)
         metrics.INGESTED.labels("duplicate").inc(duplicates)
+        noun = "event" if accepted == 1 else "events"
         return envelope.ok(
-            f"{accepted} events accepted", {"accepted": accepted, "duplicates": duplicates}
+            f"{accepted} {noun} accepted", {"accepted": accepted, "duplicates": duplicates}
         )
 
 
@@ -102,7 +103,8 @@ async def list_(request: Request) -> Response:
             params.get("cursor"),
             int(limit_text),
         )
-        msg = f"{len(page.events)} events found"
+        found = len(page.events)
+        msg = f"{found} event found" if found == 1 else f"{found} events found"
         return envelope.ok(msg, page.events, {"next_cursor": page.next_cursor})
 
 
