@@ -75,9 +75,13 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--operation", "operation_name", required=True)
-@click.option("--server", default=None, help="Disambiguates an operation name.")
-@click.option("--description", required=True)
+@click.option("--operation", "operation_name", required=True, help="The operation's name.")
+@click.option(
+    "--server",
+    default=None,
+    help="The operation's server (4 digits), when its name is used on several servers.",
+)
+@click.option("--description", required=True, help="What the token is for (shown by token list).")
 @click.option(
     "--scope",
     "scopes",
@@ -102,8 +106,17 @@ def token_create(
 
 
 @token.command("list")
-@click.option("--operation", "operation_name", default=None)
-@click.option("--server", default=None)
+@click.option(
+    "--operation",
+    "operation_name",
+    default=None,
+    help="Only this operation's tokens (default: all).",
+)
+@click.option(
+    "--server",
+    default=None,
+    help="The operation's server (4 digits), when its name is used on several servers.",
+)
 @db_option
 @friendly
 def token_list(operation_name: str | None, server: str | None, db: str) -> None:
@@ -148,9 +161,13 @@ def month() -> None:
 
 
 @month.command("close")
-@click.option("--operation", "operation_name", required=True)
-@click.option("--server", default=None)
-@click.option("--month", "month_text", required=True, help="YYYY-MM")
+@click.option("--operation", "operation_name", required=True, help="The operation's name.")
+@click.option(
+    "--server",
+    default=None,
+    help="The operation's server (4 digits), when its name is used on several servers.",
+)
+@click.option("--month", "month_text", required=True, help="The month to close, YYYY-MM.")
 @db_option
 @friendly
 def month_close(operation_name: str, server: str | None, month_text: str, db: str) -> None:

@@ -82,8 +82,12 @@ def _check_file(ctx: Context, op: Operation, path: Path) -> int:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--operation", "operation_name", required=True)
-@click.option("--server", default=None)
+@click.option("--operation", "operation_name", required=True, help="The operation's name.")
+@click.option(
+    "--server",
+    default=None,
+    help="The operation's server (4 digits), when its name is used on several servers.",
+)
 @db_option
 @friendly
 def ingest(files: tuple[Path, ...], operation_name: str, server: str | None, db: str) -> None:

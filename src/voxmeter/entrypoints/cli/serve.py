@@ -103,14 +103,14 @@ def _stop_cleanly(signum: int, frame: object) -> None:
 
 @click.command()
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option(
     "--redis",
     "redis_url",
     default=None,
-    help="Redis URL for limits shared by every process (VOXMETER_REDIS_URL); needed for "
-    "--workers > 1.",
+    help="Redis URL for limits shared by every process (VOXMETER_REDIS_URL; default: none, "
+    "limits kept in this process); needed for --workers > 1.",
 )
 @click.option(
     "--workers",
@@ -124,7 +124,12 @@ def _stop_cleanly(signum: int, frame: object) -> None:
     type=int,
     help="Days after a month ends before it closes (VOXMETER_GRACE_DAYS, default 3).",
 )
-@click.option("--max-body-bytes", default=None, type=int, help="Largest accepted request body.")
+@click.option(
+    "--max-body-bytes",
+    default=None,
+    type=int,
+    help="Largest accepted request body, in bytes (VOXMETER_MAX_BODY_BYTES, default 16 MiB).",
+)
 @click.option(
     "--request-timeout",
     default=None,
@@ -162,8 +167,8 @@ def serve(
 
 
 @click.command()
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--db", default=None, help="Database URL (default: a fresh temporary database).")
 @friendly
 def demo(port: int, host: str, db: str | None) -> None:

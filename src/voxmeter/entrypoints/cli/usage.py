@@ -56,13 +56,18 @@ def _render(rows: list[UsageRow], fmt: str) -> str:
 )
 @click.option("--api", "api", default=None, help="One product (api value).")
 @click.option("--all", "all_products", is_flag=True, help="Every product (the default).")
-@click.option("--month", default=None, help="YYYY-MM (servers that support past months).")
+@click.option(
+    "--month",
+    default=None,
+    help="YYYY-MM, on servers that support past months (default: the current month).",
+)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
+    help="Output format.",
 )
 def usage(
     server: str,
