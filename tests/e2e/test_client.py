@@ -177,6 +177,24 @@ def test_send_events_splits_ten_thousand_per_call(server: VoxServer) -> None:
     assert row.items == Decimal("5001.5")
 
 
+def test_a_refused_batch_names_each_bad_event(server: VoxServer) -> None:
+    tenant = server.tenant()
+    events = [
+        {"id": "ok-1", "product": "rsync", "time": now(), "quantity": "1"},
+        {"id": "bad-1", "product": "rsync", "time": now(), "quantity": "-1"},
+        {"id": "bad-2", "product": "no_such_product", "time": now()},
+    ]
+    with client_for(server, tenant) as client:
+        with pytest.raises(BadParametersError) as refused:
+            client.send_events(events)
+        [row] = client.usage("rsync")
+    text = str(refused.value)
+    assert "event 1: quantity: must not be negative" in text, text
+    assert "event 2: product: unknown product 'no_such_product'" in text, text
+    assert {p.index for p in refused.value.problems} == {1, 2}
+    assert row.items == Decimal(0)
+
+
 # --- every error row, from the real server ------------------------------------------------------
 
 

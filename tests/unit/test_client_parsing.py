@@ -327,3 +327,55 @@ def test_an_unlisted_error_status_is_a_plain_status_error() -> None:
         _calls.envelope_of(reply(error_body(404, "NOT FOUND", "NO SUCH RECORD"), 404))
     assert type(caught.value) is APIStatusError
     assert not caught.value.transient
+
+
+def test_bad_parameters_error_shows_every_event_problem() -> None:
+    """A refused ingest batch: the exception's text names each event's problem, and
+    `problems` holds them all."""
+    problems = [
+        {"index": 0, "field": "quantity", "error": "must not be negative"},
+        {"index": 3, "field": "product", "error": "unknown product 'ivr_mins'"},
+    ]
+    body = {
+        "code": 400,
+        "error": "BAD REQUEST",
+        "msg": "SOME PARAMETERS ARE REQUIRED: invalid events",
+        "data": problems,
+    }
+    with pytest.raises(BadParametersError) as caught:
+        _calls.envelope_of(reply(body, 400))
+    text = str(caught.value)
+    assert text.startswith("400 BAD REQUEST: SOME PARAMETERS ARE REQUIRED: invalid events"), text
+    assert "event 0: quantity: must not be negative" in text, text
+    assert "event 3: product: unknown product 'ivr_mins'" in text, text
+    assert [(p.index, p.field, p.error) for p in caught.value.problems] == [
+        (0, "quantity", "must not be negative"),
+        (3, "product", "unknown product 'ivr_mins'"),
+    ]
+    assert caught.value.msg == "SOME PARAMETERS ARE REQUIRED: invalid events"
+
+
+def test_bad_parameters_error_shows_the_first_problems_of_many() -> None:
+    data: list[object] = [{"index": i, "field": "time", "error": "is naive"} for i in range(25)]
+    data.append("not a problem row")
+    body = {
+        "code": 400,
+        "error": "BAD REQUEST",
+        "msg": "SOME PARAMETERS ARE REQUIRED",
+        "data": data,
+    }
+    with pytest.raises(BadParametersError) as caught:
+        _calls.envelope_of(reply(body, 400))
+    text = str(caught.value)
+    assert "event 19: time: is naive" in text
+    assert "event 20:" not in text
+    assert "... and 5 more" in text
+    assert len(caught.value.problems) == 25
+
+
+def test_bad_parameters_error_without_problems_is_one_line() -> None:
+    body = error_body(400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED: month")
+    with pytest.raises(BadParametersError) as caught:
+        _calls.envelope_of(reply(body, 400))
+    assert str(caught.value) == "400 BAD REQUEST: SOME PARAMETERS ARE REQUIRED: month"
+    assert caught.value.problems == ()

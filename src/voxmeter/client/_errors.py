@@ -8,6 +8,7 @@ stays true as rows are added.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 
@@ -74,8 +75,65 @@ class UnknownApiError(BadRequestError):
     """400 THE API YOU WANT TO CONSULT DOES NOT EXIST: unknown `api` value or path."""
 
 
+@dataclass(frozen=True, slots=True)
+class EventProblem:
+    """One reason an ingest batch was refused: the event's position in the batch, the field and
+    what is wrong with it."""
+
+    index: int
+    field: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"event {self.index}: {self.field}: {self.error}"
+
+
+#: How many problems the message of a `BadParametersError` spells out (all are in `problems`).
+SHOWN_PROBLEMS = 20
+
+
 class BadParametersError(BadRequestError):
-    """400 SOME PARAMETERS ARE REQUIRED (detail after `: `), e.g. a future `month`."""
+    """400 SOME PARAMETERS ARE REQUIRED (detail after `: `), e.g. a future `month`.
+
+    For a refused ingest batch, `problems` lists every problem the server reported, and the
+    message shows them (the first `SHOWN_PROBLEMS`), so a log line says what to fix.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        status: int,
+        code: int | None = None,
+        error: str | None = None,
+        retry_after: float | None = None,
+        raw: object = None,
+    ) -> None:
+        super().__init__(
+            msg, status=status, code=code, error=error, retry_after=retry_after, raw=raw
+        )
+        self.problems = problems_of(raw)
+        if self.problems:
+            lines = [f"\n  {p}" for p in self.problems[:SHOWN_PROBLEMS]]
+            if len(self.problems) > SHOWN_PROBLEMS:
+                lines.append(f"\n  ... and {len(self.problems) - SHOWN_PROBLEMS} more")
+            self.args = (self.args[0] + "".join(lines),)
+
+
+def problems_of(raw: object) -> tuple[EventProblem, ...]:
+    """The `{"index", "field", "error"}` rows of an error body's `data`; anything else is
+    skipped (a hosted server may put other things there)."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if not isinstance(data, list):
+        return ()
+    found = []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        index, field, error = item.get("index"), item.get("field"), item.get("error")
+        if isinstance(index, int) and not isinstance(index, bool):
+            found.append(EventProblem(index, str(field or ""), str(error or "")))
+    return tuple(found)
 
 
 class MissingTokenError(APIStatusError):
