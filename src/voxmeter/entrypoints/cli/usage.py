@@ -50,7 +50,11 @@ def _render(rows: list[UsageRow], fmt: str) -> str:
 
 @click.command()
 @click.option("--server", required=True, help="4-digit server code, e.g. 9901.")
-@click.option("--base-url", default=None, help="Default: https://wv{server}.wolkvox.com")
+@click.option(
+    "--base-url",
+    default=None,
+    help="The server to query (default: the hosted https://wv{server}.wolkvox.com).",
+)
 @click.option(
     "--token-env", required=True, help="Name of the environment variable holding the token."
 )
