@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.backends import REDIS_URL, pg_schema, pg_url, redis_prefix, schema_of
+from tests.backends import REDIS_URL, pg_query, pg_schema, pg_url, redis_prefix, schema_of
 from tests.e2e.harness import (
     SlowPosts,
     Tenant,
@@ -24,6 +24,7 @@ from tests.e2e.harness import (
     envelope_ok,
     figure_of,
     free_port,
+    token_info,
 )
 from tests.proxy import CuttableProxy
 
@@ -193,6 +194,55 @@ def test_daily_quota_is_exact_across_processes(cluster: Cluster) -> None:
     assert statuses.count(403) == 200
     info = b.get("/api/v2/information.php", tokens[1], params={"api": "token_info"})
     assert info.status_code == 403  # the quota is spent for every token, in every process
+
+
+def test_two_databases_on_one_redis_and_prefix_keep_their_own_limits(cluster: Cluster) -> None:
+    """A fresh database whose operation ids restart at 1, beside another one on the same Redis
+    under the same prefix, with the same tenant and token (as a copy of its tables would have):
+    neither sees the other's in-flight slots nor its day's requests."""
+    with pg_schema() as other_db:
+        a = cluster.start()
+        b = cluster.start(db=other_db)
+        tenant = a.tenant(licenses=1)  # 1,000 requests a day
+        b.tenant(licenses=1, name=tenant.name)  # the same operation name, in the other database
+        first, second = schema_of(a.db), schema_of(other_db)
+        copied = pg_query(
+            other_db,
+            f'INSERT INTO "{second}".tokens SELECT * FROM "{first}".tokens WHERE id = %s'
+            " RETURNING id",
+            (tenant.token_id,),
+        )
+        assert copied == [(tenant.token_id,)]
+        for db in (a.db, other_db):
+            assert pg_query(db, "SELECT id FROM operations WHERE name = %s", (tenant.name,)) == [
+                (1,)
+            ]
+
+        # In-flight slots: the token holds both of its slots on the first deployment...
+        with SlowPosts(a, tenant.token, [[_event("slow-1")], [_event("slow-2")]]) as slow:
+            time.sleep(1.0)  # both are admitted by now
+            envelope_ok(a.billing(tenant.token, "ivr_minutes"), 403, "FORBIDDEN", BUSY)
+            # ...and the same token of the second deployment is not busy.
+            assert b.billing(tenant.token, "ivr_minutes").status_code == 200
+            assert all(r.status_code == 200 for r in slow.release())
+
+        # The daily quota: the first deployment's operation 1 spends its 1,000 requests...
+        session = requests.Session()
+        used = int(token_info(a, tenant.token)["all_token_today"])  # this request included
+        for _ in range(1000 - used):
+            reply = session.get(
+                a.url("/api/v2/billing.php"),
+                params={"api": "ivr_minutes"},
+                headers={"wolkvox-token": tenant.token},
+                timeout=30,
+            )
+            assert reply.status_code == 200, reply.text
+        envelope_ok(
+            a.billing(tenant.token, "ivr_minutes"), 403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"
+        )
+        # ...while the second deployment's operation 1 has used only its own two requests.
+        info = token_info(b, tenant.token)
+        assert (info["all_token_today"], info["available_consumption_options"]) == ("2", "998")
 
 
 def _worker_pids(srv: VoxServer) -> list[int]:
