@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     prefix = f"vxbench-{secrets.token_hex(5)}"
-    limiter = RedisLimiter(args.url, prefix=prefix)
+    limiter = RedisLimiter(args.url, prefix=prefix, deployment=secrets.token_hex(16))
     tokens = [f"token{i}" for i in range(args.tokens)]
     admit_ns: list[int] = []
     both_ns: list[int] = []

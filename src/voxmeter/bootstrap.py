@@ -81,11 +81,17 @@ def context(settings: Settings, storage: Database | None = None) -> Context:
 
 
 def limiter(settings: Settings, ctx: Context) -> Limiter:
-    """Redis-backed limits when a Redis URL is set (shared by every process), else in-process."""
+    """Redis-backed limits when a Redis URL is set (shared by every process, keyed by the
+    prefix and the database's deployment id), else in-process."""
     if settings.redis_url:
         from voxmeter.adapters.redis_limits import RedisLimiter
 
-        return RedisLimiter(settings.redis_url, ctx.storage, prefix=settings.redis_prefix)
+        return RedisLimiter(
+            settings.redis_url,
+            ctx.storage,
+            prefix=settings.redis_prefix,
+            deployment=ctx.storage.deployment_id(),
+        )
     local = InProcessLimiter(ctx.storage)
     today = datetime.now(UTC).date()
     local.restore([(today + timedelta(days=d)).isoformat() for d in (-1, 0, 1)])

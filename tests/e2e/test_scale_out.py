@@ -5,19 +5,22 @@ themselves."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.backends import REDIS_URL, pg_schema, pg_url, redis_prefix, schema_of
+from tests.backends import REDIS_URL, pg_query, pg_schema, pg_url, redis_prefix, schema_of
 from tests.e2e.harness import (
     SlowPosts,
     Tenant,
@@ -25,6 +28,7 @@ from tests.e2e.harness import (
     envelope_ok,
     figure_of,
     free_port,
+    token_info,
 )
 from tests.proxy import CuttableProxy
 
@@ -42,12 +46,18 @@ class Cluster:
         self.folder = folder
         self.servers: list[VoxServer] = []
 
-    def start(self, *args: str, db: str | None = None, redis: str = REDIS_URL) -> VoxServer:
+    def start(
+        self,
+        *args: str,
+        db: str | None = None,
+        redis: str = REDIS_URL,
+        env: dict[str, str] | None = None,
+    ) -> VoxServer:
         srv = VoxServer(
             db=db or self.db,
             port=free_port(),
             args=("--redis", redis, *args),
-            env={"VOXMETER_REDIS_PREFIX": self.prefix},
+            env={"VOXMETER_REDIS_PREFIX": self.prefix, **(env or {})},
         )
         self.servers.append(srv.start(self.folder))
         return srv
@@ -196,6 +206,55 @@ def test_daily_quota_is_exact_across_processes(cluster: Cluster) -> None:
     assert info.status_code == 403  # the quota is spent for every token, in every process
 
 
+def test_two_databases_on_one_redis_and_prefix_keep_their_own_limits(cluster: Cluster) -> None:
+    """A fresh database whose operation ids restart at 1, beside another one on the same Redis
+    under the same prefix, with the same tenant and token (as a copy of its tables would have):
+    neither sees the other's in-flight slots nor its day's requests."""
+    with pg_schema() as other_db:
+        a = cluster.start()
+        b = cluster.start(db=other_db)
+        tenant = a.tenant(licenses=1)  # 1,000 requests a day
+        b.tenant(licenses=1, name=tenant.name)  # the same operation name, in the other database
+        first, second = schema_of(a.db), schema_of(other_db)
+        copied = pg_query(
+            other_db,
+            f'INSERT INTO "{second}".tokens SELECT * FROM "{first}".tokens WHERE id = %s'
+            " RETURNING id",
+            (tenant.token_id,),
+        )
+        assert copied == [(tenant.token_id,)]
+        for db in (a.db, other_db):
+            assert pg_query(db, "SELECT id FROM operations WHERE name = %s", (tenant.name,)) == [
+                (1,)
+            ]
+
+        # In-flight slots: the token holds both of its slots on the first deployment...
+        with SlowPosts(a, tenant.token, [[_event("slow-1")], [_event("slow-2")]]) as slow:
+            time.sleep(1.0)  # both are admitted by now
+            envelope_ok(a.billing(tenant.token, "ivr_minutes"), 403, "FORBIDDEN", BUSY)
+            # ...and the same token of the second deployment is not busy.
+            assert b.billing(tenant.token, "ivr_minutes").status_code == 200
+            assert all(r.status_code == 200 for r in slow.release())
+
+        # The daily quota: the first deployment's operation 1 spends its 1,000 requests...
+        session = requests.Session()
+        used = int(token_info(a, tenant.token)["all_token_today"])  # this request included
+        for _ in range(1000 - used):
+            reply = session.get(
+                a.url("/api/v2/billing.php"),
+                params={"api": "ivr_minutes"},
+                headers={"wolkvox-token": tenant.token},
+                timeout=30,
+            )
+            assert reply.status_code == 200, reply.text
+        envelope_ok(
+            a.billing(tenant.token, "ivr_minutes"), 403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"
+        )
+        # ...while the second deployment's operation 1 has used only its own two requests.
+        info = token_info(b, tenant.token)
+        assert (info["all_token_today"], info["available_consumption_options"]) == ("2", "998")
+
+
 def _worker_pids(srv: VoxServer) -> list[int]:
     assert srv.proc is not None
     out = subprocess.run(
@@ -221,6 +280,83 @@ def _wait_for_workers(srv: VoxServer, count: int, exclude: set[int] = frozenset(
             return pids
         time.sleep(0.1)
     raise AssertionError(f"workers did not start: {_worker_pids(srv)}\n{srv.log()}")
+
+
+def _billing_requests(srv: VoxServer) -> float:
+    """`voxmeter_requests_total` of the billing route in one scrape."""
+    reply = requests.get(srv.url("/metrics"), timeout=10)
+    assert reply.status_code == 200, reply.text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(reply.text)
+        for sample in family.samples
+        if sample.name == "voxmeter_requests_total" and sample.labels.get("route") == "billing"
+    )
+
+
+@contextmanager
+def _only_the_other_worker(stopped: int) -> Iterator[None]:
+    """Every new connection goes to the other worker while this one is stopped (SIGSTOP): the
+    workers share one listening socket, and a stopped process accepts nothing."""
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+
+
+def _wait_for_startups(srv: VoxServer, count: int) -> None:
+    """Until `count` workers have finished starting (each then serves the shared socket)."""
+    deadline = time.monotonic() + 30
+    while srv.log().count("Application startup complete.") < count:
+        assert time.monotonic() < deadline, srv.log()
+        time.sleep(0.05)
+
+
+def test_one_scrape_sums_the_counters_of_every_worker(cluster: Cluster, tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp / f"voxmeter-metrics-{gone.pid}-left"  # a killed supervisor's directory
+    stale.mkdir()
+    (stale / "counter_1.db").write_bytes(b"")
+    srv = cluster.start("--workers", "2", env={"TMPDIR": str(tmp)})
+    tenant = srv.tenant(licenses=3)
+    first, second = _wait_for_workers(srv, 2)
+    _wait_for_startups(srv, 2)
+
+    # 30 requests served by the second worker only, then 50 by the first only: on new
+    # connections, each accepted by whichever worker is running.
+    for stopped, count in ((first, 30), (second, 50)):
+        with _only_the_other_worker(stopped):
+            for _ in range(count):
+                assert srv.billing(tenant.token, "ivr_minutes").status_code == 200
+    # Each worker's scrape reports both workers' requests.
+    for stopped in (first, second, first, second):
+        with _only_the_other_worker(stopped):
+            assert _billing_requests(srv) == 80
+    assert _billing_requests(srv) == 80
+
+    # A worker killed and replaced: its requests stay in the sum, and the new one adds its own.
+    assert srv.proc is not None
+    [folder] = tmp.glob(f"voxmeter-metrics-{srv.proc.pid}-*")
+    assert {f"counter_{first}.db", f"counter_{second}.db"} <= {p.name for p in folder.iterdir()}
+    os.kill(first, signal.SIGKILL)
+    [third] = [p for p in _wait_for_workers(srv, 2, exclude={first}) if p != second]
+    _wait_for_startups(srv, 3)
+    with _only_the_other_worker(second):
+        for _ in range(5):
+            assert srv.billing(tenant.token, "ivr_minutes").status_code == 200
+        assert _billing_requests(srv) == 85
+    with _only_the_other_worker(third):
+        assert _billing_requests(srv) == 85
+
+    # The directory is the server's own: a dead supervisor's was removed at start, and this one
+    # goes at stop.
+    assert not stale.exists()
+    assert srv.stop() == 0
+    assert not folder.exists()
 
 
 def test_kill_9_of_a_worker_loses_no_acknowledged_event(cluster: Cluster) -> None:

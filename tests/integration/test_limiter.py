@@ -13,15 +13,20 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from tests.backends import REDIS_URL, redis_prefix
-from tests.integration.support import Sql
+from tests.backends import REDIS_URL, pg_schema, redis_prefix
+from tests.integration.support import FakeClock, Sql
 from tests.proxy import CuttableProxy
 from voxmeter.adapters.limits import InProcessLimiter
 from voxmeter.adapters.redis_limits import RedisLimiter
+from voxmeter.bootstrap import limiter as wired_limiter
+from voxmeter.bootstrap import open_storage
+from voxmeter.config import Settings
+from voxmeter.domain.catalog import Catalog
+from voxmeter.domain.tenancy import Token
 from voxmeter.errors import Unavailable
 from voxmeter.service.context import Context
 from voxmeter.service.ports import Limiter
-from voxmeter.service.tenancy import create_operation, create_token
+from voxmeter.service.tenancy import create_operation, create_token, hash_secret
 
 DAY = "2026-05-15"
 MakeLimiter = Callable[..., Limiter]
@@ -41,12 +46,18 @@ def redis_keys() -> Iterator[str]:
         yield prefix
 
 
+#: The deployment id of limiters made without storage (the ones with storage use its own).
+DEPLOYMENT = "0123456789abcdef0123456789abcdef"
+
+
 @pytest.fixture
 def make_redis(redis_keys: str) -> Iterator[MakeRedis]:
     """RedisLimiters over one fresh prefix (several of them play several processes)."""
     made: list[RedisLimiter] = []
 
     def make(storage: Any = None, **options: Any) -> RedisLimiter:
+        if storage is None:
+            options.setdefault("deployment", DEPLOYMENT)
         limiter = RedisLimiter(REDIS_URL, storage, prefix=redis_keys, **options)
         made.append(limiter)
         return limiter
@@ -198,7 +209,7 @@ def test_flush_persists_counts_and_a_restart_continues_from_them(
 def _forget_everything(limiter: RedisLimiter) -> None:
     """What a Redis restart without persistence does to this limiter's keys."""
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{limiter._prefix}:*", count=1000))
+    keys = list(client.scan_iter(f"{limiter.namespace}:*", count=1000))
     if keys:
         client.delete(*keys)
     client.close()
@@ -207,23 +218,33 @@ def _forget_everything(limiter: RedisLimiter) -> None:
 # Redis only
 
 
-def test_redis_keys_expire_by_themselves(make_redis: MakeRedis, redis_keys: str) -> None:
-    limiter = make_redis(lease_seconds=5)
+def test_redis_keys_are_named_after_the_prefix_and_the_database_and_expire_by_themselves(
+    ctx: Context, make_redis: MakeRedis, redis_keys: str
+) -> None:
+    deployment = ctx.storage.deployment_id()
+    assert len(deployment) == 32
+    int(deployment, 16)  # 128 random bits, in hex
+    limiter = make_redis(ctx.storage, lease_seconds=5)
+    ns = f"{redis_keys}:{deployment}"
+    assert limiter.namespace == ns
     held = limiter.admit("tok", 7, DAY, 2, 100)
     assert held.outcome == "ok"
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        ttls = {key.decode(): client.pttl(key) for key in client.scan_iter(f"{redis_keys}:*")}
+        ttls = {key.decode(): client.pttl(key) for key in client.scan_iter(f"{redis_keys}*")}
     finally:
         client.close()
-    assert set(ttls) == {
-        f"{redis_keys}:lease:tok",
-        f"{redis_keys}:tday:tok:{DAY}",
-        f"{redis_keys}:oday:7:{DAY}",
-    }
-    assert 5_000 < ttls[f"{redis_keys}:lease:tok"] <= 6_000  # the newest lease + 1 s
-    assert 3 * 86_400_000 - 60_000 < ttls[f"{redis_keys}:oday:7:{DAY}"] <= 3 * 86_400_000
-    assert 3 * 86_400_000 - 60_000 < ttls[f"{redis_keys}:tday:tok:{DAY}"] <= 3 * 86_400_000
+    assert set(ttls) == {f"{ns}:lease:tok", f"{ns}:tday:tok:{DAY}", f"{ns}:oday:7:{DAY}"}
+    assert 5_000 < ttls[f"{ns}:lease:tok"] <= 6_000  # the newest lease + 1 s
+    assert 3 * 86_400_000 - 60_000 < ttls[f"{ns}:oday:7:{DAY}"] <= 3 * 86_400_000
+    assert 3 * 86_400_000 - 60_000 < ttls[f"{ns}:tday:tok:{DAY}"] <= 3 * 86_400_000
+
+
+def test_a_limiter_needs_a_deployment_id() -> None:
+    with pytest.raises(ValueError, match="deployment id"):
+        RedisLimiter(REDIS_URL, prefix="vxtest-none")
+    with pytest.raises(ValueError, match="deployment id"):
+        RedisLimiter(REDIS_URL, prefix="vxtest-none", deployment="")
 
 
 def test_a_dead_holders_slot_frees_itself_after_the_lease(make_redis: MakeRedis) -> None:
@@ -263,16 +284,14 @@ def test_renewed_leases_keep_their_slots(make_redis: MakeRedis) -> None:
     assert other.admit("tik", 1, DAY, 1, 1000).outcome == "ok"
 
 
-def test_a_lease_lost_in_redis_is_forgotten_by_renew(
-    make_redis: MakeRedis, redis_keys: str
-) -> None:
+def test_a_lease_lost_in_redis_is_forgotten_by_renew(make_redis: MakeRedis) -> None:
     limiter = make_redis(auto_renew=False)
     one = limiter.admit("tok", 1, DAY, 2, 1000)
     two = limiter.admit("tok", 1, DAY, 2, 1000)
     assert limiter.renew() == 2
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        client.zrem(f"{redis_keys}:lease:tok", one.lease)  # as if pruned after expiring
+        client.zrem(f"{limiter.namespace}:lease:tok", one.lease)  # as if pruned after expiring
     finally:
         client.close()
     assert limiter.renew() == 1
@@ -292,7 +311,7 @@ def _hammer(
     results: Any,
 ) -> None:
     """One OS process admitting (and releasing unless `keep`) as fast as it can."""
-    limiter = RedisLimiter(REDIS_URL, prefix=prefix)
+    limiter = RedisLimiter(REDIS_URL, prefix=prefix, deployment=DEPLOYMENT)
     try:
         start.wait(timeout=60)
         outcomes: Counter[str] = Counter()
@@ -412,3 +431,77 @@ def test_admission_survives_a_script_flush(make_redis: MakeRedis) -> None:
     second = limiter.admit("tok", 1, DAY, 2, 1000)
     assert (first.outcome, second.outcome, second.operation_today) == ("ok", "ok", 2)
     assert limiter.renew() == 2
+
+
+def test_two_databases_sharing_a_redis_and_a_prefix_never_share_a_counter_or_a_slot(
+    redis_keys: str, catalog: Catalog, clock: FakeClock
+) -> None:
+    """Two fresh databases (operation ids restart at 1 in each) with a token of the same id,
+    wired as `voxmeter serve` wires them to one Redis under one prefix."""
+    with pg_schema() as first_url, pg_schema() as second_url:
+        limiters: list[Limiter] = []
+        storages = [open_storage(url) for url in (first_url, second_url)]
+        try:
+            for url, storage in zip((first_url, second_url), storages, strict=True):
+                ctx = Context(storage=storage, catalog=catalog, clock=clock)
+                op = create_operation(ctx, "acme", "9901", "UTC", licenses=1)
+                assert (op.id, op.daily_quota) == (1, 1000)
+                token = Token("tok_000000000001", 1, "same id", frozenset(), clock(), None, None)
+                storage.create_token(token, hash_secret(url))
+                settings = Settings(database_url=url, redis_url=REDIS_URL, redis_prefix=redis_keys)
+                limiters.append(wired_limiter(settings, ctx))
+            first, second = limiters
+            tok = "tok_000000000001"
+
+            # In-flight slots: the first database's token holds both of its slots...
+            held = [first.admit(tok, 1, DAY, 2, 1000) for _ in range(2)]
+            assert [a.outcome for a in held] == ["ok", "ok"]
+            assert first.admit(tok, 1, DAY, 2, 1000).outcome == "busy"
+            # ...and the second database's token of the same id still has both of its own.
+            other = [second.admit(tok, 1, DAY, 2, 1000) for _ in range(2)]
+            assert [(a.outcome, a.token_today, a.operation_today) for a in other] == [
+                ("ok", 1, 1),
+                ("ok", 2, 2),
+            ]
+            for limiter, admissions in ((first, held), (second, other)):
+                for admission in admissions:
+                    limiter.release(tok, admission.lease)
+
+            # The daily quota: operation 1 of the first database uses up its 1,000 requests...
+            for _ in range(998):
+                admission = first.admit(tok, 1, DAY, 2, 1000)
+                assert admission.outcome == "ok"
+                first.release(tok, admission.lease)
+            refused = first.admit(tok, 1, DAY, 2, 1000)
+            assert (refused.outcome, refused.operation_today) == ("quota", 1000)
+            # ...and operation 1 of the second database is untouched.
+            assert second.usage(tok, 1, DAY) == (2, 2)
+            fine = second.admit(tok, 1, DAY, 2, 1000)
+            assert (fine.outcome, fine.token_today, fine.operation_today) == ("ok", 3, 3)
+            second.release(tok, fine.lease)
+
+            # The counts each saves to its database are its own, and so are the ones a limiter
+            # re-seeds from after Redis lost its keys.
+            for limiter in limiters:
+                limiter.flush()
+            assert storages[0].request_counts(DAY, 1) == {tok: 1000}
+            assert storages[1].request_counts(DAY, 1) == {tok: 3}
+            for limiter in limiters:
+                assert isinstance(limiter, RedisLimiter)
+                _forget_everything(limiter)
+            assert first.admit(tok, 1, DAY, 2, 1000).outcome == "quota"
+            again = second.admit(tok, 1, DAY, 2, 1000)
+            assert (again.outcome, again.token_today, again.operation_today) == ("ok", 4, 4)
+            second.release(tok, again.lease)
+
+            ids = [storage.deployment_id() for storage in storages]
+            assert ids[0] != ids[1]
+            namespaces = [
+                limiter.namespace for limiter in limiters if isinstance(limiter, RedisLimiter)
+            ]
+            assert namespaces == [f"{redis_keys}:{ids[0]}", f"{redis_keys}:{ids[1]}"]
+        finally:
+            for limiter in limiters:
+                limiter.close()
+            for storage in storages:
+                storage.close()

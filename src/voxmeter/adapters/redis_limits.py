@@ -3,12 +3,17 @@
 Behaves like `InProcessLimiter` (busy is checked before quota; refusals take no slot and do not
 count), but the state lives in Redis so any number of `voxmeter serve` processes agree:
 
-- `{prefix}:lease:{token}` - sorted set of the token's in-flight slots, scored by expiry (ms of
+- `{ns}:lease:{token}` - sorted set of the token's in-flight slots, scored by expiry (ms of
   the Redis server clock, so machines with skewed clocks agree). A slot is a *lease*: a process
   that dies without releasing frees it within `lease_seconds`; a live process keeps its slots by
   renewing them from a daemon thread (`renew`, every `renew_every` seconds).
-- `{prefix}:tday:{token}:{day}` and `{prefix}:oday:{operation}:{day}` - request counters of the
+- `{ns}:tday:{token}:{day}` and `{ns}:oday:{operation}:{day}` - request counters of the
   operation's local day, expiring 3 days after their last use.
+
+`{ns}` is `{prefix}:{deployment id}`: the deployment id is the random id the database got with
+its schema (`Storage.deployment_id`), so two databases never share a key even with the same
+prefix and the same operation ids (which restart at 1 in every database). The counters seeded
+from and flushed to the database therefore always belong to that database.
 
 Admission is one round trip: a Lua script checks and charges atomically, so the quota is exact
 under any concurrency. Redis is the source of truth for the quota; `flush` copies this process's
@@ -124,19 +129,28 @@ class RedisLimiter:
         storage: Storage | None = None,
         *,
         prefix: str = "voxmeter",
+        deployment: str | None = None,
         lease_seconds: float = 5.0,
         renew_every: float | None = None,
         auto_renew: bool = True,
         timeout: float = 1.0,
         day_ttl_seconds: int = DAY_TTL_SECONDS,
     ) -> None:
-        """`renew_every` defaults to min(2 s, lease_seconds / 3); with `auto_renew` off nothing
-        renews leases unless the owner calls `renew()` (tests use that to play a dead process).
-        `timeout` bounds connecting and each reply, so an unreachable Redis is a prompt 503."""
+        """`deployment` defaults to the storage's deployment id (one of them is needed: keys
+        without it would be shared by every database using the prefix). `renew_every` defaults
+        to min(2 s, lease_seconds / 3); with `auto_renew` off nothing renews leases unless the
+        owner calls `renew()` (tests use that to play a dead process). `timeout` bounds
+        connecting and each reply, so an unreachable Redis is a prompt 503."""
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if deployment is None:
+            if storage is None:
+                raise ValueError("a deployment id (or the storage holding it) is needed")
+            deployment = storage.deployment_id()
+        if not deployment:
+            raise ValueError("the deployment id must not be empty")
         self._storage = storage
-        self._prefix = prefix
+        self._namespace = f"{prefix}:{deployment}"
         self._lease_ms = max(1, round(lease_seconds * 1000))
         self._renew_every = renew_every if renew_every is not None else min(2.0, lease_seconds / 3)
         self._auto_renew = auto_renew
@@ -162,14 +176,19 @@ class RedisLimiter:
 
     # keys
 
+    @property
+    def namespace(self) -> str:
+        """What every key of this limiter starts with: `{prefix}:{deployment id}`."""
+        return self._namespace
+
     def _lease_key(self, token_id: str) -> str:
-        return f"{self._prefix}:lease:{token_id}"
+        return f"{self._namespace}:lease:{token_id}"
 
     def _token_key(self, token_id: str, day: str) -> str:
-        return f"{self._prefix}:tday:{token_id}:{day}"
+        return f"{self._namespace}:tday:{token_id}:{day}"
 
     def _operation_key(self, operation_id: int, day: str) -> str:
-        return f"{self._prefix}:oday:{operation_id}:{day}"
+        return f"{self._namespace}:oday:{operation_id}:{day}"
 
     # the Limiter port
 

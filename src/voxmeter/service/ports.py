@@ -123,6 +123,10 @@ class Storage(Protocol):
 
     def set_setting(self, name: str, value: str | None) -> None: ...
 
+    def deployment_id(self) -> str:
+        """The random id this database got with its schema: what shared limit state is keyed by."""
+        ...
+
     # figures and events
     def version(self) -> Hashable:
         """Changes whenever a figure may have changed: at once for this process's commits,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import psycopg
 
-from voxmeter.adapters.sqlite.schema import SchemaError
+from voxmeter.adapters.sqlite.schema import SchemaError, stored_deployment
 
-__all__ = ["LATEST", "MIGRATIONS", "SchemaError", "check", "migrate", "version"]
+__all__ = ["LATEST", "MIGRATIONS", "SchemaError", "check", "deployment_id", "migrate", "version"]
 
 #: Advisory lock key (two-int form, so it never meets the per-operation bigint keys) that
 #: serializes migrations of processes starting at the same time.
@@ -99,9 +99,24 @@ MIGRATIONS: list[str] = [
     CREATE TABLE settings (name text PRIMARY KEY, value text NOT NULL);
     CREATE SEQUENCE data_version;
     """,
+    # 2: the deployment id, a random name of this database made once with its schema. Limit
+    # state in Redis is keyed by it, so two databases sharing a Redis (and a key prefix) never
+    # share a counter or an in-flight slot, although their operation ids restart at 1.
+    """
+    CREATE TABLE deployment (
+        one integer PRIMARY KEY DEFAULT 1 CHECK (one = 1),
+        id text NOT NULL
+    );
+    INSERT INTO deployment (id) VALUES (replace(gen_random_uuid()::text, '-', ''));
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
+
+
+def deployment_id(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """The database's deployment id (made by migration 2)."""
+    return stored_deployment(conn.execute("SELECT id FROM deployment").fetchone())
 
 
 def version(conn: psycopg.Connection[tuple[object, ...]]) -> int:

@@ -755,6 +755,10 @@ class PostgresStorage:
                     (name, value),
                 )
 
+    def deployment_id(self) -> str:
+        with self._conn() as conn:
+            return schema.deployment_id(conn)
+
     # -- figures and events -----------------------------------------------------------------
 
     def version(self) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from voxmeter import errors
 
@@ -107,6 +108,16 @@ MIGRATIONS: list[str] = [
     CREATE TABLE event_key_levels (level INTEGER PRIMARY KEY, keys INTEGER NOT NULL);
     INSERT INTO event_key_levels (level, keys) VALUES (0, 0), (1, 0), (2, 0);
     """,
+    # 3: the deployment id, a random name of this database made once with its schema. Limit
+    # state in Redis is keyed by it, so two databases sharing a Redis (and a key prefix) never
+    # share a counter or an in-flight slot, although their operation ids restart at 1.
+    """
+    CREATE TABLE deployment (
+        one INTEGER PRIMARY KEY DEFAULT 1 CHECK (one = 1),
+        id TEXT NOT NULL
+    );
+    INSERT INTO deployment (id) VALUES (lower(hex(randomblob(16))));
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
@@ -126,6 +137,22 @@ def check(found: int) -> None:
         raise SchemaError(
             f"database schema version {found}, this voxmeter needs {LATEST}: run 'voxmeter migrate'"
         )
+
+
+def deployment_id(conn: sqlite3.Connection) -> str:
+    """The database's deployment id (made by migration 3)."""
+    return stored_deployment(conn.execute("SELECT id FROM deployment").fetchone())
+
+
+def stored_deployment(row: Sequence[object] | None) -> str:
+    """The id from its one row, refusing a table emptied or altered by hand."""
+    found = str(row[0]) if row is not None else ""
+    if not found.isalnum():
+        raise SchemaError(
+            "the database's deployment id (table 'deployment', one row of letters and digits) "
+            "is missing or invalid: the limits shared through Redis are keyed by it"
+        )
+    return found
 
 
 def version(conn: sqlite3.Connection) -> int:

@@ -672,6 +672,9 @@ class SqliteStorage:
                     "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value)
                 )
 
+    def deployment_id(self) -> str:
+        return schema.deployment_id(self._reader())
+
     # -- figures and events -----------------------------------------------------------------
 
     def version(self) -> tuple[int, int]:

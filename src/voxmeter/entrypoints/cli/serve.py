@@ -19,6 +19,7 @@ from voxmeter import bootstrap
 from voxmeter.config import Settings
 from voxmeter.entrypoints.cli.common import db_option, friendly, settings_for
 from voxmeter.entrypoints.cli.demo_data import load_demo
+from voxmeter.entrypoints.cli.worker_metrics import worker_metrics
 from voxmeter.entrypoints.http import memory
 from voxmeter.entrypoints.http.app import create_app
 from voxmeter.entrypoints.http.protocol import ServerConfig
@@ -55,7 +56,8 @@ def run_server(settings: Settings, banner: str | None = None) -> None:
 
 def _run_workers(settings: Settings, banner: str | None) -> None:
     """Several worker processes on one socket; uvicorn's supervisor restarts a worker that dies
-    and, on SIGTERM, lets every worker finish its in-flight requests."""
+    and, on SIGTERM, lets every worker finish its in-flight requests. Their metrics are summed
+    through a directory of their own (worker_metrics)."""
     if not settings.redis_url:
         raise ConfigError(
             "several workers share their limits through Redis: give --redis redis://host:6379 "
@@ -74,7 +76,8 @@ def _run_workers(settings: Settings, banner: str | None) -> None:
         socket = config.bind_socket()
     except SystemExit as exc:
         raise ConfigError(f"could not listen on {settings.host}:{settings.port}") from exc
-    with contextlib.suppress(KeyboardInterrupt):
+    # The workers are spawned (fresh interpreters), so they see the metrics directory set here.
+    with worker_metrics(), contextlib.suppress(KeyboardInterrupt):
         Multiprocess(config, sockets=[socket]).run()
 
 

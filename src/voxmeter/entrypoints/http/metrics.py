@@ -1,8 +1,20 @@
-"""Prometheus metrics, kept in a registry of their own (no global default registry state)."""
+"""Prometheus metrics, kept in a registry of their own (no global default registry state).
+
+One process counts in memory. Worker processes started by `voxmeter serve --workers N` count in
+prometheus-client's multiprocess mode instead: the supervisor gives them a private directory in
+`PROMETHEUS_MULTIPROC_DIR` (see entrypoints/cli/worker_metrics.py), each worker writes its
+counters to its own files there, and a scrape of any worker sums every worker's files, so one
+scrape reports the whole server."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+import os
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+
+#: Read at import, as prometheus-client does when it chooses between in-memory and file-backed
+#: values (in a worker both happen as it starts).
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
@@ -43,3 +55,12 @@ def count_request(route: str, status: int) -> None:
     if child is None:
         child = _request_counters[(route, status)] = REQUESTS.labels(route, str(status))
     child.inc()
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: this process's counters, or every worker's summed."""
+    if MULTIPROCESS_DIR is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
