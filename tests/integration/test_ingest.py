@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from decimal import Decimal
@@ -200,3 +201,45 @@ def test_events_are_visible_to_figures_right_after_ingest(
     finally:
         other.close()
     assert fig(ctx, op, "rsync", "2026-05") == "2"
+
+
+def test_a_time_past_the_microsecond_stays_in_its_month(make_ctx, clock) -> None:
+    """23:59:59.9999999 on the last day of October is October: the digit past the microsecond is
+    cut, not rounded into November."""
+    from voxmeter.service.codec import decode_json
+    from voxmeter.service.ingest import ingest_body
+    from voxmeter.service.tenancy import create_operation
+
+    clock.set("2026-11-15T00:00:00Z")
+    ctx = make_ctx(grace_days=30)
+    op = create_operation(ctx, "late", "9901", "UTC")
+    body = (
+        b'[{"id":"late-oct","product":"rsync","time":"2026-10-31T23:59:59.9999999Z",'
+        b'"quantity":"1"}]'
+    )
+    assert ingest_body(ctx, op, body, decode_json).accepted == 1
+    assert fig(ctx, op, "rsync", "2026-10") == "1"
+    assert fig(ctx, op, "rsync", "2026-11") == "0"
+    (listed,) = list_events(ctx, op, "20261031000000", "20261031235959", None, None).events
+    assert listed["time"] == "2026-10-31T23:59:59.999999+00:00"
+
+
+@pytest.mark.parametrize("quantity", ["١٢", "𝟏𝟐"])
+def test_a_quantity_in_other_digits_refuses_the_batch(make_ctx, quantity: str) -> None:
+    from voxmeter.service.codec import decode_json
+    from voxmeter.service.ingest import ingest_body
+    from voxmeter.service.tenancy import create_operation
+
+    ctx = make_ctx()
+    op = create_operation(ctx, "digits", "9901", "UTC")
+    events = [
+        {"id": "a", "product": "rsync", "time": "2026-05-10T08:00:00Z", "quantity": "12"},
+        {"id": "b", "product": "rsync", "time": "2026-05-10T08:00:00Z", "quantity": quantity},
+    ]
+    body = json.dumps(events, ensure_ascii=False).encode()
+    with pytest.raises(BadParameters) as refused:
+        ingest_body(ctx, op, body, decode_json)
+    assert refused.value.data == [
+        {"index": 1, "field": "quantity", "error": "must be written with ASCII digits"}
+    ]
+    assert fig(ctx, op, "rsync", "2026-05") == "0"

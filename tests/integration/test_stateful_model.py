@@ -2,8 +2,10 @@
 (docs/api.md, docs/products.md).
 
 A rule-based state machine ingests batches (fresh ids, resends of stored ids, copies within the
-batch, now and then an invalid event), voids events, closes months by hand, lets the server's
-auto-close run, moves the fake clock over grace periods, and after every step compares every
+batch, now and then an invalid event), voids events, closes months by hand, closes a month while
+a batch commits (just before the close's transaction opens, or once it holds the operation: on
+two threads, through the real locks), lets the server's auto-close run, moves the fake clock
+over grace periods (a short or a long one per example), and after every step compares every
 month's figures with figures recomputed from the model's own record of the accepted first copies.
 The model knows nothing of voxmeter's meters: it keeps plain events with Decimal quantities and
 works months out with zoneinfo. A closed month's figures are remembered and must never change.
@@ -14,14 +16,16 @@ Runs on SQLite (a fresh file per example) and PostgreSQL (a fresh schema per exa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -35,6 +39,7 @@ from hypothesis.stateful import (
 )
 
 from tests.backends import pg_schema, require_postgres
+from tests.integration.interleaving import Interleaving, Worker
 from tests.integration.support import FakeClock, figures
 from voxmeter.adapters.postgres import PostgresStorage
 from voxmeter.adapters.sqlite import SqliteStorage
@@ -45,7 +50,7 @@ from voxmeter.errors import BadParameters, Conflict, NotFound
 from voxmeter.service.codec import EventIn
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
-from voxmeter.service.ingest import ingest_batch
+from voxmeter.service.ingest import IngestResult, ingest_batch
 from voxmeter.service.months import close_due_months, close_month
 from voxmeter.service.ports import Database
 from voxmeter.service.tenancy import create_operation
@@ -65,6 +70,9 @@ UNIVERSE = [(2026, m) for m in (2, 3, 4, 5, 6)]
 START = (2026, 4, 2, 12)
 LIMIT = (2026, 6, 12, 0)
 GRACE_DAYS = 3
+#: Long enough for several earlier months to be open at once, so a batch can report a level in
+#: a month before every metered one while a later month is being closed.
+LONG_GRACE_DAYS = 45
 TIMEZONES = ["UTC", "Asia/Kathmandu", "America/New_York"]
 SUBJECTS = ["ana", "Ana", "bo"]
 ID_PREFIXES = ["e", "E", "ev/", "ñ-", " x ", "id%20"]
@@ -126,10 +134,15 @@ class MeteringMachine(RuleBasedStateMachine):
         super().__init__()
         self.stack = contextlib.ExitStack()
         self.storage, self.url = self.stack.enter_context(open_storage)
+        self.racing = Interleaving(self.storage)
         self.other: Database | None = None
         self.clock = FakeClock("2026-01-01T00:00:00Z")
+        self.grace = GRACE_DAYS
         self.ctx = Context(
-            storage=self.storage, catalog=model_catalog(), grace_days=GRACE_DAYS, clock=self.clock
+            storage=self.racing,  # type: ignore[arg-type]
+            catalog=model_catalog(),
+            grace_days=GRACE_DAYS,
+            clock=self.clock,
         )
         self.op: Operation | None = None
         self.products = APIS
@@ -157,9 +170,9 @@ class MeteringMachine(RuleBasedStateMachine):
         return self.month_of(self.clock.now)
 
     def closes_at(self, ym: YearMonth) -> int:
-        """Local midnight GRACE_DAYS after the month ends."""
+        """Local midnight `grace` days after the month ends."""
         year, month = next_month(ym)
-        return micros(datetime(year, month, 1, tzinfo=self.zone) + timedelta(days=GRACE_DAYS))
+        return micros(datetime(year, month, 1, tzinfo=self.zone) + timedelta(days=self.grace))
 
     def is_closed(self, ym: YearMonth) -> bool:
         explicit = self.closed_through is not None and ym <= self.closed_through
@@ -228,8 +241,9 @@ class MeteringMachine(RuleBasedStateMachine):
         event_id: str,
         open_only: bool = True,
         month: YearMonth | None = None,
+        products: list[str] | None = None,
     ) -> EventIn:
-        product = data.draw(st.sampled_from(self.products), label="product")
+        product = data.draw(st.sampled_from(products or self.products), label="product")
         kind = KINDS[product]
         when = instant(self.draw_time(data, open_only, month))
         sent_in = data.draw(
@@ -290,14 +304,29 @@ class MeteringMachine(RuleBasedStateMachine):
         tz=st.sampled_from(TIMEZONES),
         order=st.permutations(APIS),
         count=st.integers(2, 4),
+        grace=st.sampled_from([LONG_GRACE_DAYS, LONG_GRACE_DAYS, GRACE_DAYS]),
+        race_first=st.sampled_from([True, False]),
+        data=st.data(),
     )
-    def create(self, tz: str, order: list[str], count: int) -> None:
+    def create(
+        self,
+        tz: str,
+        order: list[str],
+        count: int,
+        grace: int,
+        race_first: bool,
+        data: st.DataObject,
+    ) -> None:
         # Each example meters a few products only (swarm testing): more events per product, so
         # ties, carried levels and shared subjects turn up more often.
         self.products = sorted(order[:count])
+        self.grace = grace
+        self.ctx = dataclasses.replace(self.ctx, grace_days=grace)
         self.zone = ZoneInfo(tz)
         self.clock.now = micros(datetime(*START, tzinfo=self.zone))
         self.op = create_operation(self.ctx, "model", "0042", tz)
+        if race_first:  # nothing is metered yet: any level reported now starts the metering
+            self.close_racing_ingest(data)
 
     @rule(data=st.data())
     def ingest(self, data: st.DataObject) -> None:
@@ -334,9 +363,18 @@ class MeteringMachine(RuleBasedStateMachine):
         previous = max(ym for ym in UNIVERSE if ym < self.current())
         self.submit([self.draw_event(data, self.fresh_id(data), month=previous)], None)
 
-    def submit(self, batch: list[EventIn], poison: int | None) -> None:
-        """Ingest a batch and check the outcome against the model, then record what it stored."""
+    def submit(
+        self,
+        batch: list[EventIn],
+        poison: int | None,
+        outcome: Callable[[], IngestResult] | None = None,
+    ) -> None:
+        """Ingest a batch (or take the `outcome` of its ingest, run elsewhere) and check it
+        against the model, then record what it stored."""
         assert self.op is not None
+        op = self.op
+        if outcome is None:
+            outcome = lambda: ingest_batch(self.ctx, op, batch)  # noqa: E731
         # Copies of stored ids are duplicates even in a closed month; a new id there is refused.
         late = {
             i
@@ -347,7 +385,7 @@ class MeteringMachine(RuleBasedStateMachine):
         if poison is not None or late:
             before = self.snapshot_all()
             with pytest.raises(BadParameters) as refused:
-                ingest_batch(self.ctx, self.op, batch)
+                outcome()
             indices = {item["index"] for item in refused.value.data}  # type: ignore[index]
             if poison is None:
                 assert indices == late, (indices, late)
@@ -361,7 +399,7 @@ class MeteringMachine(RuleBasedStateMachine):
         for e in batch:
             first.setdefault(e.id, e)
         new = [e for event_id, e in first.items() if event_id not in self.events]
-        result = ingest_batch(self.ctx, self.op, batch)
+        result = outcome()
         assert (result.accepted, result.duplicates) == (len(new), len(batch) - len(new))
         for e in new:
             self.seq += 1
@@ -434,8 +472,51 @@ class MeteringMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def close(self, data: st.DataObject) -> None:
+        self.close_and_check(data.draw(st.sampled_from(UNIVERSE), label="close"))
+
+    @precondition(lambda self: self.op is not None)
+    @rule(data=st.data())
+    def close_racing_ingest(self, data: st.DataObject) -> None:
+        """Close a month while a batch commits: the batch reports a level in the earliest open
+        month (before every metered one, now and then) and runs either just before the close's
+        transaction opens (it must be in the frozen figures) or once that transaction holds the
+        operation (it waits, then finds the months closed)."""
         assert self.op is not None
-        ym = data.draw(st.sampled_from(UNIVERSE), label="close")
+        op = self.op
+        opened = [m for m in UNIVERSE if self.month_start(m) <= self.clock.now]
+        earliest = min(m for m in opened if not self.is_closed(m))
+        # Months after the earliest open one first (the latest first): closing one moves the
+        # start of what must be frozen when the batch reports a level before every metered month.
+        closable = [m for m in UNIVERSE if m < self.current()]
+        closable.sort(key=lambda m: (m <= earliest, -m[0], -m[1]))
+        ym = data.draw(st.sampled_from(closable), label="close")
+        levels = [api for api in APIS if KINDS[api] == "max"]
+        level = self.draw_event(data, self.fresh_id(data), month=earliest, products=levels)
+        if not level.quantity:  # a level of 0 carries nothing a close could lose
+            level = msgspec.structs.replace(level, quantity=Decimal(1))
+        batch = [level]
+        for _ in range(data.draw(st.integers(0, 2), label="more")):
+            batch.append(self.draw_event(data, self.fresh_id(data)))
+        orders = ["before its transaction", "before its transaction", "inside it"]
+        when = data.draw(st.sampled_from(orders), label="race")
+        if when == "before its transaction":
+            self.racing.before_next_write(lambda: self.submit(batch, None))
+            self.close_and_check(ym)
+        else:
+            worker = Worker(lambda: ingest_batch(self.ctx, op, batch))
+            self.racing.after_next_exclusive(worker.start)
+            self.close_and_check(ym)
+            self.submit(batch, None, outcome=worker.join)
+        self.racing.disarm()
+
+    @precondition(lambda self: self.op is not None)
+    @rule(data=st.data())
+    def close_racing_ingest_more(self, data: st.DataObject) -> None:
+        """Races are what this machine is most likely to miss: this doubles their share."""
+        self.close_racing_ingest(data)
+
+    def close_and_check(self, ym: YearMonth) -> None:
+        assert self.op is not None
         if ym >= self.current():
             with pytest.raises(BadParameters):
                 close_month(self.ctx, self.op, Month(*ym))

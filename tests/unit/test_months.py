@@ -348,3 +348,33 @@ def test_window_of_month_of_contains_the_instant(tz: str, data: st.DataObject | 
     )
     assert (first.year, first.month, first.day) == (local.year, local.month, 1)
     assert (before.year, before.month) != (first.year, first.month)
+
+
+def _reading(tz: str, micros: int) -> datetime:
+    return from_micros(micros, ZoneInfo(tz)).replace(tzinfo=None)
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.sampled_from(ZONES), st.data())
+@example("America/New_York", None)
+def test_local_micros_is_the_first_instant_the_clock_reads_it(
+    tz: str, data: st.DataObject | None
+) -> None:
+    """Never decreasing, and exactly the first instant whose reading is that wall time or
+    later: in a skipped hour the instant of the change, in a repeated one its first pass."""
+    cal = calendar(tz)
+    if data is None:  # 02:30 does not exist on 8 March 2026 in New York
+        walls = [datetime(2026, 3, 8, 2, 30), datetime(2026, 3, 8, 3, 0)]
+    else:
+        seconds = st.integers(0, (LAST_YEAR - FIRST_YEAR) * 365 * 86400)
+        base = data.draw(seconds, label="wall")
+        step = data.draw(st.integers(1, 3 * 86400), label="step")
+        walls = [datetime(FIRST_YEAR, 1, 2) + timedelta(seconds=s) for s in (base, base + step)]
+    found = [cal.local_micros(w) for w in walls]
+    assert found[0] <= found[1]
+    for wall, instant in zip(walls, found, strict=True):
+        assert _reading(tz, instant) >= wall
+        assert _reading(tz, instant - 1) < wall
+    if data is None:
+        # Both wall times map to 07:00 UTC, the instant the clock jumped from 02:00 to 03:00.
+        assert found == [utc(2026, 3, 8, 7), utc(2026, 3, 8, 7)]

@@ -83,7 +83,7 @@ class ZoneCalendar:
         self.zone = zone(tz_name)
         self.first_month = FIRST_YEAR * 12
         self.month_starts = [
-            to_micros(datetime(y, m, 1, tzinfo=self.zone))
+            self.local_micros(datetime(y, m, 1))
             for y in range(FIRST_YEAR, LAST_YEAR + 2)
             for m in range(1, 13)
         ]
@@ -109,7 +109,8 @@ class ZoneCalendar:
         return self.month_of(now_micros)
 
     def day_start(self, day: date) -> int:
-        return to_micros(datetime(day.year, day.month, day.day, tzinfo=self.zone))
+        """The day's first instant: when the clock first reads its 00:00 or later."""
+        return self.local_micros(datetime(day.year, day.month, day.day))
 
     def closes_at(self, month_index: int, grace_days: int) -> int:
         """When an open month closes by itself: local midnight `grace_days` after it ends."""
@@ -117,14 +118,34 @@ class ZoneCalendar:
         day = date(first_of_next.year, first_of_next.month, 1) + timedelta(days=grace_days)
         return self.day_start(day)
 
-    def local_micros(self, naive: datetime, *, later: bool = False) -> int:
-        """A wall-clock time in this zone as an instant.
+    def local_micros(self, naive: datetime) -> int:
+        """The first instant at which this zone's clock reads `naive` or later.
 
-        A time that occurs twice (DST ends) is its first occurrence, or its second with `later`;
-        a time skipped by DST maps to the moment of the change when used as a start and just
-        before it with `later`, so consecutive windows never overlap or leave gaps.
+        A wall time that occurs once is that instant; one that occurs twice (the clock goes
+        back) is its first occurrence; one the clock skips (it goes forward) is the instant of
+        the change. This is never decreasing in `naive`, so ranges `[local_micros(a),
+        local_micros(b))` of consecutive wall times `a < b < c` partition the timeline: no gap,
+        no overlap, whatever the zone does between them.
         """
-        return to_micros(naive.replace(tzinfo=self.zone, fold=1 if later else 0))
+        found = to_micros(naive.replace(tzinfo=self.zone, fold=0))
+        if self._reads(found) == naive:
+            return found
+        # Skipped: `fold=0` read it with the offset before the change (an instant after it),
+        # `fold=1` with the offset after (an instant before it). The change lies between.
+        before = to_micros(naive.replace(tzinfo=self.zone, fold=1))
+        if not before < found or self._reads(before) >= naive:
+            return found  # not a plain skip; cannot happen with real zone data
+        while found - before > 1:  # the clock reads < naive at `before`, > naive at `found`
+            middle = (before + found) // 2
+            if self._reads(middle) >= naive:
+                found = middle
+            else:
+                before = middle
+        return found
+
+    def _reads(self, micros: int) -> datetime:
+        """What this zone's clock reads at the instant (naive)."""
+        return from_micros(micros, self.zone).replace(tzinfo=None)
 
 
 @lru_cache(maxsize=256)

@@ -1,7 +1,10 @@
 """Decoding event batches (JSON array, NDJSON, CSV) into typed records, fast.
 
 The fast path decodes a whole batch in one msgspec call. Only when that fails is the batch
-decoded again element by element, to report every problem with its index and field.
+decoded again element by element, to report every problem with its index and field. Two things
+the parser would get wrong are looked for in the text first (a cheap scan of the body, and a
+closer look only where it finds something): times with more than 6 fractional digits or a leap
+second (see `timetext`), and quantity strings written with other than ASCII digits ("١٢").
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import msgspec
 
 from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH, Problem
 from voxmeter.errors import BadParameters
+from voxmeter.service.timetext import LEAP_SECOND, LONG_FRACTION, kept_time
+
+ASCII_ONLY = "must be written with ASCII digits"
 
 
 class InvalidBatch(BadParameters):
@@ -42,9 +48,74 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False)
     subject: Annotated[str, msgspec.Meta(max_length=MAX_SUBJECT_LENGTH)] | None = None
 
 
+class _Texts(msgspec.Struct, gc=False):
+    """The raw JSON of an event's time and quantity; every other field is skipped."""
+
+    time: msgspec.Raw = msgspec.Raw()
+    quantity: msgspec.Raw = msgspec.Raw()
+
+
+class _NotAscii(ValueError):
+    """A quantity string with characters other than ASCII (digits of other scripts)."""
+
+
 _batch = msgspec.json.Decoder(list[EventIn])
 _one = msgspec.json.Decoder(EventIn)
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_texts = msgspec.json.Decoder(list[_Texts])
+_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_string = msgspec.json.Decoder(str)
+
+
+def _parsed_plain(text: bytes) -> bool:
+    """Nothing in JSON the parser accepted needs a closer look: all ASCII without escapes (so no
+    quantity is written in other digits), and no time over 6 fractional digits (the parser
+    refuses leap seconds, so a batch holding one never gets here)."""
+    return text.isascii() and b"\\" not in text and LONG_FRACTION.search(text) is None
+
+
+def _plain(text: bytes) -> bool:
+    """As `_parsed_plain`, for JSON not parsed yet: no leap second either."""
+    return _parsed_plain(text) and LEAP_SECOND not in text
+
+
+def _json_string(raw: msgspec.Raw) -> str | None:
+    """The text of a raw JSON value when it is a string."""
+    data = bytes(raw)
+    return _string.decode(data) if data[:1] == b'"' else None
+
+
+def _texts_plain(body: bytes) -> bool:
+    """The times and quantities of a parsed batch need no closer look (other fields, ids and
+    subjects, may hold any text)."""
+    texts = _texts.decode(body)
+    quantities = b"".join([t.quantity for t in texts])
+    return _parsed_plain(quantities) and _parsed_plain(b"".join([t.time for t in texts]))
+
+
+def _rewritten(item: bytes) -> bytes:
+    """One event's JSON with its time as kept; _NotAscii for a quantity in other digits."""
+    try:
+        fields = _fields.decode(item)
+    except msgspec.MsgspecError:
+        return item  # not an object: decoding it reports that
+    quantity = fields.get("quantity")
+    if quantity is not None:
+        text = _json_string(quantity)
+        if text is not None and not text.isascii():
+            raise _NotAscii(text)
+    time = fields.get("time")
+    text = None if time is None else _json_string(time)
+    if text is None or kept_time(text) == text:
+        return item
+    fields["time"] = msgspec.Raw(msgspec.json.encode(kept_time(text)))
+    return msgspec.json.encode(fields)
+
+
+def _decode_one(item: bytes) -> EventIn:
+    return _one.decode(item if _plain(item) else _rewritten(item))
+
+
 _FIELD_AT = re.compile(r"at `\$(?:\[\d+\])?\.?([A-Za-z_]*)")
 _FIELD_NAMED = re.compile(r"field `([^`]*)`")
 
@@ -75,7 +146,8 @@ def decode_json(body: bytes) -> list[EventIn]:
         pass
     else:
         _check_size(len(events))
-        return events
+        if _parsed_plain(body) or _texts_plain(body):
+            return events
     try:
         raws = _raw_list.decode(body)
     except msgspec.ValidationError as exc:
@@ -93,11 +165,12 @@ def decode_ndjson(body: bytes) -> list[EventIn]:
     lines = [line for line in body.split(b"\n") if line.strip()]
     _check_size(len(lines))
     try:
-        return [_one.decode(line) for line in lines]
+        events = [_one.decode(line) for line in lines]
     except UnicodeDecodeError as exc:
         raise BadParameters("the body is not valid UTF-8") from exc
     except msgspec.MsgspecError:
         return _decode_each(lines)
+    return events if _parsed_plain(body) else _decode_each(lines)
 
 
 def _decode_each(items: Iterable[bytes]) -> list[EventIn]:
@@ -105,9 +178,11 @@ def _decode_each(items: Iterable[bytes]) -> list[EventIn]:
     problems: list[Problem] = []
     for index, item in enumerate(items):
         try:
-            decoded.append((index, _one.decode(item)))
+            decoded.append((index, _decode_one(item)))
         except msgspec.MsgspecError as exc:
             problems.append(_problem(index, exc))
+        except _NotAscii:
+            problems.append(Problem(index, "quantity", ASCII_ONLY))
         except UnicodeDecodeError:
             problems.append(Problem(index, "event", "is not valid UTF-8"))
     if problems:
@@ -134,6 +209,12 @@ def decode_csv_rows(rows: list[dict[str, str]]) -> list[EventIn]:
     decoded: list[tuple[int, EventIn]] = []
     problems: list[Problem] = []
     for index, row in enumerate(rows):
+        quantity, time = row.get("quantity"), row.get("time")
+        if quantity is not None and not quantity.isascii():
+            problems.append(Problem(index, "quantity", ASCII_ONLY))
+            continue
+        if time is not None:
+            row = {**row, "time": kept_time(time)}
         try:
             decoded.append((index, msgspec.convert(row, EventIn, strict=False)))
         except msgspec.MsgspecError as exc:

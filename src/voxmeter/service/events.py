@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.events import is_possible_id
 from voxmeter.domain.meters import MeterState, contribution, fold
-from voxmeter.domain.months import Month, calendar, from_micros
+from voxmeter.domain.months import Month, ZoneCalendar, calendar, from_micros
 from voxmeter.domain.quantities import MICRO, format_micro
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict, NotFound
@@ -22,6 +22,7 @@ from voxmeter.service.ports import StoredEvent
 MAX_WINDOW_DAYS = 31
 MAX_PAGE = 60_000
 _DATE_FORMAT = "%Y%m%d%H%M%S"
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +119,24 @@ def list_events(
         raise BadParameters(f"unknown product {product!r}")
     if not 1 <= limit <= MAX_PAGE:
         raise BadParameters(f"limit must be between 1 and {MAX_PAGE}")
+    # [first moment the clock reads date_ini, first moment it reads past date_end): the end
+    # second is included, and windows that meet (end X, next start X + 1 s) share one bound.
     start = cal.local_micros(start_local)
-    end = cal.local_micros(end_local, later=True) + 1_000_000  # the end second is included
+    end = _after(cal, end_local)
     after = decode_cursor(cursor) if cursor else None
     rows = list(ctx.storage.events(op.id, start, end, product, after, limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].time, rows[-1].seq) if more else None
     return Page([_row(e, cal.zone) for e in rows], next_cursor)
+
+
+def _after(cal: ZoneCalendar, last: datetime) -> int:
+    """The first instant at which the clock reads a time after the second `last`."""
+    try:
+        return cal.local_micros(last + _SECOND)
+    except OverflowError:  # 9999-12-31 23:59:59: no later wall time exists
+        return cal.local_micros(last) + 1_000_000
 
 
 def _row(event: StoredEvent, zone: ZoneInfo) -> dict[str, object]:

@@ -28,18 +28,21 @@ def close_month(ctx: Context, op: Operation, month: Month) -> list[Month]:
     """Close `month` and every earlier open month, freezing each one's figures.
 
     Months close in order so that a closed month's carried-in levels can never change.
+    Everything the frozen figures depend on, the first metered month included, is read inside
+    the transaction that freezes them, after it has the operation to itself: a batch that
+    committed just before is in them, and one that comes after finds the months closed.
     Returns the months newly closed (empty when already closed).
     """
     now = ctx.clock()
     current = calendar(op.timezone).current_month(now)
     if month.index >= current:
         raise BadParameters(f"month {month} has not ended yet")
-    first = ctx.storage.first_month(op.id)
-    start = month.index if first is None else min(first, month.index)
     products = list(ctx.catalog)
     newly: list[Month] = []
     with ctx.storage.write() as tx:
         tx.exclusive(op.id)
+        first = tx.first_month(op.id)
+        start = month.index if first is None else min(first, month.index)
         closed = tx.closed_months(op.id)
         carried: dict[str, int] = {}
         for index in range(start, month.index + 1):
@@ -70,6 +73,8 @@ def close_due_months(ctx: Context) -> dict[str, list[Month]]:
         due = cal.current_month(now) - 1
         while due >= 0 and not is_closed_by_grace(ctx, op, due, now):
             due -= 1
+        # Only a hint of whether there is anything to close: close_month reads it again inside
+        # its transaction (a batch may commit in between).
         first = ctx.storage.first_month(op.id)
         if first is None or due < first:
             continue

@@ -80,6 +80,11 @@ class WriteTransaction(Protocol):
 
     def closed_months(self, operation_id: int) -> set[int]: ...
 
+    def first_month(self, operation_id: int) -> int | None:
+        """The earliest month holding any of the operation's events, as this transaction sees
+        it (after `exclusive`: every batch committed before it, none after)."""
+        ...
+
     def freeze(self, operation_id: int, month: int, totals: dict[str, int], when: int) -> None:
         """Record a month as closed with its final figures."""
         ...

@@ -519,6 +519,14 @@ class _Transaction:
         )
         return {int(r[0]) for r in rows}
 
+    def first_month(self, operation_id: int) -> int | None:
+        row = (
+            self._for(operation_id)
+            .execute("SELECT min(month) FROM meters WHERE operation_id = %s", (operation_id,))
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
     def freeze(self, operation_id: int, month: int, totals: dict[str, int], when: int) -> None:
         conn = self._for(operation_id, _METER)
         pids = self._storage._products.ids(conn, totals)

@@ -411,6 +411,12 @@ class _Transaction:
         )
         return {int(r[0]) for r in rows}
 
+    def first_month(self, operation_id: int) -> int | None:
+        row = self._conn.execute(
+            "SELECT min(month) FROM meters WHERE operation_id = ?", (operation_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def freeze(self, operation_id: int, month: int, totals: dict[str, int], when: int) -> None:
         self._conn.execute(
             "INSERT INTO closed_months (operation_id, month, closed) VALUES (?, ?, ?)",

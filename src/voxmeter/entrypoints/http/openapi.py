@@ -198,7 +198,8 @@ def document(catalog: Catalog) -> dict[str, Any]:
                 "type": "string",
                 "format": "date-time",
                 "description": "RFC 3339 with an offset or Z, at most 5 minutes in the future, "
-                "in an open month",
+                "in an open month; kept to the microsecond (further digits are cut, never "
+                "rounded), a leap second as 23:59:59.999999",
             },
             "quantity": {
                 "description": "A decimal, at most 6 decimal places. Required for sum and level "
@@ -388,7 +389,9 @@ def document(catalog: Catalog) -> dict[str, Any]:
                             "in": "query",
                             "required": True,
                             "description": "YYYYmmddHHiiss, operation timezone; the window is "
-                            f"at most {MAX_WINDOW_DAYS} days, both ends included",
+                            f"at most {MAX_WINDOW_DAYS} days, both ends included. A time the "
+                            "clock skips (DST) is the instant of the change, one it shows twice "
+                            "its first pass, so consecutive windows never overlap",
                             "schema": {"type": "string", "pattern": "^[0-9]{14}$"},
                         }
                         for name in ("date_ini", "date_end")
