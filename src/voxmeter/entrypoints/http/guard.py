@@ -70,9 +70,13 @@ def read_headers(headers: RawHeaders) -> tuple[str | None, set[str]]:
     return token, servers
 
 
-def seconds_to_midnight(now: datetime) -> int:
-    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(1, int((tomorrow - now).total_seconds()) + 1)
+def seconds_to_midnight(cal: ZoneCalendar, now: int) -> int:
+    """Whole seconds (rounded up, at least 1) until the operation's next local day starts.
+
+    Measured between instants, not wall times: on a day the clock changes, the wait is the
+    23 or 25 hours that really pass."""
+    tomorrow = cal.today(now) + timedelta(days=1)
+    return max(1, -(-(cal.day_start(tomorrow) - now) // 1_000_000))
 
 
 def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
@@ -105,7 +109,7 @@ def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
         raise TooManyInFlight(state.settings.max_in_flight)
     if admission.outcome == "quota":
         metrics.LIMIT_REJECTIONS.labels("quota").inc()
-        raise QuotaExceeded(seconds_to_midnight(local_now))
+        raise QuotaExceeded(seconds_to_midnight(cal, now))
     return Visit(caller, now, local_now, cal, day, admission.lease)
 
 
