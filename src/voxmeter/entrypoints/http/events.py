@@ -40,11 +40,20 @@ _DECODERS = {
 }
 
 
+def body_size(request: Request, limit: int) -> int:
+    """The most the body may take: its declared length, or `limit` when it declares none;
+    413 at once when it declares more than `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is None or not (declared.isascii() and declared.isdigit()):
+        return limit
+    if int(declared) > limit:
+        raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
+    return int(declared)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing anything over `limit` bytes before reading it where possible."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
+    body_size(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -74,9 +83,11 @@ async def ingest(request: Request) -> Response:
             result = ingest_body(state.ctx, visit.operation, body, decode)
             return result.accepted, result.duplicates
 
+        limit = state.settings.max_body_bytes
         with time_limit(request):  # a stalled upload must not hold its slot for ever
-            body = await read_body(request, state.settings.max_body_bytes)
-            accepted, duplicates = await run_in_threadpool(work, body)
+            async with state.uploads.hold(body_size(request, limit)):
+                body = await read_body(request, limit)
+                accepted, duplicates = await run_in_threadpool(work, body)
         metrics.INGESTED.labels("accepted").inc(accepted)
         metrics.INGESTED.labels("duplicate").inc(duplicates)
         return envelope.ok(

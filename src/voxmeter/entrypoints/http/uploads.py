@@ -1,0 +1,63 @@
+"""How much request-body memory the uploads of one process may hold at once.
+
+One upload holds at most its body (`--max-body-bytes`) and the 10,000 events it decodes to; the
+codec never builds more. Without a bound on uploads together, eight at the body limit (four
+tokens, two slots each) would still hold eight bodies at once. So an upload reserves its
+declared size (the body limit when undeclared) before its body is read and keeps it until it
+is answered; one that does not fit waits, first come first served, within the request time
+limit. Twice the body limit lets two uploads of the largest size run together, and any number
+of the usual few-MiB ones.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+
+BODIES_PER_BUDGET = 2
+"""The budget, in bodies of the largest allowed size."""
+
+
+class UploadBudget:
+    """A first-come-first-served byte semaphore, for the event loop's tasks."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._waiting: deque[tuple[int, anyio.Event]] = deque()
+
+    @asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        """Hold `size` bytes (at most the whole budget) for the duration of the block."""
+        size = max(0, min(size, self.total))
+        if self._waiting or size > self.free:
+            entry = (size, anyio.Event())
+            self._waiting.append(entry)
+            try:
+                await entry[1].wait()
+            except BaseException:  # cancelled (time limit): give back a grant made meanwhile
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+                    self._grant()
+                else:
+                    self._give_back(size)
+                raise
+        else:
+            self.free -= size
+        try:
+            yield
+        finally:
+            self._give_back(size)
+
+    def _give_back(self, size: int) -> None:
+        self.free += size
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self._waiting[0][0] <= self.free:
+            size, event = self._waiting.popleft()
+            self.free -= size
+            event.set()
