@@ -6,7 +6,8 @@ Usage: python bench/attacks.py [--backend sqlite|postgres] [--src PATH] [--junk-
 Two attacks, each against a fresh server process on loopback:
 
 * uploads: for each body shape, 8 uploads at once (4 tokens x 2 in-flight slots) of the
-  largest body the limits allow (16 MiB): `[0,0,...]`, `[{},{},...]`, NDJSON `ab` lines, and
+  largest body the limits allow (16 MiB): `[0,0,...]`, `[{},{},...]`, the same zeros after a MiB
+  of blanks (past the early looks at a body's start), NDJSON `ab` lines, and
   10,000 valid events padded with blanks. Measured: the server's peak RSS over its RSS before
   (VmHWM after resetting it through /proc/<pid>/clear_refs), and /healthz latency, polled
   every 10 ms while the uploads run. Targets: growth < 100 MB, /healthz p99 < 50 ms.
@@ -64,6 +65,10 @@ def _valid_padded() -> bytes:
 SHAPES = {
     "json [0,0,...]": (lambda: b"[" + b"0," * ((LIMIT - 3) // 2) + b"0]", "application/json"),
     "json [{},{},...]": (lambda: b"[" + b"{}," * ((LIMIT - 4) // 3) + b"{}]", "application/json"),
+    "json blank MiB, then [0,0,...]": (
+        lambda: b"[" + b" " * (MIB + 1) + b"0," * ((LIMIT - MIB - 3) // 2) + b"0]",
+        "application/json",
+    ),
     "ndjson ab lines": (lambda: b"ab\n" * (LIMIT // 3), "application/x-ndjson"),
     "10,000 valid events, padded": (_valid_padded, "application/json"),
 }

@@ -34,6 +34,12 @@ def _json_empty_objects() -> bytes:
     return b"[" + b"{}," * ((LIMIT - 4) // 3) + b"{}]"
 
 
+def _json_zeros_after_a_blank_mib() -> bytes:
+    """Millions of elements the early looks at the body's start cannot see."""
+    start = b"[" + b" " * (MIB + 1)
+    return start + b"0," * ((LIMIT - len(start) - 1) // 2) + b"0]"
+
+
 def _ndjson_lines() -> bytes:
     return b"ab\n" * (LIMIT // 3)
 
@@ -61,6 +67,12 @@ SHAPES: dict[str, tuple[Callable[[str], bytes], str, int, str]] = {
     ),
     "json [{},{},...]": (
         lambda tag: _json_empty_objects(),
+        "application/json",
+        400,
+        "SOME PARAMETERS ARE REQUIRED: at most 10000 events per request, got 10001 or more",
+    ),
+    "json blank MiB, then [0,0,...]": (
+        lambda tag: _json_zeros_after_a_blank_mib(),
         "application/json",
         400,
         "SOME PARAMETERS ARE REQUIRED: at most 10000 events per request, got 10001 or more",

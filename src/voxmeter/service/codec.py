@@ -61,6 +61,16 @@ _Slots = msgspec.defstruct(
 syntax but skips, without building anything, the elements past the last slot. So a batch over
 the limit is recognised with at most MAX_BATCH + 1 small objects, whatever its length."""
 _slots = msgspec.json.Decoder(_Slots)
+_FirstSlots = msgspec.defstruct(
+    "_FirstSlots",
+    [(f"e{i}", msgspec.Raw, _NO_ELEMENT) for i in range(MAX_BATCH)],
+    array_like=True,
+    frozen=True,
+    gc=False,
+    forbid_unknown_fields=True,
+)
+"""MAX_BATCH slots, refusing one more element as soon as it starts (even in a truncated body)."""
+_first_slots = msgspec.json.Decoder(_FirstSlots)
 _EVENT_LINE = re.compile(rb"\S[^\n]*")
 _LINE_WINDOW = 1 << 20
 _FIELD_AT = re.compile(r"at `\$(?:\[\d+\])?\.?([A-Za-z_]*)")
@@ -99,6 +109,23 @@ def _elements(body: bytes) -> list[msgspec.Raw]:
     raws = list(itertools.takewhile(bool, msgspec.structs.astuple(slots)))
     _check_size(len(raws))
     return raws
+
+
+def too_many_at_start(start: bytes, ndjson: bool) -> None:
+    """BadParameters when the start of a body already holds more than MAX_BATCH events (the
+    rest need not be read); anything else, truncated or malformed, is left to the decoder."""
+    if ndjson:
+        if len(_ndjson_lines(start)) > MAX_BATCH:
+            _check_size(MAX_BATCH + 1)
+        return
+    if not start.lstrip().startswith(b"["):
+        return
+    try:
+        _first_slots.decode(start)
+    except msgspec.ValidationError:  # elements are raw: only their number can be wrong
+        _check_size(MAX_BATCH + 1)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return
 
 
 def decode_json(body: bytes) -> list[EventIn]:

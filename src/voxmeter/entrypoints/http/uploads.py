@@ -1,12 +1,13 @@
 """How much request-body memory the uploads of one process may hold at once.
 
-One upload holds at most its body (`--max-body-bytes`) and the 10,000 events it decodes to; the
-codec never builds more. Without a bound on uploads together, eight at the body limit (four
-tokens, two slots each) would still hold eight bodies at once. So an upload reserves its
-declared size (the body limit when undeclared) before its body is read and keeps it until it
-is answered; one that does not fit waits, first come first served, within the request time
-limit. Twice the body limit lets two uploads of the largest size run together, and any number
-of the usual few-MiB ones.
+One upload holds at most twice its body (the chunks as they arrive, then the body joined from
+them; at most `--max-body-bytes` each) and the 10,000 events it decodes to: the codec never
+builds more. Without a bound on uploads together, eight at the body limit (four tokens, two
+slots each) would still hold eight bodies at once. So an upload reserves twice its declared
+size (the body limit when undeclared) before its body is read, and keeps it until it is
+answered; one that does not fit waits, first come first served, within the request time limit.
+The budget, twice the body limit, runs one upload of the largest size at a time, and a dozen
+or more of the usual few-MiB batches together.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import anyio
 
 BODIES_PER_BUDGET = 2
 """The budget, in bodies of the largest allowed size."""
+HELD_PER_BODY_BYTE = 2
+"""What an upload reserves per byte of its body: its chunks, then the joined body."""
 
 
 class UploadBudget:
