@@ -6,8 +6,9 @@ Usage: python bench/attacks.py [--backend sqlite|postgres] [--src PATH] [--junk-
 Two attacks, each against a fresh server process on loopback:
 
 * uploads: for each body shape, 8 uploads at once (4 tokens x 2 in-flight slots) of the
-  largest body the limits allow (16 MiB): `[0,0,...]`, `[{},{},...]`, the same zeros after a MiB
-  of blanks (past the early looks at a body's start), NDJSON `ab` lines, and
+  largest body the limits allow (16 MiB): `[0,0,...]`, `[{},{},...]`, the same zeros after 2 MiB
+  of blanks (past the early looks at a body's first MiB), 10,000 arrays of zeros (within the
+  count, so scanned whole), NDJSON `ab` lines, and
   10,000 valid events padded with blanks. Measured: the server's peak RSS over its RSS before
   (VmHWM after resetting it through /proc/<pid>/clear_refs), and /healthz latency, polled
   every 10 ms while the uploads run. Targets: growth < 100 MB, /healthz p99 < 50 ms.
@@ -65,8 +66,14 @@ def _valid_padded() -> bytes:
 SHAPES = {
     "json [0,0,...]": (lambda: b"[" + b"0," * ((LIMIT - 3) // 2) + b"0]", "application/json"),
     "json [{},{},...]": (lambda: b"[" + b"{}," * ((LIMIT - 4) // 3) + b"{}]", "application/json"),
-    "json blank MiB, then [0,0,...]": (
-        lambda: b"[" + b" " * (MIB + 1) + b"0," * ((LIMIT - MIB - 3) // 2) + b"0]",
+    "json 2 MiB of blanks, then [0,0,...]": (
+        lambda: b"[" + b" " * (2 * MIB) + b"0," * ((LIMIT - 2 * MIB - 3) // 2) + b"0]",
+        "application/json",
+    ),
+    "json 10,000 arrays of zeros": (
+        lambda: (
+            b"[" + b",".join([b"[" + b"0," * ((LIMIT // 10_000 - 4) // 2) + b"0]"] * 10_000) + b"]"
+        ),
         "application/json",
     ),
     "ndjson ab lines": (lambda: b"ab\n" * (LIMIT // 3), "application/x-ndjson"),
@@ -212,6 +219,7 @@ def main() -> None:
     parser.add_argument("--junk-reads", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=300.0, help="time limit per scenario")
     parser.add_argument("--only", choices=["uploads", "junk"], default=None)
+    parser.add_argument("--shape", choices=list(SHAPES), default=None, help="one upload shape")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if args.src:
@@ -220,7 +228,7 @@ def main() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     results: list[dict[str, object]] = []
     if args.only in (None, "uploads"):
-        results += [uploads(args, shape) for shape in SHAPES]
+        results += [uploads(args, shape) for shape in SHAPES if args.shape in (None, shape)]
     if args.only in (None, "junk"):
         results.append(junk_reads(args))
     out = {"backend": args.backend, "src": args.src or "this tree", "results": results}

@@ -34,10 +34,16 @@ def _json_empty_objects() -> bytes:
     return b"[" + b"{}," * ((LIMIT - 4) // 3) + b"{}]"
 
 
-def _json_zeros_after_a_blank_mib() -> bytes:
-    """Millions of elements the early looks at the body's start cannot see."""
-    start = b"[" + b" " * (MIB + 1)
+def _json_zeros_after_blanks() -> bytes:
+    """Millions of elements the early looks at the body's first MiB cannot see."""
+    start = b"[" + b" " * (2 * MIB)
     return start + b"0," * ((LIMIT - len(start) - 1) // 2) + b"0]"
+
+
+def _nested_zeros() -> bytes:
+    """10,000 elements, each an array of zeros: within the count, so scanned to the end."""
+    element = b"[" + b"0," * ((LIMIT // 10_000 - 4) // 2) + b"0]"
+    return b"[" + b",".join([element] * 10_000) + b"]"
 
 
 def _ndjson_lines() -> bytes:
@@ -71,11 +77,17 @@ SHAPES: dict[str, tuple[Callable[[str], bytes], str, int, str]] = {
         400,
         "SOME PARAMETERS ARE REQUIRED: at most 10000 events per request, got 10001 or more",
     ),
-    "json blank MiB, then [0,0,...]": (
-        lambda tag: _json_zeros_after_a_blank_mib(),
+    "json 2 MiB of blanks, then [0,0,...]": (
+        lambda tag: _json_zeros_after_blanks(),
         "application/json",
         400,
         "SOME PARAMETERS ARE REQUIRED: at most 10000 events per request, got 10001 or more",
+    ),
+    "json 10,000 arrays of zeros": (
+        lambda tag: _nested_zeros(),
+        "application/json",
+        400,
+        "SOME PARAMETERS ARE REQUIRED: invalid events",
     ),
     "ndjson ab lines": (
         lambda tag: _ndjson_lines(),

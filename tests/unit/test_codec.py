@@ -463,8 +463,9 @@ def test_ten_thousand_events_then_junk_is_too_many() -> None:
     for tail in (b', {"id": 1}]', b", 0]", b", [[[[]]]]]"):
         error = refused(decode_json, body[:-1] + tail)
         assert error.msg.endswith("at most 10000 events per request, got 10001 or more")
-    error = refused(decode_json, body[:-1] + b", 0")  # unterminated: malformed, said so
-    assert "malformed JSON" in error.msg
+    error = refused(decode_json, body[:-1] + b", 0")  # unterminated, but one too many already
+    assert error.msg.endswith("at most 10000 events per request, got 10001 or more")
+    assert "malformed JSON" in refused(decode_json, body[:-1]).msg  # unterminated, 10,000
 
 
 def test_ndjson_ten_thousand_lines_and_blank_ones_are_accepted() -> None:

@@ -52,25 +52,16 @@ _one = msgspec.json.Decoder(EventIn)
 _NO_ELEMENT = msgspec.Raw(b"")
 _Slots = msgspec.defstruct(
     "_Slots",
-    [(f"e{i}", msgspec.Raw, _NO_ELEMENT) for i in range(MAX_BATCH + 1)],
-    array_like=True,
-    frozen=True,
-    gc=False,
-)
-"""A JSON array as MAX_BATCH + 1 slots of raw elements: msgspec validates every element's
-syntax but skips, without building anything, the elements past the last slot. So a batch over
-the limit is recognised with at most MAX_BATCH + 1 small objects, whatever its length."""
-_slots = msgspec.json.Decoder(_Slots)
-_FirstSlots = msgspec.defstruct(
-    "_FirstSlots",
     [(f"e{i}", msgspec.Raw, _NO_ELEMENT) for i in range(MAX_BATCH)],
     array_like=True,
     frozen=True,
     gc=False,
     forbid_unknown_fields=True,
 )
-"""MAX_BATCH slots, refusing one more element as soon as it starts (even in a truncated body)."""
-_first_slots = msgspec.json.Decoder(_FirstSlots)
+"""A JSON array as MAX_BATCH slots of raw (unparsed) elements: msgspec refuses one element more
+as soon as it starts, even in a truncated body, so a batch over the limit costs a scan of its
+first MAX_BATCH elements and at most MAX_BATCH small objects, whatever follows."""
+_slots = msgspec.json.Decoder(_Slots)
 _EVENT_LINE = re.compile(rb"\S[^\n]*")
 _LINE_WINDOW = 1 << 20
 _FIELD_AT = re.compile(r"at `\$(?:\[\d+\])?\.?([A-Za-z_]*)")
@@ -101,6 +92,8 @@ def _elements(body: bytes) -> list[msgspec.Raw]:
     except UnicodeDecodeError as exc:
         raise BadParameters("the body is not valid UTF-8") from exc
     except msgspec.ValidationError as exc:
+        if body.lstrip().startswith(b"["):  # elements are raw: only their number can be wrong
+            _check_size(MAX_BATCH + 1)
         raise BadParameters("the body must be a JSON array of events") from exc
     except msgspec.DecodeError as exc:
         raise BadParameters(f"malformed JSON ({exc})") from exc
@@ -121,7 +114,7 @@ def too_many_at_start(start: bytes, ndjson: bool) -> None:
     if not start.lstrip().startswith(b"["):
         return
     try:
-        _first_slots.decode(start)
+        _slots.decode(start)
     except msgspec.ValidationError:  # elements are raw: only their number can be wrong
         _check_size(MAX_BATCH + 1)
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
