@@ -37,7 +37,7 @@ def _json_empty_objects() -> bytes:
 def _json_zeros_after_blanks() -> bytes:
     """Millions of elements the early looks at the body's first MiB cannot see."""
     start = b"[" + b" " * (2 * MIB)
-    return start + b"0," * ((LIMIT - len(start) - 1) // 2) + b"0]"
+    return start + b"0," * ((LIMIT - len(start) - 2) // 2) + b"0]"
 
 
 def _nested_zeros() -> bytes:

@@ -11,11 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voxmeter.domain.tenancy import READ, WRITE
-from voxmeter.entrypoints.http import envelope, metrics
+from voxmeter.entrypoints.http import envelope, metrics, uploads
 from voxmeter.entrypoints.http.guard import admitted, in_time, time_limit
 from voxmeter.entrypoints.http.state import AppState
-from voxmeter.entrypoints.http.uploads import HELD_PER_BODY_BYTE
-from voxmeter.errors import BadParameters, PayloadTooLarge, VoxmeterError
+from voxmeter.errors import BadParameters
 from voxmeter.service import codec
 from voxmeter.service.events import MAX_PAGE, list_events, void_event
 from voxmeter.service.ingest import ingest_body
@@ -43,10 +42,6 @@ _DECODERS = {
     "application/jsonl": codec.decode_ndjson,
 }
 
-EARLY_LOOKS = (64 * 1024, 256 * 1024, 1024 * 1024)
-"""Body sizes at which an upload's start is looked at for more than 10,000 events, so a body
-of millions of tiny elements is refused after a few KiB instead of read and scanned whole
-(each look costs at most a millisecond or two on the event loop)."""
 LARGE_BODY = 1024 * 1024
 _large_decodes = threading.Lock()
 """Decoding holds the interpreter lock (about 2 ms per MiB): bodies above LARGE_BODY are
@@ -63,47 +58,6 @@ def _decoded_alone(
             return decode(body)
 
     return alone
-
-
-def body_size(request: Request, limit: int) -> int:
-    """The most the body may take: its declared length, or `limit` when it declares none;
-    413 at once when it declares more than `limit`."""
-    declared = request.headers.get("content-length")
-    if declared is None or not (declared.isascii() and declared.isdigit()):
-        return limit
-    if int(declared) > limit:
-        raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
-    return int(declared)
-
-
-async def read_body(
-    request: Request, limit: int, look: Callable[[bytes], None] | None = None
-) -> bytes:
-    """The body, refusing anything over `limit` bytes before reading it where possible.
-    `look` is shown the body's start at each of EARLY_LOOKS and may refuse it there."""
-    body_size(request, limit)
-    chunks: list[bytes] = []
-    size = 0
-    looks = iter(EARLY_LOOKS if look is not None else ())
-    next_look = next(looks, None)
-    stream = request.stream()
-    async for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
-        chunks.append(chunk)
-        if look is not None and next_look is not None and size >= next_look:
-            try:
-                look(b"".join(chunks))
-            except VoxmeterError:
-                # Refused: the rest is read and dropped, so that a client still sending gets
-                # the reply instead of a reset connection.
-                chunks.clear()
-                async for _ in stream:
-                    pass
-                raise
-            next_look = next(looks, None)
-    return b"".join(chunks)
 
 
 async def collection(request: Request) -> Response:
@@ -131,8 +85,7 @@ async def ingest(request: Request) -> Response:
 
         limit = state.settings.max_body_bytes
         with time_limit(request):  # a stalled upload must not hold its slot for ever
-            async with state.uploads.hold(HELD_PER_BODY_BYTE * body_size(request, limit)):
-                body = await read_body(request, limit, look)
+            async with uploads.upload(request, state.uploads, limit, look) as body:
                 accepted, duplicates = await run_in_threadpool(work, body)
         metrics.INGESTED.labels("accepted").inc(accepted)
         metrics.INGESTED.labels("duplicate").inc(duplicates)
