@@ -3,9 +3,9 @@
 The fast path decodes a whole batch in one msgspec call. Only when that fails is the batch
 decoded again element by element, to report every problem with its index and field.
 
-A batch is counted before anything is built per event: past the 10,000th element (JSON) or
-non-blank line (NDJSON) the rest of the body is only scanned, never turned into objects, so an
-upload's decoding holds at most 10,000 events whatever its body.
+A batch is counted before anything is built per event, and counting stops at the 10,001st
+element (JSON) or non-blank line (NDJSON): the rest of the body is neither scanned nor turned
+into objects, so decoding an upload holds at most 10,000 events whatever its body.
 """
 
 from __future__ import annotations
