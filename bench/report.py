@@ -187,6 +187,24 @@ def fuzz_rows(f: Figures, _: Any) -> list[Row]:
     return [(f"schemathesis, {f['backend']}", target, measured, verdict(ok))]
 
 
+def attack_rows(f: Figures, _: Any) -> list[Row]:
+    out: list[Row] = []
+    for r in f["results"]:
+        if r["scenario"] == "junk reads":
+            measured = (
+                f"{r['reads']:,} reads: RSS +{r['rss_growth_mib']} MiB over {r['rss_before_mib']}"
+            )
+            target = "RSS growth < 20 MB"
+        else:
+            measured = (
+                f"RSS +{r['rss_growth_mib']} MiB over {r['rss_before_mib']}; /healthz p99 "
+                f"{r['healthz_p99_ms']} ms (max {r['healthz_max_ms']}); replies {r['statuses'][0]}"
+            )
+            target = "RSS growth < 100 MB; /healthz p99 < 50 ms"
+        out.append((f"{r['scenario']} ({f['backend']})", target, measured, verdict(r["met"])))
+    return out
+
+
 def steps(quick: bool, work: Path) -> list[Step]:
     py = sys.executable
     seq, uuid, pg = (1_000_000, 1_000_000, 1_000_000) if quick else (10**7, 10**7, 5_000_000)
@@ -237,6 +255,15 @@ def steps(quick: bool, work: Path) -> list[Step]:
             [py, str(HERE / "read.py"), "--backend", "postgres", "--json", "{json}"],
             read_rows,
             300,
+        ),
+        *(
+            Step(
+                f"attacks_{backend}",
+                [py, str(HERE / "attacks.py"), "--backend", backend, "--json", "{json}"],
+                attack_rows,
+                900,
+            )
+            for backend in ("sqlite", "postgres")
         ),
         Step(
             "soak",

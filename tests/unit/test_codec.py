@@ -378,3 +378,98 @@ def test_a_csv_field_over_the_size_limit_is_a_clear_error() -> None:
     text = "id,product,time,quantity\n" + "x" * 200_000 + ",rsync,2026-05-01T00:00:00Z,1\n"
     with pytest.raises(BadParameters, match="malformed CSV"):
         csv_rows(text)
+
+
+# -------------------------------------------------------------------- oversized batches
+
+BIG = 16 * 1024 * 1024
+"""The default body limit."""
+
+
+def _peak_while(work: Callable[[], object]) -> int:
+    """The most memory Python allocated (bytes) while `work` ran, over what it held before."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        work()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("decode", "body"),
+    [
+        pytest.param(decode_json, b"[" + b"0," * (BIG // 2 - 2) + b"0]", id="json-zeros"),
+        pytest.param(decode_json, b"[" + b"{}," * (BIG // 3 - 2) + b"{}]", id="json-objects"),
+        pytest.param(decode_json, b'["a",' + b'"",' * (BIG // 3 - 3) + b"1]", id="json-strings"),
+        pytest.param(decode_ndjson, b"ab\n" * (BIG // 3), id="ndjson-lines"),
+        pytest.param(decode_ndjson, b"{}\r\n \n" * (BIG // 6), id="ndjson-crlf-blanks"),
+    ],
+)
+def test_a_batch_over_the_limit_is_refused_without_building_its_elements(
+    decode: Decode, body: bytes
+) -> None:
+    """Millions of elements are counted, not built: refusing one costs a few MB, whatever the
+    count (building them cost hundreds)."""
+    errors: list[BadParameters] = []
+
+    def work() -> None:
+        with pytest.raises(BadParameters) as info:
+            decode(body)
+        errors.append(info.value)
+
+    peak = _peak_while(work)
+    assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+    assert errors[0].msg == (
+        "SOME PARAMETERS ARE REQUIRED: at most 10000 events per request, got 10001 or more"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\n" * BIG,
+        b" \r\n" * (BIG // 3),
+        (b"\n" * 4094 + json.dumps(good()).encode() + b"\n") * 2,
+    ],
+    ids=["newlines", "blank-crlf", "sparse"],
+)
+def test_ndjson_blank_lines_cost_nothing_per_line(body: bytes) -> None:
+    """Blank lines never become objects, however many there are."""
+    found: list[int] = []
+    peak = _peak_while(lambda: found.append(len(_try(decode_ndjson, body))))
+    assert peak < 4 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+    assert found == [0 if body.strip() == b"" else 2]
+
+
+def _try(decode: Decode, body: bytes) -> list[EventIn]:
+    """The events, or none when the body holds none (refused as empty)."""
+    try:
+        return decode(body)
+    except BadParameters as exc:
+        if "empty" not in exc.msg:
+            raise
+        return []
+
+
+def test_ten_thousand_events_then_junk_is_too_many() -> None:
+    """The element after the 10,000th is refused whatever it is: valid, junk or malformed."""
+    events = [good(id=f"e-{n}") for n in range(10_000)]
+    body = as_json(events)
+    for tail in (b', {"id": 1}]', b", 0]", b", [[[[]]]]]"):
+        error = refused(decode_json, body[:-1] + tail)
+        assert error.msg.endswith("at most 10000 events per request, got 10001 or more")
+    error = refused(decode_json, body[:-1] + b", 0")  # unterminated, but one too many already
+    assert error.msg.endswith("at most 10000 events per request, got 10001 or more")
+    assert "malformed JSON" in refused(decode_json, body[:-1]).msg  # unterminated, 10,000
+
+
+def test_ndjson_ten_thousand_lines_and_blank_ones_are_accepted() -> None:
+    lines = [json.dumps(good(id=f"e-{n}")).encode() for n in range(10_000)]
+    body = b"\n \r\n\t\n".join(lines) + b"\n" * 100_000
+    assert len(decode_ndjson(body)) == 10_000
+    assert "got 10001 or more" in refused(decode_ndjson, body + b"x\n").msg

@@ -5,12 +5,17 @@ decoded again element by element, to report every problem with its index and fie
 the parser would get wrong are looked for in the text first (a cheap scan of the body, and a
 closer look only where it finds something): times with more than 6 fractional digits or a leap
 second (see `timetext`), and quantity strings written with other than ASCII digits ("١٢").
+
+A batch is counted before anything is built per event, and counting stops at the 10,001st
+element (JSON) or non-blank line (NDJSON): the rest of the body is neither scanned nor turned
+into objects, so decoding an upload holds at most 10,000 events whatever its body.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -61,7 +66,6 @@ class _NotAscii(ValueError):
 
 _batch = msgspec.json.Decoder(list[EventIn])
 _one = msgspec.json.Decoder(EventIn)
-_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _texts = msgspec.json.Decoder(list[_Texts])
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _string = msgspec.json.Decoder(str)
@@ -114,8 +118,21 @@ def _rewritten(item: bytes) -> bytes:
 
 def _decode_one(item: bytes) -> EventIn:
     return _one.decode(item if _plain(item) else _rewritten(item))
-
-
+_NO_ELEMENT = msgspec.Raw(b"")
+_Slots = msgspec.defstruct(
+    "_Slots",
+    [(f"e{i}", msgspec.Raw, _NO_ELEMENT) for i in range(MAX_BATCH)],
+    array_like=True,
+    frozen=True,
+    gc=False,
+    forbid_unknown_fields=True,
+)
+"""A JSON array as MAX_BATCH slots of raw (unparsed) elements: msgspec refuses one element more
+as soon as it starts, even in a truncated body, so a batch over the limit costs a scan of its
+first MAX_BATCH elements and at most MAX_BATCH small objects, whatever follows."""
+_slots = msgspec.json.Decoder(_Slots)
+_EVENT_LINE = re.compile(rb"\S[^\n]*")
+_LINE_WINDOW = 1 << 20
 _FIELD_AT = re.compile(r"at `\$(?:\[\d+\])?\.?([A-Za-z_]*)")
 _FIELD_NAMED = re.compile(r"field `([^`]*)`")
 
@@ -130,14 +147,52 @@ def _problem(index: int, exc: msgspec.MsgspecError) -> Problem:
 
 
 def _check_size(count: int) -> None:
+    """`count` is the number of elements found, counting stops at MAX_BATCH + 1."""
     if count == 0:
         raise BadParameters("the batch is empty")
     if count > MAX_BATCH:
-        raise BadParameters(f"at most {MAX_BATCH} events per request, got {count}")
+        raise BadParameters(f"at most {MAX_BATCH} events per request, got {count} or more")
+
+
+def _elements(body: bytes) -> list[msgspec.Raw]:
+    """The array's elements, raw, or BadParameters: not an array, malformed or too many."""
+    try:
+        slots = _slots.decode(body)
+    except UnicodeDecodeError as exc:
+        raise BadParameters("the body is not valid UTF-8") from exc
+    except msgspec.ValidationError as exc:
+        if body.lstrip().startswith(b"["):  # elements are raw: only their number can be wrong
+            _check_size(MAX_BATCH + 1)
+        raise BadParameters("the body must be a JSON array of events") from exc
+    except msgspec.DecodeError as exc:
+        raise BadParameters(f"malformed JSON ({exc})") from exc
+    except RecursionError as exc:  # arrays nested thousands deep: no event looks like that
+        raise BadParameters("malformed JSON (nested too deeply)") from exc
+    raws = list(itertools.takewhile(bool, msgspec.structs.astuple(slots)))
+    _check_size(len(raws))
+    return raws
+
+
+def too_many_at_start(start: bytes, ndjson: bool) -> None:
+    """BadParameters when the start of a body already holds more than MAX_BATCH events (the
+    rest need not be read); anything else, truncated or malformed, is left to the decoder."""
+    if ndjson:
+        if len(_ndjson_lines(start)) > MAX_BATCH:
+            _check_size(MAX_BATCH + 1)
+        return
+    if not start.lstrip().startswith(b"["):
+        return
+    try:
+        _slots.decode(start)
+    except msgspec.ValidationError:  # elements are raw: only their number can be wrong
+        _check_size(MAX_BATCH + 1)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return
 
 
 def decode_json(body: bytes) -> list[EventIn]:
     """A JSON array of events."""
+    raws = _elements(body)
     try:
         events = _batch.decode(body)
     except UnicodeDecodeError as exc:
@@ -145,24 +200,31 @@ def decode_json(body: bytes) -> list[EventIn]:
     except msgspec.MsgspecError:
         pass
     else:
-        _check_size(len(events))
         if _parsed_plain(body) or _texts_plain(body):
             return events
-    try:
-        raws = _raw_list.decode(body)
-    except msgspec.ValidationError as exc:
-        raise BadParameters("the body must be a JSON array of events") from exc
-    except msgspec.DecodeError as exc:
-        raise BadParameters(f"malformed JSON ({exc})") from exc
-    except RecursionError as exc:  # arrays nested thousands deep: no event looks like that
-        raise BadParameters("malformed JSON (nested too deeply)") from exc
-    _check_size(len(raws))
     return _decode_each(bytes(raw) for raw in raws)
+
+
+def _ndjson_lines(body: bytes) -> list[bytes]:
+    """The non-blank lines (without their leading blanks), at most MAX_BATCH + 1 of them.
+
+    One regular-expression scan, a window of about a megabyte at a time so that other threads
+    (the event loop) run in between; blank lines never become objects.
+    """
+    lines: list[bytes] = []
+    start, size = 0, len(body)
+    while start < size and len(lines) <= MAX_BATCH:
+        end = body.find(b"\n", min(start + _LINE_WINDOW, size))
+        end = size if end < 0 else end
+        found = _EVENT_LINE.finditer(body, start, end)
+        lines += (m.group() for m in itertools.islice(found, MAX_BATCH + 1 - len(lines)))
+        start = end + 1
+    return lines
 
 
 def decode_ndjson(body: bytes) -> list[EventIn]:
     """One JSON event per line; blank lines are skipped."""
-    lines = [line for line in body.split(b"\n") if line.strip()]
+    lines = _ndjson_lines(body)
     _check_size(len(lines))
     try:
         events = [_one.decode(line) for line in lines]

@@ -35,6 +35,11 @@ class MonthMeters:
     carried: dict[str, int]
 
 
+METER_CACHE_ENTRIES = 4096
+"""Month meters a reader thread keeps for the current storage version, least recently used
+first out (a key is an operation, a month and a product set)."""
+
+
 class WriteTransaction(Protocol):
     """One atomic unit of writing: everything in it commits together or not at all.
 

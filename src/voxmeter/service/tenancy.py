@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from voxmeter.domain.tenancy import (
 )
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context
+from voxmeter.service.lru import LruCache
 
 TOKEN_PREFIX = "vxm_"  # noqa: S105 - a prefix, not a secret
 
@@ -98,6 +98,10 @@ class Caller:
     operation: Operation
 
 
+TOKEN_CACHE_ENTRIES = 10_000
+"""Valid tokens remembered at once (misses are never cached, so only real tokens take room)."""
+
+
 class Authenticator:
     """Resolves secrets to callers, caching hits for `ttl` seconds.
 
@@ -108,8 +112,7 @@ class Authenticator:
     def __init__(self, ctx: Context, ttl: float = 1.0) -> None:
         self._ctx = ctx
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Caller]] = {}
-        self._lock = threading.Lock()
+        self._cache: LruCache[str, tuple[float, Caller]] = LruCache(TOKEN_CACHE_ENTRIES)
 
     def resolve(self, secret: str) -> Caller | None:
         digest = hash_secret(secret)
@@ -119,18 +122,15 @@ class Authenticator:
             return hit[1]
         found = self._ctx.storage.token_by_hash(digest)
         if found is None:
-            self._cache.pop(digest, None)
+            self._cache.pop(digest)
             return None
         token, stored = found
         if not hmac.compare_digest(stored, digest) or token.revoked is not None:
-            self._cache.pop(digest, None)
+            self._cache.pop(digest)
             return None
         op = self._ctx.storage.operation(token.operation_id)
         if op is None:
             return None
         caller = Caller(token, op)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + self._ttl, caller)
+        self._cache.put(digest, (now + self._ttl, caller))
         return caller

@@ -31,7 +31,8 @@ from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.errors import Unavailable
-from voxmeter.service.ports import MonthMeters, StoredEvent
+from voxmeter.service.lru import LruCache
+from voxmeter.service.ports import METER_CACHE_ENTRIES, MonthMeters, StoredEvent
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -795,9 +796,9 @@ class PostgresStorage:
         """One statement (one snapshot); cached per thread for as long as `version()` stays."""
         local = self._local
         version = self.version()  # before reading: the cached data is never older than its key
-        cache: dict[object, MonthMeters] | None = getattr(local, "meters", None)
+        cache: LruCache[object, MonthMeters] | None = getattr(local, "meters", None)
         if cache is None or local.meters_version != version:
-            cache = local.meters = {}
+            cache = local.meters = LruCache(METER_CACHE_ENTRIES)
             local.meters_version = version
         key = (operation_id, month, products, levels)
         found = cache.get(key)
@@ -824,9 +825,7 @@ class PostgresStorage:
                 }
                 carried = {str(api): int(value) for kind, api, _, _, value in rows if kind == "l"}
                 found = MonthMeters(None, states, carried)
-            if len(cache) > 4096:
-                cache.clear()
-            cache[key] = found
+            cache.put(key, found)
         return found
 
     def meter_states(

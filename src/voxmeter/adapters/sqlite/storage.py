@@ -20,7 +20,8 @@ from voxmeter.adapters.sqlite.checkpoint import Checkpointer
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
-from voxmeter.service.ports import MonthMeters, StoredEvent
+from voxmeter.service.lru import LruCache
+from voxmeter.service.ports import METER_CACHE_ENTRIES, MonthMeters, StoredEvent
 
 _OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
 _TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
@@ -703,9 +704,9 @@ class SqliteStorage:
         """Cached per reader thread, for as long as `version()` stays the same."""
         local = self._local
         version = self.version()
-        cache: dict[object, MonthMeters] | None = getattr(local, "meters", None)
+        cache: LruCache[object, MonthMeters] | None = getattr(local, "meters", None)
         if cache is None or local.meters_version != version:
-            cache = local.meters = {}
+            cache = local.meters = LruCache(METER_CACHE_ENTRIES)
             local.meters_version = version
         key = (operation_id, month, products, levels)
         found = cache.get(key)
@@ -722,9 +723,7 @@ class SqliteStorage:
             finally:
                 conn.execute("COMMIT")
             found = MonthMeters(frozen, states, carried)
-            if len(cache) > 4096:
-                cache.clear()
-            cache[key] = found
+            cache.put(key, found)
         return found
 
     def meter_states(

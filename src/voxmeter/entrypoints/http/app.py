@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -33,6 +33,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         allow = (exc.headers or {}).get("Allow", "")
         return envelope.error(MethodNotAllowed(allow))
     return envelope.error(UnknownApi())
+
+
+class _NoReply(Response):
+    """Sends nothing: there is no one left to answer."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hangs up before its request has arrived: the client's doing, not a server
+    error, so one line and a count of its own (no reply, so no status in the request count)."""
+    log.info("client disconnected before sending all of %s %s", request.method, request.url.path)
+    metrics.CLIENT_DISCONNECTS.labels(metrics.route_of(request.url.path)).inc()
+    return _NoReply()
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -103,6 +118,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
         exception_handlers={
             VoxmeterError: _voxmeter_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _unexpected,
         },
         lifespan=lifespan,

@@ -21,28 +21,35 @@ from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Receive, Scope, Send
 from voxmeter.errors import BadParameters, MethodNotAllowed, UnknownApi, VoxmeterError
 from voxmeter.service.figures import month_figures, resolve_month
+from voxmeter.service.lru import LruCache
 
 log = logging.getLogger("voxmeter.http")
 
 Reply = tuple[str, list[dict[str, str]]]
 
 
-def billing(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
-    """One row per requested product: the month's figure as a plain decimal string."""
-    ctx = state.ctx
-    op = visit.operation
+def billing_query(state: AppState, visit: Visit, params: dict[str, str]) -> tuple[str, int | None]:
+    """What a billing reply depends on in the query: the api and the month asked for (None: the
+    current one). Every other parameter is ignored."""
     api = params.get("api")
     if not api:
         raise BadParameters("api")
+    if api != "all" and state.ctx.catalog.get(api) is None:
+        raise UnknownApi()
+    return api, resolve_month(state.ctx, visit.operation, params.get("month"))
+
+
+def billing_reply(state: AppState, visit: Visit, api: str, requested: int | None) -> Reply:
+    """One row per requested product: the month's figure as a plain decimal string."""
+    ctx = state.ctx
+    op = visit.operation
     products: list[Product]
     if api == "all":
         products = list(ctx.catalog)
     else:
         product = ctx.catalog.get(api)
-        if product is None:
-            raise UnknownApi()
+        assert product is not None  # checked by billing_query
         products = [product]
-    requested = resolve_month(ctx, op, params.get("month"))
     month = visit.calendar.month_of(visit.now) if requested is None else requested
     figures = month_figures(ctx, op, products, month)
     today = visit.day
@@ -58,6 +65,10 @@ def billing(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
     if requested is None:
         return "Information found for the current month", rows
     return f"Information found for {Month.from_index(month)}", rows
+
+
+def billing(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
+    return billing_reply(state, visit, *billing_query(state, visit, params))
 
 
 def information(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
@@ -92,28 +103,37 @@ READS: dict[str, Callable[[AppState, Visit, dict[str, str]], Reply]] = {
 }
 
 
+REPLY_CACHE_ENTRIES = 4096
+REPLY_CACHE_BYTES = 4 * 1024 * 1024
+"""The billing reply cache's bounds: an `api=all` reply is about 3 KB, one product's 0.2 KB."""
+
+ReplyKey = tuple[int, str, int | None, str]
+
+
 class WolkvoxReads:
     """Serves READS directly and passes every other request on to `app`.
 
-    A billing reply depends only on the operation, the query, the operation's local day and the
-    stored figures, so it is kept until the storage `version()` or the day changes.
+    A billing reply depends only on the operation, the api and month asked for, the operation's
+    local day and the stored figures, so it is kept under (operation, api, month, day) until the
+    storage `version()` changes; least recently used replies make room for new ones.
     """
 
     def __init__(self, state: AppState, app: ASGIApp) -> None:
         self.state = state
         self.app = app
-        self._replies: dict[tuple[int, bytes, str], tuple[Hashable, bytes]] = {}
+        self.replies: LruCache[ReplyKey, tuple[Hashable, bytes]] = LruCache(
+            REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES, lambda entry: len(entry[1])
+        )
 
     def _billing_body(self, visit: Visit, query: bytes) -> bytes:
         version = self.state.ctx.storage.version()
-        key = (visit.operation.id, query, visit.day)
-        cached = self._replies.get(key)
+        api, month = billing_query(self.state, visit, _params(query))
+        key = (visit.operation.id, api, month, visit.day)
+        cached = self.replies.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        body = envelope.ok_body(*billing(self.state, visit, _params(query)))
-        if len(self._replies) > 10_000:
-            self._replies.clear()
-        self._replies[key] = (version, body)
+        body = envelope.ok_body(*billing_reply(self.state, visit, api, month))
+        self.replies.put(key, (version, body))
         return body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
 from voxmeter.domain.tenancy import READ, WRITE
-from voxmeter.entrypoints.http import envelope, metrics
+from voxmeter.entrypoints.http import envelope, metrics, uploads
 from voxmeter.entrypoints.http.guard import admitted, in_time, time_limit
 from voxmeter.entrypoints.http.state import AppState
-from voxmeter.errors import BadParameters, PayloadTooLarge
+from voxmeter.errors import BadParameters
 from voxmeter.service import codec
 from voxmeter.service.events import MAX_PAGE, list_events, void_event
 from voxmeter.service.ingest import ingest_body
@@ -39,20 +42,22 @@ _DECODERS = {
     "application/jsonl": codec.decode_ndjson,
 }
 
+LARGE_BODY = 1024 * 1024
+_large_decodes = threading.Lock()
+"""Decoding holds the interpreter lock (about 2 ms per MiB): bodies above LARGE_BODY are
+decoded one at a time, so other requests wait for at most one of them."""
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing anything over `limit` bytes before reading it where possible."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+def _decoded_alone(
+    decode: Callable[[bytes], list[codec.EventIn]],
+) -> Callable[[bytes], list[codec.EventIn]]:
+    def alone(body: bytes) -> list[codec.EventIn]:
+        if len(body) <= LARGE_BODY:
+            return decode(body)
+        with _large_decodes:
+            return decode(body)
+
+    return alone
 
 
 async def collection(request: Request) -> Response:
@@ -69,14 +74,19 @@ async def ingest(request: Request) -> Response:
         decode = _DECODERS.get(content_type)
         if decode is None:
             raise BadParameters("Content-Type must be application/json or application/x-ndjson")
+        ndjson = decode is codec.decode_ndjson
+
+        def look(start: bytes) -> None:
+            codec.too_many_at_start(start, ndjson)
 
         def work(body: bytes) -> tuple[int, int]:
-            result = ingest_body(state.ctx, visit.operation, body, decode)
+            result = ingest_body(state.ctx, visit.operation, body, _decoded_alone(decode))
             return result.accepted, result.duplicates
 
+        limit = state.settings.max_body_bytes
         with time_limit(request):  # a stalled upload must not hold its slot for ever
-            body = await read_body(request, state.settings.max_body_bytes)
-            accepted, duplicates = await run_in_threadpool(work, body)
+            async with uploads.upload(request, state.uploads, limit, look) as body:
+                accepted, duplicates = await run_in_threadpool(work, body)
         metrics.INGESTED.labels("accepted").inc(accepted)
         metrics.INGESTED.labels("duplicate").inc(duplicates)
         noun = "event" if accepted == 1 else "events"

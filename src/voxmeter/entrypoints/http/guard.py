@@ -17,6 +17,7 @@ from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.http import metrics
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import (
+    BadParameters,
     InvalidToken,
     Maintenance,
     MissingToken,
@@ -52,12 +53,15 @@ def read_headers(headers: RawHeaders) -> tuple[str | None, set[str]]:
     """The token and every server the request names, in one pass over the raw headers.
 
     Servers are named by `wolkvox_server` / `wolkvox-server` headers (any number of them) and by
-    a `Host` of the form `wv<server>.<domain>`; all of them must match the token's server.
+    a `Host` of the form `wv<server>.<domain>`; all of them must match the token's server. A
+    second token is refused rather than one of the two picked.
     """
     token: str | None = None
     servers: set[str] = set()
     for name, value in headers:
         if name == b"wolkvox-token":
+            if token is not None:
+                raise BadParameters("send the wolkvox-token header once, not several times")
             token = value.decode("latin-1")
         elif name in (b"wolkvox_server", b"wolkvox-server"):
             named = value.decode("latin-1").strip()

@@ -26,6 +26,12 @@ INGESTED = Counter(
 LIMIT_REJECTIONS = Counter(
     "voxmeter_limit_rejections", "Requests refused by a limit", ["limit"], registry=REGISTRY
 )
+CLIENT_DISCONNECTS = Counter(
+    "voxmeter_client_disconnects",
+    "Requests whose client hung up before sending all of it (not answered, so not in requests)",
+    ["route"],
+    registry=REGISTRY,
+)
 
 ROUTES = {
     "/api/v2/billing.php": "billing",

@@ -17,7 +17,8 @@ from voxmeter.service.events import MAX_PAGE, MAX_WINDOW_DAYS
 
 _ERRORS = {
     "400": "Unknown api or path (THE API YOU WANT TO CONSULT DOES NOT EXIST), or missing/invalid "
-    "parameters (SOME PARAMETERS ARE REQUIRED[: detail]); for ingest, `data` lists every problem",
+    "parameters (SOME PARAMETERS ARE REQUIRED[: detail]), a wolkvox-token header sent more than "
+    "once included; for ingest, `data` lists every problem",
     "401": "No wolkvox-token header (PLEASE ENTER THE WOLKVOX-TOKEN)",
     "403": "PLEASE VALIDATE TOKEN (unknown, revoked or wrong-scope token, or another server), "
     "TOKEN LIMIT EXCEEDED, EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2), or "
@@ -30,7 +31,8 @@ _ERRORS = {
     "500": "A bug: a generic message, never a stack trace",
     "503": "The database or Redis cannot be reached just now (SERVICE UNAVAILABLE); "
     "a Retry-After header says when to try again, and service resumes by itself",
-    "504": "The request did not finish within the time limit (60 s)",
+    "504": "The request did not finish within the time limit (60 s), waiting for room among "
+    "the uploads in flight included",
 }
 
 # The envelope's `error` for each status, and what its `msg` can be (docs/api.md, Errors).
@@ -129,7 +131,8 @@ _SERVER_HEADERS = [
         "in": "header",
         "required": False,
         "description": "The server (4 digits) the caller expects; a mismatch is refused (403). "
-        "A Host of the form wv<server>.<domain> names it too.",
+        "A Host of the form wv<server>.<domain> names it too, and so does a request line in "
+        "absolute form (whose host is then checked instead of Host's).",
         "schema": {"type": "string", "pattern": "^[0-9]{4}$"},
     }
     for name in ("wolkvox_server", "wolkvox-server")

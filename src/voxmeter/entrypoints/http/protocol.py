@@ -5,6 +5,10 @@ sends them, or a body nobody reads, a byte at a time: one client could take the 
 or hold connections for ever. Here a request head is limited to `MAX_HEAD_BYTES` (431 above) and
 must arrive within the request time limit (408 after it), and a connection whose reply has been
 sent while its request is still arriving is closed at that limit.
+
+uvicorn also drops the host of a request line in absolute form (`GET http://host/path`), which
+is the request's effective host (RFC 9112 §3.2.2); here it replaces any `Host` header, so the
+application checks the host the client addressed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httptools
 import msgspec
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -91,7 +96,23 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._host_from_target()
         super().on_headers_complete()
+
+    def _host_from_target(self) -> None:
+        """A target in absolute form names the host: it stands in for every `Host` header."""
+        if self.url[:1] == b"/":  # origin form, the usual case
+            return
+        try:
+            target = httptools.parse_url(self.url)
+        except httptools.HttpParserError:
+            return  # uvicorn refuses it next
+        if not target.host:
+            return
+        host = b"[" + target.host + b"]" if b":" in target.host else target.host
+        if target.port is not None:
+            host += b":%d" % target.port
+        self.headers[:] = [(n, v) for n, v in self.headers if n != b"host"] + [(b"host", host)]
 
     def on_message_complete(self) -> None:
         # The next request's head may start in the same chunk; counting none of that chunk

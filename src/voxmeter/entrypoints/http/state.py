@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from voxmeter.config import Settings
+from voxmeter.entrypoints.http.uploads import BODIES_PER_BUDGET, UploadBudget
 from voxmeter.service.context import Context
 from voxmeter.service.ports import Limiter
 from voxmeter.service.tenancy import Authenticator
@@ -37,6 +38,8 @@ class AppState:
     limiter: Limiter
     auth: Authenticator
     maintenance: MaintenanceFlag = field(init=False)
+    uploads: UploadBudget = field(init=False)
 
     def __post_init__(self) -> None:
         self.maintenance = MaintenanceFlag(self.ctx)
+        self.uploads = UploadBudget(BODIES_PER_BUDGET * self.settings.max_body_bytes)
