@@ -9,6 +9,10 @@ sent while its request is still arriving is closed at that limit.
 uvicorn also drops the host of a request line in absolute form (`GET http://host/path`), which
 is the request's effective host (RFC 9112 §3.2.2); here it replaces any `Host` header, so the
 application checks the host the client addressed.
+
+`HttpToolsProtocol` is not part of uvicorn's public API, so pyproject.toml pins uvicorn to the
+minor release the tests prove, and tests/unit/test_uvicorn_internals.py names every hook and
+attribute used here: an upgrade that drops one fails there instead of silently losing a limit.
 """
 
 from __future__ import annotations
