@@ -10,7 +10,9 @@ import threading
 
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to `target`. `cut()` drops every connection and refuses new
-    ones (as if the service died); `restore()` lets connections through again."""
+    ones (as if the service died); `stall()` keeps connections open but holds every byte (as if
+    the service hung, e.g. Redis under CLIENT PAUSE); `restore()` lets everything through again,
+    held bytes first."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -21,6 +23,8 @@ class CuttableProxy:
         self.port = int(self._listener.getsockname()[1])
         self._open = threading.Event()
         self._open.set()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._stopped = False
@@ -49,6 +53,7 @@ class CuttableProxy:
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -69,10 +74,15 @@ class CuttableProxy:
             live = list(self._sockets)
         self._drop(*live)
 
+    def stall(self) -> None:
+        self._flowing.clear()
+
     def restore(self) -> None:
         self._open.set()
+        self._flowing.set()
 
     def close(self) -> None:
         self._stopped = True
+        self._flowing.set()
         self.cut()
         self._listener.close()

@@ -101,5 +101,9 @@ def limiter(settings: Settings, ctx: Context) -> Limiter:
 def app_state(settings: Settings, ctx: Context) -> AppState:
     """The HTTP app's shared state."""
     return AppState(
-        ctx=ctx, settings=settings, limiter=limiter(settings, ctx), auth=Authenticator(ctx)
+        ctx=ctx,
+        settings=settings,
+        limiter=limiter(settings, ctx),
+        auth=Authenticator(ctx),
+        local_reads=settings.database_url.startswith(SQLITE),
     )

@@ -14,6 +14,9 @@ from voxmeter.service.ports import Admission, Storage
 
 
 class InProcessLimiter:
+    in_process = True
+    """Admissions are a few dictionary updates under a lock: safe on the event loop."""
+
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._lock = threading.Lock()

@@ -123,6 +123,9 @@ return lost
 class RedisLimiter:
     """Per-token concurrency and per-operation daily quota shared by every process via Redis."""
 
+    in_process = False
+    """Every call is a network round trip that may wait up to `timeout`: never on the loop."""
+
     def __init__(
         self,
         url: str,

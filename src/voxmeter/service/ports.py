@@ -212,6 +212,10 @@ class Admission:
 class Limiter(Protocol):
     """Per-token concurrency and per-operation daily quota, admitted in one step."""
 
+    in_process: bool
+    """True when `admit`, `release` and `usage` only touch this process's memory (no I/O), so
+    an event loop may call them directly; otherwise they are called from a worker thread."""
+
     def admit(
         self, token_id: str, operation_id: int, day: str, max_in_flight: int, quota: int
     ) -> Admission:

@@ -114,6 +114,14 @@ class Authenticator:
         self._ttl = ttl
         self._cache: LruCache[str, tuple[float, Caller]] = LruCache(TOKEN_CACHE_ENTRIES)
 
+    def cached(self, secret: str) -> Caller | None:
+        """The caller of a secret resolved less than `ttl` ago, without touching storage;
+        None means `resolve` must look it up."""
+        hit = self._cache.get(hash_secret(secret))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
+
     def resolve(self, secret: str) -> Caller | None:
         digest = hash_secret(secret)
         now = time.monotonic()

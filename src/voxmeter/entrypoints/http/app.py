@@ -93,17 +93,20 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Threads of their own: requests stalled on a database or Redis (which take the
+        # shared worker threads) never delay a flush or a month close.
+        threads = anyio.CapacityLimiter(BACKGROUND_THREADS)
         async with anyio.create_task_group() as tasks:
             if background:
-                tasks.start_soon(_flush_counters, state)
-                tasks.start_soon(_close_months, state)
-                tasks.start_soon(_trim_memory)
+                tasks.start_soon(_flush_counters, state, threads)
+                tasks.start_soon(_close_months, state, threads)
+                tasks.start_soon(_trim_memory, threads)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
         try:
-            state.limiter.flush()
+            await anyio.to_thread.run_sync(state.limiter.flush, limiter=threads)
         finally:
             state.limiter.close()
 
@@ -150,27 +153,31 @@ class _OutageLog:
             log.warning("could not %s: %s; will retry", self.what, exc.msg)
 
 
-async def _flush_counters(state: AppState) -> None:
+#: Worker threads kept for the background tasks, one each.
+BACKGROUND_THREADS = 3
+
+
+async def _flush_counters(state: AppState, threads: anyio.CapacityLimiter) -> None:
     outage = _OutageLog("persist request counters")
     while True:
         await anyio.sleep(1.0)
         try:
-            await anyio.to_thread.run_sync(state.limiter.flush)
+            await anyio.to_thread.run_sync(state.limiter.flush, limiter=threads)
         except Exception as exc:
             outage.failed(exc)
 
 
-async def _trim_memory() -> None:
+async def _trim_memory(threads: anyio.CapacityLimiter) -> None:
     while True:
         await anyio.sleep(memory.TRIM_INTERVAL)
-        await anyio.to_thread.run_sync(memory.release_free_memory)
+        await anyio.to_thread.run_sync(memory.release_free_memory, limiter=threads)
 
 
-async def _close_months(state: AppState) -> None:
+async def _close_months(state: AppState, threads: anyio.CapacityLimiter) -> None:
     outage = _OutageLog("close due months")
     while True:
         try:
-            closed = await anyio.to_thread.run_sync(close_due_months, state.ctx)
+            closed = await anyio.to_thread.run_sync(close_due_months, state.ctx, limiter=threads)
             for name, months in closed.items():
                 log.info("closed %s for %s", ", ".join(map(str, months)), name)
         except Exception as exc:

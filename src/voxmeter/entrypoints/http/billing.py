@@ -16,7 +16,15 @@ from voxmeter.domain.months import Month
 from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import READ
 from voxmeter.entrypoints.http import envelope
-from voxmeter.entrypoints.http.guard import Visit, admit, release
+from voxmeter.entrypoints.http.guard import (
+    RawHeaders,
+    Visit,
+    admit_parsed,
+    admits_in_memory,
+    off_loop,
+    read_headers,
+    release,
+)
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Receive, Scope, Send
 from voxmeter.errors import BadParameters, MethodNotAllowed, UnknownApi, VoxmeterError
@@ -97,7 +105,9 @@ def _params(query: bytes) -> dict[str, str]:
     return dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
 
 
-READS: dict[str, Callable[[AppState, Visit, dict[str, str]], Reply]] = {
+Read = Callable[[AppState, Visit, dict[str, str]], Reply]
+
+READS: dict[str, Read] = {
     "/api/v2/billing.php": billing,
     "/api/v2/information.php": information,
 }
@@ -125,16 +135,58 @@ class WolkvoxReads:
             REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES, lambda entry: len(entry[1])
         )
 
-    def _billing_body(self, visit: Visit, query: bytes) -> bytes:
+    def _billing_lookup(
+        self, visit: Visit, query: bytes
+    ) -> tuple[ReplyKey, Hashable, bytes | None]:
+        """The reply's cache key, the storage version and the cached reply if still valid."""
         version = self.state.ctx.storage.version()
         api, month = billing_query(self.state, visit, _params(query))
         key = (visit.operation.id, api, month, visit.day)
         cached = self.replies.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        body = envelope.ok_body(*billing_reply(self.state, visit, api, month))
+        return key, version, cached[1] if cached is not None and cached[0] == version else None
+
+    def _billing_fill(self, visit: Visit, key: ReplyKey, version: Hashable) -> bytes:
+        body = envelope.ok_body(*billing_reply(self.state, visit, key[1], key[2]))
         self.replies.put(key, (version, body))
         return body
+
+    def _billing_body(self, visit: Visit, query: bytes) -> bytes:
+        key, version, body = self._billing_lookup(visit, query)
+        return body if body is not None else self._billing_fill(visit, key, version)
+
+    def _body(self, read: Read, visit: Visit, query: bytes) -> bytes:
+        if read is billing:
+            return self._billing_body(visit, query)
+        return envelope.ok_body(*read(self.state, visit, _params(query)))
+
+    def _answer(self, read: Read, secret: str, servers: set[str], query: bytes) -> bytes:
+        """Admission, reply and release in one worker thread: one hand-off per request."""
+        visit = admit_parsed(self.state, secret, servers, READ)
+        try:
+            return self._body(read, visit, query)
+        finally:
+            release(self.state, visit)
+
+    async def _reply(self, read: Read, headers: RawHeaders, query: bytes) -> bytes:
+        """On the event loop while nothing waits for I/O (embedded mode: a cached token, the
+        in-process limiter, a cached reply); the rest in a worker thread, so a stalled database
+        or Redis never holds up requests that do not need it."""
+        state = self.state
+        secret, servers = read_headers(headers)
+        if secret and not admits_in_memory(state, secret):
+            return await off_loop(state, self._answer, read, secret, servers, query)
+        visit = admit_parsed(state, secret, servers, READ)
+        try:
+            if read is not billing:
+                return self._body(read, visit, query)  # the in-process limiter's counts
+            if not state.local_reads:
+                return await off_loop(state, self._billing_body, visit, query)
+            key, version, body = self._billing_lookup(visit, query)
+            if body is None:
+                body = await off_loop(state, self._billing_fill, visit, key, version)
+            return body
+        finally:
+            release(state, visit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         read = READS.get(scope["path"]) if scope["type"] == "http" else None
@@ -145,16 +197,8 @@ class WolkvoxReads:
         try:
             if scope["method"] not in ("GET", "HEAD"):
                 raise MethodNotAllowed("GET, HEAD")
-            visit = admit(self.state, scope["headers"], READ)
-            try:
-                query: bytes = scope["query_string"]
-                if read is billing:
-                    body = self._billing_body(visit, query)
-                else:
-                    body = envelope.ok_body(*read(self.state, visit, _params(query)))
-                status = 200
-            finally:
-                release(self.state, visit)
+            body = await self._reply(read, scope["headers"], scope["query_string"])
+            status = 200
         except VoxmeterError as exc:
             status, body, headers = envelope.error_parts(exc)
         except Exception:

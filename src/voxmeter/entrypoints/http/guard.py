@@ -85,8 +85,57 @@ def seconds_to_midnight(cal: ZoneCalendar, now: int) -> int:
 
 def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
     """Every admission check, in the order of docs/limits.md; on success an in-flight slot
-    is taken (`release`)."""
+    is taken (`release`). Blocking: from a coroutine, use `enter`."""
     secret, servers = read_headers(headers)
+    return admit_parsed(state, secret, servers, scope)
+
+
+def admits_in_memory(state: AppState, secret: str | None) -> bool:
+    """Whether admitting this secret touches no storage and no network: an in-process
+    limiter, the maintenance flag read less than a second ago and the token resolved less than
+    a second ago (or no token at all, refused at once)."""
+    if not secret:
+        return True
+    return (
+        state.limiter.in_process
+        and state.maintenance.known()
+        and state.auth.cached(secret.strip()) is not None
+    )
+
+
+async def enter(state: AppState, headers: RawHeaders, scope: str) -> Visit:
+    """`admit` for coroutines: on the event loop when it needs no I/O (the embedded mode's
+    usual case), else in a worker thread, so a stalled database or Redis holds up only the
+    requests that need it. The thread is waited for (its slot must be released); the adapters'
+    own timeouts bound it."""
+    secret, servers = read_headers(headers)
+    if admits_in_memory(state, secret):
+        return admit_parsed(state, secret, servers, scope)
+    return await anyio.to_thread.run_sync(admit_parsed, state, secret, servers, scope)
+
+
+async def leave(state: AppState, visit: Visit) -> None:
+    """`release` for coroutines; a shared limiter's release runs in a thread, even when the
+    request is being cancelled."""
+    if state.limiter.in_process:
+        release(state, visit)
+        return
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(release, state, visit)
+
+
+async def off_loop(state: AppState, work: Callable[..., T], *args: object) -> T:
+    """Run blocking work that holds nothing (reads) in a thread, answering 504 at the request
+    time limit; a thread still waiting then is left to finish on its own."""
+    try:
+        with anyio.fail_after(state.settings.request_timeout):
+            return await anyio.to_thread.run_sync(work, *args, abandon_on_cancel=True)
+    except TimeoutError as exc:
+        raise RequestTimeout() from exc
+
+
+def admit_parsed(state: AppState, secret: str | None, servers: set[str], scope: str) -> Visit:
+    """`admit` of headers already read by `read_headers`."""
     if not secret:
         raise MissingToken()
     caller = state.auth.resolve(secret.strip())
@@ -125,11 +174,11 @@ def release(state: AppState, visit: Visit) -> None:
 async def admitted(request: Request, scope: str) -> AsyncIterator[Visit]:
     """`admit` for Starlette handlers; the in-flight slot is held until exit."""
     state: AppState = request.app.state.voxmeter
-    visit = admit(state, request.scope["headers"], scope)
+    visit = await enter(state, request.scope["headers"], scope)
     try:
         yield visit
     finally:
-        release(state, visit)
+        await leave(state, visit)
 
 
 async def in_time(request: Request, work: Callable[..., T], *args: object) -> T:

@@ -23,6 +23,10 @@ class MaintenanceFlag:
     _value: bool = field(default=False, init=False)
     _until: float = field(default=0.0, init=False)
 
+    def known(self) -> bool:
+        """Whether `on()` can answer from memory, without reading storage."""
+        return time.monotonic() < self._until
+
     def on(self) -> bool:
         now = time.monotonic()
         if now >= self._until:
@@ -37,6 +41,9 @@ class AppState:
     settings: Settings
     limiter: Limiter
     auth: Authenticator
+    local_reads: bool = False
+    """Storage reads are local file reads (SQLite): a billing reply cache lookup may run on the
+    event loop. Otherwise (PostgreSQL) every storage read runs in a worker thread."""
     maintenance: MaintenanceFlag = field(init=False)
     uploads: UploadBudget = field(init=False)
 
