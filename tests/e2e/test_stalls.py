@@ -6,9 +6,11 @@ timeout, and the counter flush catches up as soon as the service is back."""
 from __future__ import annotations
 
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,46 @@ def test_unreachable_postgresql_holds_up_only_the_requests_that_need_it(
         assert "Traceback" not in srv.log()
     finally:
         proxy.close()
+
+
+def test_embedded_server_keeps_answering_while_another_process_holds_the_write_lock(
+    tmp_path: Path, started: Callable[..., VoxServer]
+) -> None:
+    """SQLite has no outage, but another process (a CLI command, a backup) may hold the write
+    lock: reads, admissions of tokens not yet seen and /healthz go on, writes and the counter
+    flush wait for the lock and complete right after."""
+    path = tmp_path / "embedded.db"
+    srv = started(f"sqlite:///{path}")
+    seen, unseen = srv.tenant(), srv.tenant()
+    assert srv.billing(seen.token, "all").status_code == 200
+    now = datetime.now(UTC).isoformat()
+    event = {"id": "held-1", "product": "interactions", "time": now}
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        calls: list[Call] = [
+            lambda: srv.billing(seen.token, "all"),
+            lambda: srv.get("/api/v2/information.php", seen.token, params={"api": "token_info"}),
+        ]
+        with Load(calls) as load:
+            time.sleep(0.3)
+            first_use = srv.billing(unseen.token, "all")
+            p99, timed = healthz_p99(srv, 2.5)
+        assert p99 < HEALTHZ_P99, f"/healthz p99 {p99 * 1000:.0f} ms over {timed} requests"
+        assert first_use.status_code == 200, first_use.text
+        assert load.replies
+        assert all(reply.status_code == 200 for _, reply in load.replies)
+        writing: list[requests.Response] = []
+        post = threading.Thread(target=lambda: writing.append(srv.post_events(seen.token, [event])))
+        post.start()
+        time.sleep(0.5)
+        assert not writing, "a write went through while another process held the lock"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    post.join(timeout=30)
+    assert writing, "the write did not complete once the lock was free"
+    assert writing[0].status_code == 200, writing[0].text
+    assert wait_for_flush(srv, seen.token, seen.token_id) >= 3
+    assert wait_for_flush(srv, unseen.token, unseen.token_id) >= 2
+    assert "Traceback" not in srv.log()
