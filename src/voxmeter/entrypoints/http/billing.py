@@ -20,7 +20,7 @@ from voxmeter.entrypoints.http.guard import (
     RawHeaders,
     Visit,
     admit_parsed,
-    admits_in_memory,
+    caller_in_memory,
     off_loop,
     read_headers,
     release,
@@ -173,9 +173,10 @@ class WolkvoxReads:
         or Redis never holds up requests that do not need it."""
         state = self.state
         secret, servers = read_headers(headers)
-        if secret and not admits_in_memory(state, secret):
+        caller = caller_in_memory(state, secret) if secret else None
+        if secret and caller is None:
             return await off_loop(state, self._answer, read, secret, servers, query)
-        visit = admit_parsed(state, secret, servers, READ)
+        visit = admit_parsed(state, secret, servers, READ, caller)
         try:
             if read is not billing:
                 return self._body(read, visit, query)  # the in-process limiter's counts

@@ -90,17 +90,13 @@ def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
     return admit_parsed(state, secret, servers, scope)
 
 
-def admits_in_memory(state: AppState, secret: str | None) -> bool:
-    """Whether admitting this secret touches no storage and no network: an in-process
-    limiter, the maintenance flag read less than a second ago and the token resolved less than
-    a second ago (or no token at all, refused at once)."""
-    if not secret:
-        return True
-    return (
-        state.limiter.in_process
-        and state.maintenance.known()
-        and state.auth.cached(secret.strip()) is not None
-    )
+def caller_in_memory(state: AppState, secret: str) -> Caller | None:
+    """The caller when admitting this secret touches no storage and no network: an
+    in-process limiter, the maintenance flag read less than a second ago and the token resolved
+    less than a second ago. None: admission needs I/O."""
+    if not state.limiter.in_process or not state.maintenance.known():
+        return None
+    return state.auth.cached(secret.strip())
 
 
 async def enter(state: AppState, headers: RawHeaders, scope: str) -> Visit:
@@ -109,8 +105,9 @@ async def enter(state: AppState, headers: RawHeaders, scope: str) -> Visit:
     requests that need it. The thread is waited for (its slot must be released); the adapters'
     own timeouts bound it."""
     secret, servers = read_headers(headers)
-    if admits_in_memory(state, secret):
-        return admit_parsed(state, secret, servers, scope)
+    caller = caller_in_memory(state, secret) if secret else None
+    if caller is not None or not secret:
+        return admit_parsed(state, secret, servers, scope, caller)
     return await anyio.to_thread.run_sync(admit_parsed, state, secret, servers, scope)
 
 
@@ -134,11 +131,19 @@ async def off_loop(state: AppState, work: Callable[..., T], *args: object) -> T:
         raise RequestTimeout() from exc
 
 
-def admit_parsed(state: AppState, secret: str | None, servers: set[str], scope: str) -> Visit:
-    """`admit` of headers already read by `read_headers`."""
+def admit_parsed(
+    state: AppState,
+    secret: str | None,
+    servers: set[str],
+    scope: str,
+    caller: Caller | None = None,
+) -> Visit:
+    """`admit` of headers already read by `read_headers`, and of the secret's caller when
+    already known (`caller_in_memory`)."""
     if not secret:
         raise MissingToken()
-    caller = state.auth.resolve(secret.strip())
+    if caller is None:
+        caller = state.auth.resolve(secret.strip())
     if caller is None or scope not in caller.token.scopes:
         raise InvalidToken()
     op = caller.operation
