@@ -91,12 +91,13 @@ def assert_unavailable_in_time(load: Load, timeout: float) -> None:
         assert seconds < timeout + SLACK, f"a 503 took {seconds:.2f} s"
 
 
-def wait_for_flush(srv: VoxServer, token: str, token_id: str, seconds: float = 5.0) -> int:
-    """Wait until the stored request count of the token (what the counter flush writes) is the
-    limiter's live count; return it."""
+def wait_for_flush(srv: VoxServer, token: str, token_id: str, seconds: float = 10.0) -> int:
+    """Wait until the stored request count of the token (what the counter flush writes)
+    reaches the limiter's live count, read once (that read is the token's last request);
+    return it."""
+    live = int(token_info(srv, token)["token_use_today"])
     deadline = time.monotonic() + seconds
     while True:
-        live = int(token_info(srv, token)["token_use_today"])
         stored = uses_today(srv, token_id)
         if stored == live or time.monotonic() > deadline:
             assert stored == live, f"flushed {stored}, counted {live}"
