@@ -1,30 +1,26 @@
-"""A real `voxmeter serve` process on loopback, and the CLI as a user runs it."""
+"""A real `voxmeter serve` process on loopback (bench/server.py), and the CLI as a user runs it."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from bench.server import ServerProcess
+from bench.server import free_port as free_port  # the tests' import of it
 
 
 def accepted_msg(n: int) -> str:
     """The ingest reply's `msg` for `n` new events."""
     return "1 event accepted" if n == 1 else f"{n} events accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(
@@ -58,66 +54,32 @@ class Tenant:
     token_id: str
 
 
-@dataclass
-class VoxServer:
-    db: str
-    port: int
-    args: Sequence[str] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
+class VoxServer(ServerProcess):
+    """The shared server process (bench/server.py), with the CLI and HTTP helpers of the tests."""
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def url(self, path: str) -> str:
-        return self.base + path
+    def __init__(
+        self,
+        db: str,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(db, port, args, env)
 
     def start(self, log_dir: Path) -> VoxServer:
+        """Start with its log in `log_dir` and wait for /healthz (failing the test if it can't)."""
         self.log_path = log_dir / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "voxmeter",
-                "serve",
-                "--db",
-                self.db,
-                "--port",
-                str(self.port),
-                *self.args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.log()}")
-            try:
-                if requests.get(self.url("/healthz"), timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server did not start:\n{self.log()}")
+        try:
+            self.run(timeout=30)
+        except RuntimeError as exc:
+            raise AssertionError(str(exc)) from None
+        return self
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """`sig`, then the exit status (a server still up after `timeout` is killed)."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
+        super().stop(sig, timeout)
+        return int(self.proc.wait())
 
     def cli(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
