@@ -9,13 +9,18 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import requests
 
 from bench.server import ServerProcess
 from bench.server import free_port as free_port  # the tests' import of it
+from voxmeter import bootstrap
+from voxmeter.config import Settings
+from voxmeter.service import tenancy
+from voxmeter.service.context import Context
 
 
 def accepted_msg(n: int) -> str:
@@ -52,6 +57,21 @@ class Tenant:
     server: str
     token: str
     token_id: str
+
+
+@contextmanager
+def admin_context(db: str) -> Iterator[Context]:
+    """The service layer on `db`, configured as the CLI configures it, closed after use.
+
+    Test set-up (operations, tokens) goes through it in this process: the same service calls as
+    `voxmeter operation create` / `token create`, without starting an interpreter for each; the
+    CLI itself is tested as a separate process in test_cli*.py.
+    """
+    ctx = bootstrap.context(replace(Settings.from_env(), database_url=db))
+    try:
+        yield ctx
+    finally:
+        ctx.storage.close()
 
 
 class VoxServer(ServerProcess):
@@ -97,17 +117,8 @@ class VoxServer(ServerProcess):
     ) -> Tenant:
         """A fresh operation (unique name) and a token for it."""
         name = name or f"op-{uuid.uuid4().hex[:10]}"
-        self.cli(
-            "operation",
-            "create",
-            name,
-            "--server",
-            server,
-            "--timezone",
-            timezone,
-            "--licenses",
-            str(licenses),
-        )
+        with admin_context(self.db) as ctx:
+            tenancy.create_operation(ctx, name, server, timezone, licenses)
         return self.token_for(name, server=server, scopes=scopes)
 
     def token_for(
@@ -118,21 +129,11 @@ class VoxServer(ServerProcess):
         scopes: Sequence[str] = (),
         description: str = "test token",
     ) -> Tenant:
-        scope_args = [a for s in scopes for a in ("--scope", s)]
-        out = self.cli(
-            "token",
-            "create",
-            "--operation",
-            name,
-            "--server",
-            server,
-            "--description",
-            description,
-            *scope_args,
-        ).stdout
-        lines = out.strip().splitlines()
-        token_id = lines[0].split()[1]
-        return Tenant(name=name, server=server, token=lines[-1], token_id=token_id)
+        """A new token of operation `name`, as `voxmeter token create` makes it."""
+        with admin_context(self.db) as ctx:
+            op = tenancy.find_operation(ctx, name, server)
+            token, secret = tenancy.create_token(ctx, op, description, list(scopes))
+        return Tenant(name=name, server=server, token=secret, token_id=token.id)
 
     # HTTP helpers
     def get(self, path: str, token: str | None = None, **kw: object) -> requests.Response:
