@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -74,32 +75,19 @@ def admin_context(db: str) -> Iterator[Context]:
         ctx.storage.close()
 
 
-class VoxServer(ServerProcess):
-    """The shared server process (bench/server.py), with the CLI and HTTP helpers of the tests."""
+class ServerApi:
+    """The tests' helpers over one served database: set-up (operations, tokens, the CLI) and
+    HTTP calls. `request` is the only transport-specific part: a real process over loopback
+    (VoxServer) or the app in this process (tests/e2e/inprocess.py)."""
 
-    def __init__(
-        self,
-        db: str,
-        port: int | None = None,
-        args: Sequence[str] = (),
-        env: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(db, port, args, env)
+    db: str
 
-    def start(self, log_dir: Path) -> VoxServer:
-        """Start with its log in `log_dir` and wait for /healthz (failing the test if it can't)."""
-        self.log_path = log_dir / f"server-{self.port}.log"
-        try:
-            self.run(timeout=30)
-        except RuntimeError as exc:
-            raise AssertionError(str(exc)) from None
-        return self
+    def url(self, path: str) -> str:
+        raise NotImplementedError
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """`sig`, then the exit status (a server still up after `timeout` is killed)."""
-        assert self.proc is not None
-        super().stop(sig, timeout)
-        return int(self.proc.wait())
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        """`method path` (path relative to the server) with requests' keywords."""
+        raise NotImplementedError
 
     def cli(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
@@ -136,14 +124,20 @@ class VoxServer(ServerProcess):
         return Tenant(name=name, server=server, token=secret, token_id=token.id)
 
     # HTTP helpers
-    def get(self, path: str, token: str | None = None, **kw: object) -> requests.Response:
-        headers = dict(kw.pop("headers", {}) or {})  # type: ignore[call-overload]
+    def get(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        headers = dict(kw.pop("headers", {}) or {})
         if token is not None:
             headers["wolkvox-token"] = token
-        return requests.get(self.url(path), headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
+        return self.request("GET", path, headers=headers, timeout=30, **kw)  # type: ignore[no-any-return]
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("POST", path, **{"timeout": 60, **kw})  # type: ignore[no-any-return]
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **{"timeout": 30, **kw})  # type: ignore[no-any-return]
 
     def billing(
-        self, token: str, api: str, month: str | None = None, **kw: object
+        self, token: str, api: str, month: str | None = None, **kw: Any
     ) -> requests.Response:
         params = {"api": api} | ({"month": month} if month else {})
         return self.get("/api/v2/billing.php", token, params=params, **kw)
@@ -154,7 +148,7 @@ class VoxServer(ServerProcess):
         return str(reply.json()["data"][0]["items"])
 
     def post_events(
-        self, token: str, events: object, *, ndjson: bool = False, **kw: object
+        self, token: str, events: object, *, ndjson: bool = False, **kw: Any
     ) -> requests.Response:
         import json
 
@@ -166,10 +160,39 @@ class VoxServer(ServerProcess):
         else:
             body = json.dumps(events).encode()
             headers["Content-Type"] = "application/json"
-        headers.update(kw.pop("headers", {}) or {})  # type: ignore[call-overload]
-        return requests.post(
-            self.url("/api/v2/events"), data=body, headers=headers, timeout=60, **kw
-        )  # type: ignore[arg-type]
+        headers.update(kw.pop("headers", {}) or {})
+        return self.post("/api/v2/events", data=body, headers=headers, **kw)
+
+
+class VoxServer(ServerProcess, ServerApi):
+    """The shared server process (bench/server.py), with the CLI and HTTP helpers of the tests."""
+
+    def __init__(
+        self,
+        db: str,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(db, port, args, env)
+
+    def start(self, log_dir: Path) -> VoxServer:
+        """Start with its log in `log_dir` and wait for /healthz (failing the test if it can't)."""
+        self.log_path = log_dir / f"server-{self.port}.log"
+        try:
+            self.run(timeout=30)
+        except RuntimeError as exc:
+            raise AssertionError(str(exc)) from None
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """`sig`, then the exit status (a server still up after `timeout` is killed)."""
+        assert self.proc is not None
+        super().stop(sig, timeout)
+        return int(self.proc.wait())
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return requests.request(method, self.url(path), **kw)
 
 
 def envelope_ok(reply: requests.Response, status: int, error: str | None, msg: str) -> dict:  # type: ignore[type-arg]
@@ -260,24 +283,22 @@ def local_stamp(moment: object, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y%m%d%H%M%S")
 
 
-def void_event(srv: VoxServer, token: str, event_id: str) -> requests.Response:
+def void_event(srv: ServerApi, token: str, event_id: str) -> requests.Response:
     """`DELETE /api/v2/events/<id>` with the id percent-encoded (every character but none safe)."""
     from urllib.parse import quote
 
-    return requests.delete(
-        srv.url("/api/v2/events/" + quote(event_id, safe="")),
-        headers={"wolkvox-token": token},
-        timeout=30,
+    return srv.delete(
+        "/api/v2/events/" + quote(event_id, safe=""), headers={"wolkvox-token": token}
     )
 
 
-def list_events(srv: VoxServer, token: str, **params: object) -> requests.Response:
+def list_events(srv: ServerApi, token: str, **params: object) -> requests.Response:
     """`GET /api/v2/events?...` (date_ini, date_end, product, limit, cursor)."""
     return srv.get("/api/v2/events", token, params={k: str(v) for k, v in params.items()})
 
 
 def all_events(
-    srv: VoxServer, token: str, date_ini: str, date_end: str, **params: object
+    srv: ServerApi, token: str, date_ini: str, date_end: str, **params: object
 ) -> list[dict[str, object]]:
     """Every event of the window, following `next_cursor` until it is null."""
     found: list[dict[str, object]] = []
@@ -362,7 +383,7 @@ def aggregate(aggregation: str, quantities: Sequence[str | int | None]) -> str:
     return plain_decimal(total)
 
 
-def token_info(srv: VoxServer, token: str) -> dict:  # type: ignore[type-arg]
+def token_info(srv: ServerApi, token: str) -> dict:  # type: ignore[type-arg]
     """information.php?api=token_info's single row (asserting a 200 envelope)."""
     reply = srv.get("/api/v2/information.php", token, params={"api": "token_info"})
     assert reply.status_code == 200, reply.text
