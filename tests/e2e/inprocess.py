@@ -96,5 +96,7 @@ class AppServer(ServerApi):
         """requests' keywords mapped to httpx's (`data` bytes are the body)."""
         if isinstance(kw.get("data"), bytes | str):
             kw["content"] = kw.pop("data")
+        if "allow_redirects" in kw:
+            kw["follow_redirects"] = kw.pop("allow_redirects")
         kw.pop("timeout", None)
         return self.portal.call(partial(self.client.request, method, self.url(path), **kw))
