@@ -44,7 +44,8 @@ class AppServer(ServerApi):
             settings = replace(settings, redis_url=redis_url)
         self.db = db
         self.base = BASE
-        self.app: ASGIApp = create_app(bootstrap.app_state(settings, bootstrap.context(settings)))
+        self.ctx = bootstrap.context(settings)
+        self.app: ASGIApp = create_app(bootstrap.app_state(settings, self.ctx))
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._lifespan: Future[None] | None = None
         self._stop: anyio.Event | None = None
@@ -66,6 +67,7 @@ class AppServer(ServerApi):
             self._lifespan.result(timeout=30)  # the lifespan ends: counters flushed
         finally:
             self._portal_cm.__exit__(None, None, None)
+            self.ctx.storage.close()  # what the end of a server process does
 
     async def _run_lifespan(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """The ASGI lifespan protocol, as uvicorn speaks it: startup, then shutdown on exit."""
