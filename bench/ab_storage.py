@@ -4,8 +4,8 @@ The service's `ingest_batch` stores the same stream of batches (random or time-o
 into two databases, one batch to each in turn, so both see the same machine noise; no HTTP.
 Prints ms/batch per window of stored events.
 
-    .venv/bin/python bench/ab_storage.py --events 3000000
-    .venv/bin/python bench/ab_storage.py --events 2000000 --ids sequential
+    .venv/bin/python -m bench.ab_storage --events 3000000
+    .venv/bin/python -m bench.ab_storage --events 2000000 --ids sequential
 """
 
 from __future__ import annotations

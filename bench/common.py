@@ -1,28 +1,20 @@
-"""Shared benchmark plumbing: a real server process on loopback, a tenant, RSS sampling."""
+"""Shared benchmark plumbing: a fresh database, a tenant, the server process, RSS sampling."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
+import signal
 import sys
 import tempfile
 import threading
-import time
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.server import ServerProcess
+from bench.server import free_port as free_port  # the bench scripts' import of it
 from voxmeter import bootstrap
 from voxmeter.config import Settings
 from voxmeter.service import tenancy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fresh_db(folder: str | None = None) -> str:
@@ -57,65 +49,18 @@ def make_tenant(
     return secrets
 
 
-@dataclass
-class Server:
-    db: str
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    args: tuple[str, ...] = ()
+class Server(ServerProcess):
+    """The shared server process, its output discarded; `start()` waits for /healthz."""
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, db: str, port: int | None = None, args: tuple[str, ...] = ()) -> None:
+        super().__init__(db, port, args)
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "voxmeter",
-                "serve",
-                "--db",
-                self.db,
-                "--port",
-                str(self.port),
-                *self.args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.base + "/healthz", timeout=1) as reply:
-                    if reply.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        self.run(timeout=30)
+        return self
 
-    def rss_mib(self) -> float:
-        """Resident memory of the server, its worker processes included."""
-        assert self.proc is not None
-        pids = [self.proc.pid]
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        if children.exists():
-            pids += [int(p) for p in children.read_text().split()]
-        total = 0.0
-        for pid in pids:
-            try:
-                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-            except OSError:
-                continue
-            for line in lines:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-        return total
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=60)
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
+        return super().stop(sig, timeout)
 
 
 class RssSampler(threading.Thread):

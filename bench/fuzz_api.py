@@ -9,10 +9,10 @@ past rules no schema can state, so the success paths are fuzzed too. Prints case
 cases per operation and exits 1 on any failure (2 if the time limit stopped the run first).
 Operations that take no input get `--max-examples` generated requests each from fuzz_probe.py.
 
-    .venv/bin/python bench/fuzz_api.py                          # 2,000 examples per operation
-    .venv/bin/python bench/fuzz_api.py --max-examples 100 --seconds 300
-    .venv/bin/python bench/fuzz_api.py --backend postgres       # + limits in Redis
-    .venv/bin/python bench/fuzz_api.py --checks all             # also schemathesis' other checks
+    .venv/bin/python -m bench.fuzz_api                          # 2,000 examples per operation
+    .venv/bin/python -m bench.fuzz_api --max-examples 100 --seconds 300
+    .venv/bin/python -m bench.fuzz_api --backend postgres       # + limits in Redis
+    .venv/bin/python -m bench.fuzz_api --checks all             # also schemathesis' other checks
 """
 
 from __future__ import annotations
@@ -99,8 +99,7 @@ def _post(base: str, token: str, events: list[dict[str, object]]) -> tuple[int, 
 
 def seed(base: str, token: str, close_month: Callable[[str], None]) -> None:
     """Store the events fuzz_hooks' voids aim at; close the previous month (UTC operation)."""
-    sys.path.insert(0, str(HERE))
-    from fuzz_hooks import seed_ids
+    from bench.fuzz_hooks import seed_ids
 
     opened, closed = seed_ids()
     now = datetime.now(UTC)
@@ -294,8 +293,7 @@ def fuzz(
 
 
 def main() -> None:
-    sys.path.insert(0, str(HERE))
-    from common import (
+    from bench.common import (
         Server,
         add_backend_option,
         cpu_note,
@@ -304,7 +302,7 @@ def main() -> None:
         make_tenant,
         write_json,
     )
-    from fuzz_probe import probe
+    from bench.fuzz_probe import probe
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter

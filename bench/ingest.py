@@ -4,9 +4,9 @@ Batches of 10,000 events, `--in-flight` requests at once (default 2, the per-tok
 dedupe and aggregation on. Reports events/s per milestone of stored events, and the server's
 peak RSS. Bounded by `--events` and `--seconds`.
 
-    .venv/bin/python bench/ingest.py --ids sequential --events 10000000
-    .venv/bin/python bench/ingest.py --ids uuid4 --events 10000000
-    .venv/bin/python bench/ingest.py --backend postgres --events 3000000   # + Redis limits
+    .venv/bin/python -m bench.ingest --ids sequential --events 10000000
+    .venv/bin/python -m bench.ingest --ids uuid4 --events 10000000
+    .venv/bin/python -m bench.ingest --backend postgres --events 3000000   # + Redis limits
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from common import (
+from bench.common import (
     RssSampler,
     Server,
     add_backend_option,

@@ -4,8 +4,8 @@ Opens two databases (a small one it fills itself, and a large one, e.g. from ben
 and times the storage reads behind one billing request (the month's meter of one product, all
 27 products, and the carried-in levels) alternately on both, so machine noise hits both alike.
 
-    .venv/bin/python bench/month_read.py --large sqlite:////tmp/vb-seq/bench.db
-    .venv/bin/python bench/month_read.py --large postgresql://postgres@127.0.0.1/voxbench_...
+    .venv/bin/python -m bench.month_read --large sqlite:////tmp/vb-seq/bench.db
+    .venv/bin/python -m bench.month_read --large postgresql://postgres@127.0.0.1/voxbench_...
 
 The small database is a fresh one of the same kind (SQLite file or PostgreSQL database).
 """
@@ -16,9 +16,9 @@ import argparse
 import time
 from datetime import UTC, datetime
 
-from common import cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
 from read import seed
 
+from bench.common import cpu_note, fresh_db, fresh_postgres, make_tenant, write_json
 from voxmeter import bootstrap
 from voxmeter.config import Settings
 from voxmeter.service import tenancy

@@ -8,7 +8,7 @@ batches repeat 5% of stored ids at random places (a client retrying part of a ba
 sends the optimistic variants down their slow path. Wall milliseconds per batch (median), client
 CPU milliseconds in brackets: both matter, the server process and PostgreSQL share the cores.
 
-    .venv/bin/python bench/pg_insert.py [--url postgresql://postgres@127.0.0.1/postgres]
+    .venv/bin/python -m bench.pg_insert [--url postgresql://postgres@127.0.0.1/postgres]
         [--rows 1000000] [--rounds 6] [--seconds 110]
 
 Variants (all but `upsert`/`json-upsert` are optimistic: a plain INSERT under a savepoint, and

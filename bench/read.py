@@ -5,8 +5,8 @@ one from bench/ingest.py via `--db`), then runs wrk alternately on /healthz and 
 billing.php, each wrk thread on its own connection with its own token (the per-token limit is
 2 in flight). Requires `wrk` (Debian package `wrk`).
 
-    .venv/bin/python bench/read.py --events 10000
-    .venv/bin/python bench/read.py --db sqlite:////tmp/voxmeter-bench-XXXX/bench.db
+    .venv/bin/python -m bench.read --events 10000
+    .venv/bin/python -m bench.read --db sqlite:////tmp/voxmeter-bench-XXXX/bench.db
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from common import (
+from bench.common import (
     Server,
     add_backend_option,
     cpu_note,
@@ -31,7 +31,6 @@ from common import (
     make_tenant,
     write_json,
 )
-
 from voxmeter import bootstrap
 from voxmeter.config import Settings
 from voxmeter.service import tenancy

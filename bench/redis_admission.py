@@ -1,6 +1,6 @@
 """Admission overhead of the Redis limiter: admit alone, and admit + release, against a real Redis.
 
-Usage: python bench/redis_admission.py [--url redis://127.0.0.1:6379/0] [--count 20000]
+Usage: python -m bench.redis_admission [--url redis://127.0.0.1:6379/0] [--count 20000]
        [--seconds 20] [--tokens 8]
 
 Runs one client thread (the latency a request sees, not the server's throughput), under a
@@ -17,8 +17,8 @@ import statistics
 import time
 
 import redis
-from common import cpu_note, write_json
 
+from bench.common import cpu_note, write_json
 from voxmeter.adapters.redis_limits import RedisLimiter
 
 DAY = "2026-05-15"

@@ -3,10 +3,10 @@
 Runs the bench scripts one after another on this machine (loopback, bounded in time), each
 writing its figures as JSON, and renders them against the project's targets:
 
-    .venv/bin/python bench/report.py              # the full sizes (about an hour)
-    .venv/bin/python bench/report.py --quick      # smaller sizes, same table (about 10 minutes)
-    .venv/bin/python bench/report.py --readme     # also put the table into README.md
-    .venv/bin/python bench/report.py --only fuzz_sqlite,fuzz_postgres   # rerun some steps,
+    .venv/bin/python -m bench.report              # the full sizes (about an hour)
+    .venv/bin/python -m bench.report --quick      # smaller sizes, same table (about 10 minutes)
+    .venv/bin/python -m bench.report --readme     # also put the table into README.md
+    .venv/bin/python -m bench.report --only fuzz_sqlite,fuzz_postgres   # rerun some steps,
                                                   # keeping the others' last figures
 
 Writes bench/reports/report.md (and report.json). The first rows calibrate the machine: the
@@ -209,9 +209,9 @@ def steps(quick: bool, work: Path) -> list[Step]:
     py = sys.executable
     seq, uuid, pg = (1_000_000, 1_000_000, 1_000_000) if quick else (10**7, 10**7, 5_000_000)
     fuzz = "100" if quick else "2000"
-    ingest = [py, str(HERE / "ingest.py"), "--json", "{json}"]
+    ingest = [py, "-m", "bench.ingest", "--json", "{json}"]
     return [
-        Step("read", [py, str(HERE / "read.py"), "--json", "{json}"], read_rows, 300),
+        Step("read", [py, "-m", "bench.read", "--json", "{json}"], read_rows, 300),
         Step(
             "ingest_seq",
             [*ingest, "--ids", "sequential", "--events", str(seq)],
@@ -220,7 +220,7 @@ def steps(quick: bool, work: Path) -> list[Step]:
         ),
         Step(
             "month_read",
-            [py, str(HERE / "month_read.py"), "--large", "{db:ingest_seq}", "--json", "{json}"],
+            [py, "-m", "bench.month_read", "--large", "{db:ingest_seq}", "--json", "{json}"],
             month_rows,
             900,
             needs=["ingest_seq"],
@@ -239,20 +239,20 @@ def steps(quick: bool, work: Path) -> list[Step]:
         ),
         Step(
             "month_read_pg",
-            [py, str(HERE / "month_read.py"), "--large", "{db:ingest_pg}", "--json", "{json}"],
+            [py, "-m", "bench.month_read", "--large", "{db:ingest_pg}", "--json", "{json}"],
             month_rows,
             900,
             needs=["ingest_pg"],
         ),
         Step(
             "redis",
-            [py, str(HERE / "redis_admission.py"), "--json", "{json}"],
+            [py, "-m", "bench.redis_admission", "--json", "{json}"],
             redis_rows,
             120,
         ),
         Step(
             "read_pg",
-            [py, str(HERE / "read.py"), "--backend", "postgres", "--json", "{json}"],
+            [py, "-m", "bench.read", "--backend", "postgres", "--json", "{json}"],
             read_rows,
             300,
         ),
@@ -267,7 +267,7 @@ def steps(quick: bool, work: Path) -> list[Step]:
         ),
         Step(
             "soak",
-            [py, str(HERE / "soak.py"), "--minutes", "1" if quick else "10"],
+            [py, "-m", "bench.soak", "--minutes", "1" if quick else "10"],
             soak_rows,
             1500,
             json_from="soak.json",
@@ -275,7 +275,7 @@ def steps(quick: bool, work: Path) -> list[Step]:
         Step(
             "soak_pg",
             [
-                *(py, str(HERE / "soak.py"), "--backend", "postgres"),
+                *(py, "-m", "bench.soak", "--backend", "postgres"),
                 *("--minutes", "1" if quick else "10"),
             ],
             soak_rows,
@@ -284,7 +284,7 @@ def steps(quick: bool, work: Path) -> list[Step]:
         ),
         Step(
             "faults",
-            [py, str(HERE / "faults.py"), "--rounds", "2" if quick else "5"],
+            [py, "-m", "bench.faults", "--rounds", "2" if quick else "5"],
             fault_rows,
             3000,
             json_from="faults.json",
@@ -293,7 +293,7 @@ def steps(quick: bool, work: Path) -> list[Step]:
             Step(
                 f"fuzz_{backend}",
                 [
-                    *(py, str(HERE / "fuzz_api.py"), "--quiet", "--backend", backend),
+                    *(py, "-m", "bench.fuzz_api", "--quiet", "--backend", backend),
                     *("--max-examples", fuzz, "--seconds", "300" if quick else "1800"),
                     *("--json", "{json}"),
                     *("--report-dir", str(work / f"fuzz-{backend}")),
@@ -381,8 +381,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated step names not to run")
     parser.add_argument("--readme", action="store_true", help="also update README.md")
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE))
-    from common import cpu_note
+    from bench.common import cpu_note
 
     work = Path(tempfile.mkdtemp(prefix="voxmeter-report-"))
     chosen = set(filter(None, args.only.split(",")))

@@ -7,7 +7,7 @@ Two databases are prefilled with `--rows` events (random ids), then batches of 1
 random ids go to each in turn (interleaved, so both see the same machine noise), each batch
 one durable transaction (WAL, synchronous=FULL) as the server commits it. Prints ms/batch.
 
-    .venv/bin/python bench/sqlite_ids.py --rows 3000000 --batches 200
+    .venv/bin/python -m bench.sqlite_ids --rows 3000000 --batches 200
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 
 from tests.backends import REDIS_URL, pg_schema, redis_prefix
 from tests.e2e.harness import VoxServer, free_port
+from tests.e2e.inprocess import AppServer
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -81,6 +82,20 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[V
         ).start(folder)
         yield srv
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def app_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app `voxmeter serve` runs, in this process (tests/e2e/inprocess.py), one per test
+    module and backend, on its own fresh database. A module whose cases need no separate process
+    uses it as its `server`."""
+    folder: Path = tmp_path_factory.mktemp("app")
+    with ExitStack() as stack:
+        dbs = Databases(backend, folder, stack)
+        db = dbs.new()
+        redis = REDIS_URL if db.startswith("postgresql") else None
+        with AppServer(db, redis_url=redis, env=dbs.server_env(db, {})) as app:
+            yield app
 
 
 @pytest.fixture

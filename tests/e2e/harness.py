@@ -1,30 +1,32 @@
-"""A real `voxmeter serve` process on loopback, and the CLI as a user runs it."""
+"""A real `voxmeter serve` process on loopback (bench/server.py), and the CLI as a user runs it."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import requests
+
+from bench.server import ServerProcess
+from bench.server import free_port as free_port  # the tests' import of it
+from voxmeter import bootstrap
+from voxmeter.config import Settings
+from voxmeter.service import tenancy
+from voxmeter.service.context import Context
 
 
 def accepted_msg(n: int) -> str:
     """The ingest reply's `msg` for `n` new events."""
     return "1 event accepted" if n == 1 else f"{n} events accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(
@@ -58,66 +60,34 @@ class Tenant:
     token_id: str
 
 
-@dataclass
-class VoxServer:
-    db: str
-    port: int
-    args: Sequence[str] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
+@contextmanager
+def admin_context(db: str) -> Iterator[Context]:
+    """The service layer on `db`, configured as the CLI configures it, closed after use.
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    Test set-up (operations, tokens) goes through it in this process: the same service calls as
+    `voxmeter operation create` / `token create`, without starting an interpreter for each; the
+    CLI itself is tested as a separate process in test_cli*.py.
+    """
+    ctx = bootstrap.context(replace(Settings.from_env(), database_url=db))
+    try:
+        yield ctx
+    finally:
+        ctx.storage.close()
+
+
+class ServerApi:
+    """The tests' helpers over one served database: set-up (operations, tokens, the CLI) and
+    HTTP calls. `request` is the only transport-specific part: a real process over loopback
+    (VoxServer) or the app in this process (tests/e2e/inprocess.py)."""
+
+    db: str
 
     def url(self, path: str) -> str:
-        return self.base + path
+        raise NotImplementedError
 
-    def start(self, log_dir: Path) -> VoxServer:
-        self.log_path = log_dir / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "voxmeter",
-                "serve",
-                "--db",
-                self.db,
-                "--port",
-                str(self.port),
-                *self.args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.log()}")
-            try:
-                if requests.get(self.url("/healthz"), timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        """`method path` (path relative to the server) with requests' keywords."""
+        raise NotImplementedError
 
     def cli(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
@@ -135,17 +105,8 @@ class VoxServer:
     ) -> Tenant:
         """A fresh operation (unique name) and a token for it."""
         name = name or f"op-{uuid.uuid4().hex[:10]}"
-        self.cli(
-            "operation",
-            "create",
-            name,
-            "--server",
-            server,
-            "--timezone",
-            timezone,
-            "--licenses",
-            str(licenses),
-        )
+        with admin_context(self.db) as ctx:
+            tenancy.create_operation(ctx, name, server, timezone, licenses)
         return self.token_for(name, server=server, scopes=scopes)
 
     def token_for(
@@ -156,31 +117,27 @@ class VoxServer:
         scopes: Sequence[str] = (),
         description: str = "test token",
     ) -> Tenant:
-        scope_args = [a for s in scopes for a in ("--scope", s)]
-        out = self.cli(
-            "token",
-            "create",
-            "--operation",
-            name,
-            "--server",
-            server,
-            "--description",
-            description,
-            *scope_args,
-        ).stdout
-        lines = out.strip().splitlines()
-        token_id = lines[0].split()[1]
-        return Tenant(name=name, server=server, token=lines[-1], token_id=token_id)
+        """A new token of operation `name`, as `voxmeter token create` makes it."""
+        with admin_context(self.db) as ctx:
+            op = tenancy.find_operation(ctx, name, server)
+            token, secret = tenancy.create_token(ctx, op, description, list(scopes))
+        return Tenant(name=name, server=server, token=secret, token_id=token.id)
 
     # HTTP helpers
-    def get(self, path: str, token: str | None = None, **kw: object) -> requests.Response:
-        headers = dict(kw.pop("headers", {}) or {})  # type: ignore[call-overload]
+    def get(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        headers = dict(kw.pop("headers", {}) or {})
         if token is not None:
             headers["wolkvox-token"] = token
-        return requests.get(self.url(path), headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
+        return self.request("GET", path, headers=headers, timeout=30, **kw)  # type: ignore[no-any-return]
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("POST", path, **{"timeout": 60, **kw})  # type: ignore[no-any-return]
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **{"timeout": 30, **kw})  # type: ignore[no-any-return]
 
     def billing(
-        self, token: str, api: str, month: str | None = None, **kw: object
+        self, token: str, api: str, month: str | None = None, **kw: Any
     ) -> requests.Response:
         params = {"api": api} | ({"month": month} if month else {})
         return self.get("/api/v2/billing.php", token, params=params, **kw)
@@ -191,7 +148,7 @@ class VoxServer:
         return str(reply.json()["data"][0]["items"])
 
     def post_events(
-        self, token: str, events: object, *, ndjson: bool = False, **kw: object
+        self, token: str, events: object, *, ndjson: bool = False, **kw: Any
     ) -> requests.Response:
         import json
 
@@ -203,10 +160,39 @@ class VoxServer:
         else:
             body = json.dumps(events).encode()
             headers["Content-Type"] = "application/json"
-        headers.update(kw.pop("headers", {}) or {})  # type: ignore[call-overload]
-        return requests.post(
-            self.url("/api/v2/events"), data=body, headers=headers, timeout=60, **kw
-        )  # type: ignore[arg-type]
+        headers.update(kw.pop("headers", {}) or {})
+        return self.post("/api/v2/events", data=body, headers=headers, **kw)
+
+
+class VoxServer(ServerProcess, ServerApi):
+    """The shared server process (bench/server.py), with the CLI and HTTP helpers of the tests."""
+
+    def __init__(
+        self,
+        db: str,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(db, port, args, env)
+
+    def start(self, log_dir: Path) -> VoxServer:
+        """Start with its log in `log_dir` and wait for /healthz (failing the test if it can't)."""
+        self.log_path = log_dir / f"server-{self.port}.log"
+        try:
+            self.run(timeout=30)
+        except RuntimeError as exc:
+            raise AssertionError(str(exc)) from None
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """`sig`, then the exit status (a server still up after `timeout` is killed)."""
+        assert self.proc is not None
+        super().stop(sig, timeout)
+        return int(self.proc.wait())
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return requests.request(method, self.url(path), **kw)
 
 
 def envelope_ok(reply: requests.Response, status: int, error: str | None, msg: str) -> dict:  # type: ignore[type-arg]
@@ -297,24 +283,22 @@ def local_stamp(moment: object, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y%m%d%H%M%S")
 
 
-def void_event(srv: VoxServer, token: str, event_id: str) -> requests.Response:
+def void_event(srv: ServerApi, token: str, event_id: str) -> requests.Response:
     """`DELETE /api/v2/events/<id>` with the id percent-encoded (every character but none safe)."""
     from urllib.parse import quote
 
-    return requests.delete(
-        srv.url("/api/v2/events/" + quote(event_id, safe="")),
-        headers={"wolkvox-token": token},
-        timeout=30,
+    return srv.delete(
+        "/api/v2/events/" + quote(event_id, safe=""), headers={"wolkvox-token": token}
     )
 
 
-def list_events(srv: VoxServer, token: str, **params: object) -> requests.Response:
+def list_events(srv: ServerApi, token: str, **params: object) -> requests.Response:
     """`GET /api/v2/events?...` (date_ini, date_end, product, limit, cursor)."""
     return srv.get("/api/v2/events", token, params={k: str(v) for k, v in params.items()})
 
 
 def all_events(
-    srv: VoxServer, token: str, date_ini: str, date_end: str, **params: object
+    srv: ServerApi, token: str, date_ini: str, date_end: str, **params: object
 ) -> list[dict[str, object]]:
     """Every event of the window, following `next_cursor` until it is null."""
     found: list[dict[str, object]] = []
@@ -399,7 +383,7 @@ def aggregate(aggregation: str, quantities: Sequence[str | int | None]) -> str:
     return plain_decimal(total)
 
 
-def token_info(srv: VoxServer, token: str) -> dict:  # type: ignore[type-arg]
+def token_info(srv: ServerApi, token: str) -> dict:  # type: ignore[type-arg]
     """information.php?api=token_info's single row (asserting a 200 envelope)."""
     reply = srv.get("/api/v2/information.php", token, params={"api": "token_info"})
     assert reply.status_code == 200, reply.text

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.e2e.harness import Tenant, VoxServer, all_events, local_stamp
+from tests.e2e.inprocess import AppServer
 
 Event = dict[str, object]
 Snapshot = tuple[list[str], list[Event]]
@@ -26,6 +27,13 @@ def _good(n: int, tag: str) -> list[Event]:
         {"id": f"good-{tag}-{i}", "product": "ivr_minutes", "time": _now(), "quantity": "1.5"}
         for i in range(n)
     ]
+
+
+@pytest.fixture(scope="module")
+def server(app_server: AppServer) -> AppServer:
+    """These cases need no separate process: the app runs in this one (inprocess.py); the body
+    size limit, which involves the socket, is checked on a real server below."""
+    return app_server
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +78,7 @@ def _post_raw(
     headers = {"wolkvox-token": token}
     if content_type is not None:
         headers["Content-Type"] = content_type
-    return requests.post(server.url("/api/v2/events"), data=body, headers=headers, timeout=60)
+    return server.post("/api/v2/events", data=body, headers=headers)
 
 
 def _refused(reply: requests.Response, status: int = 400) -> dict:  # type: ignore[type-arg]

@@ -17,6 +17,7 @@ from tests.e2e.harness import (
     envelope_ok,
     token_info,
 )
+from tests.e2e.inprocess import AppServer
 
 ROW_KEYS = ["operation", "description", "items", "date"]
 BAD_PARAMS = "SOME PARAMETERS ARE REQUIRED"
@@ -72,6 +73,13 @@ def check_current_month_envelope(reply: requests.Response) -> dict:  # type: ign
     assert type(body["code"]) is int, body
     assert list(body) == ["code", "error", "msg", "data"], body
     return body
+
+
+@pytest.fixture(scope="module")
+def server(app_server: AppServer) -> AppServer:
+    """These reads need no separate process: the app runs in this one (inprocess.py); the
+    test that restarts with other settings uses a real server."""
+    return app_server
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,8 @@ schemathesis output in the message has a curl line reproducing each failing requ
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 
 from tests.e2e.harness import VoxServer
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 MAX_EXAMPLES = 100
 SEED = int(os.environ.get("VOXMETER_FUZZ_SEED", "20261122"))
 OPERATIONS = (
@@ -39,13 +37,7 @@ def _driver() -> ModuleType:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI needs schemathesis (pip install -e '.[dev]'): {exc}")
         pytest.skip(f"schemathesis is not installed: {exc}")
-    spec = importlib.util.spec_from_file_location("voxmeter_fuzz_api", BENCH / "fuzz_api.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("bench.fuzz_api")
 
 
 def test_generated_requests_get_documented_replies(make_server: Any, tmp_path: Path) -> None:
@@ -82,11 +74,7 @@ def test_operations_without_input_get_documented_replies(make_server: Any) -> No
     """/healthz, /metrics and /openapi.json take no parameters, so schemathesis has only a few
     distinct requests for them: fuzz_probe.py sends each generated query strings and headers."""
     _driver()  # skips or fails like the test above when the dev dependencies are missing
-    spec = importlib.util.spec_from_file_location("voxmeter_fuzz_probe", BENCH / "fuzz_probe.py")
-    assert spec is not None
-    assert spec.loader is not None
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = importlib.import_module("bench.fuzz_probe")
     srv: VoxServer = make_server()
     doc = httpx.get(srv.base + "/openapi.json").json()
     operations = probe.inputless_operations(doc)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 
 from tests.e2e.harness import (
@@ -24,6 +26,7 @@ from tests.e2e.harness import (
     plain,
     times_this_month,
 )
+from tests.e2e.inprocess import AppServer
 
 Event = dict[str, object]
 
@@ -52,6 +55,12 @@ def _listed(server: VoxServer, tenant: Tenant, product: str | None = None) -> li
         local_stamp(now + timedelta(minutes=10), "UTC"),
         **extra,
     )
+
+
+@pytest.fixture(scope="module")
+def server(app_server: AppServer) -> AppServer:
+    """Ingest cases need no separate process: the app runs in this one (inprocess.py)."""
+    return app_server
 
 
 def test_json_array_reply_envelope_and_figure(server: VoxServer) -> None:
@@ -94,8 +103,8 @@ def test_ndjson_with_trailing_newline_and_crlf(server: VoxServer) -> None:
         json.dumps({"id": _uid(), "product": "tts_chars", "time": _now(), "quantity": "23"}),
     ]
     body = ("\r\n".join(lines) + "\r\n").encode()
-    reply = requests.post(
-        server.url("/api/v2/events"),
+    reply = server.post(
+        "/api/v2/events",
         data=body,
         headers={"wolkvox-token": tenant.token, "Content-Type": "application/x-ndjson"},
         timeout=30,
@@ -237,7 +246,8 @@ def test_first_copy_wins_within_one_batch(server: VoxServer) -> None:
     assert server.items(tenant.token, "amazon_s3") == "2.5"
 
 
-def test_every_accepted_batch_is_visible_at_once(server: VoxServer) -> None:
+def test_every_accepted_batch_is_visible_at_once(make_server: Callable[..., VoxServer]) -> None:
+    server = make_server()  # a real process: the batches and reads share one keep-alive connection
     tenant = server.tenant(licenses=2)
     rng = random.Random(5)
     sent: list[Event] = []
@@ -361,8 +371,8 @@ def test_quantity_and_time_notations(server: VoxServer) -> None:
         )
         + "]"
     )
-    reply = requests.post(
-        server.url("/api/v2/events"),
+    reply = server.post(
+        "/api/v2/events",
         data=body.encode(),
         headers={"wolkvox-token": tenant.token, "Content-Type": "application/json"},
         timeout=30,

@@ -21,6 +21,7 @@ from tests.e2e.harness import (
     local_stamp,
     void_event,
 )
+from tests.e2e.inprocess import AppServer
 
 Event = dict[str, object]
 NY = "America/New_York"
@@ -66,6 +67,12 @@ def _refused(reply: requests.Response, status: int) -> dict:  # type: ignore[typ
 
 
 # -- voids -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(app_server: AppServer) -> AppServer:
+    """Voids and listings need no separate process: the app runs in this one (inprocess.py)."""
+    return app_server
 
 
 def test_void_drops_the_figure_keeps_the_event_listed_and_the_id_taken(
