@@ -1,6 +1,6 @@
 """Server memory under a client's worst uploads and query strings, with /healthz alongside.
 
-Usage: python bench/attacks.py [--backend sqlite|postgres] [--src PATH] [--junk-reads 5000]
+Usage: python -m bench.attacks [--backend sqlite|postgres] [--src PATH] [--junk-reads 5000]
        [--json FILE]
 
 Two attacks, each against a fresh server process on loopback:
@@ -36,7 +36,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import (
+from bench.common import (
     Server,
     add_backend_option,
     cpu_note,

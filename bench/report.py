@@ -259,7 +259,7 @@ def steps(quick: bool, work: Path) -> list[Step]:
         *(
             Step(
                 f"attacks_{backend}",
-                [py, str(HERE / "attacks.py"), "--backend", backend, "--json", "{json}"],
+                [py, "-m", "bench.attacks", "--backend", backend, "--json", "{json}"],
                 attack_rows,
                 900,
             )

@@ -5,7 +5,7 @@ a scaled-out server on both; keeps billing.php busy from several clients, pauses
 `CLIENT PAUSE <ms> ALL` and times /healthz (one request every 10 ms) while it is paused.
 Requires `redis-server` and `redis-cli` on the PATH and PostgreSQL on 127.0.0.1:5432.
 
-    .venv/bin/python bench/stall.py --pause-ms 3000
+    .venv/bin/python -m bench.stall --pause-ms 3000
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-from common import Server, cpu_note, free_port, fresh_postgres, make_tenant, write_json
+from bench.common import Server, cpu_note, free_port, fresh_postgres, make_tenant, write_json
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], int]:
