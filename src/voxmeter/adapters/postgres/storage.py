@@ -22,24 +22,19 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.pq import TransactionStatus
-from psycopg.rows import TupleRow
 
 from voxmeter.adapters.postgres import schema
+from voxmeter.adapters.postgres.pool import UNAVAILABLE, Connection, Pool
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.errors import Unavailable
 from voxmeter.service.ports import MonthMeters, StoredEvent
 
-Connection = psycopg.Connection[TupleRow]
-
 _OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
 _TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
 _EVENT_COLUMNS = "e.seq, e.id, p.api, e.time, e.quantity, e.subject, e.received, e.voided"
 _OTHER_WRITERS_CHECK = 0.001  # seconds between data_version reads for other processes' commits
-_UNAVAILABLE = "THE DATABASE IS UNAVAILABLE, TRY AGAIN SHORTLY"
 _encode = msgspec.json.Encoder().encode
 
 # The batch arrives as one JSON array of UsageEvent rows [id, product, time, month, quantity,
@@ -127,93 +122,6 @@ def _state(total: Any, last_time: Any, last_value: Any) -> MeterState:
     return MeterState(int(total), None if last_time is None else int(last_time), int(last_value))
 
 
-class _Pool:
-    """A bounded set of autocommit connections, so many threads (and processes) stay within
-    the server's connection limit. A connection that failed is closed, never reused."""
-
-    def __init__(
-        self, url: str, size: int, wait: float, settings: dict[str, str], connect_timeout: int
-    ) -> None:
-        params = conninfo_to_dict(url)
-        params.setdefault("connect_timeout", connect_timeout)
-        params.setdefault("application_name", "voxmeter")
-        # Notice a vanished server on an idle or waiting connection instead of hanging.
-        params.setdefault("keepalives_idle", 10)
-        params.setdefault("keepalives_interval", 3)
-        params.setdefault("keepalives_count", 3)
-        params.setdefault("tcp_user_timeout", 15_000)  # ms unacknowledged before giving up
-        self._conninfo = make_conninfo("", **params)
-        self._settings = settings
-        self._slots = threading.BoundedSemaphore(size)
-        self._wait = wait
-        self._idle: list[Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def connect(self) -> Connection:
-        """A new connection with the session settings applied (not counted in the pool)."""
-        conn = psycopg.connect(self._conninfo, autocommit=True)
-        try:
-            names = list(self._settings)
-            conn.execute(
-                "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(names)),
-                [x for name in names for x in (name, self._settings[name])],
-            )
-            # An acknowledged batch must survive a crash, whatever the server's default.
-            conn.execute(
-                "SELECT set_config('synchronous_commit', 'on', false)"
-                " WHERE current_setting('synchronous_commit') = 'off'"
-            )
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def get(self) -> Connection:
-        if self._closed:
-            raise Unavailable("THE DATABASE STORAGE IS CLOSED")
-        if not self._slots.acquire(timeout=self._wait):
-            raise Unavailable("ALL DATABASE CONNECTIONS ARE BUSY, TRY AGAIN SHORTLY")
-        try:
-            with self._lock:
-                if self._idle:
-                    return self._idle.pop()
-            return self.connect()
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def put(self, conn: Connection) -> None:
-        """Take a connection back: reused when healthy and idle, else closed."""
-        try:
-            healthy = not conn.closed and not conn.broken
-            if healthy and conn.info.transaction_status != TransactionStatus.IDLE:
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    healthy = False
-            if healthy and not self._closed:
-                with self._lock:
-                    self._idle.append(conn)
-                return
-            conn.close()
-            if conn.broken:
-                # The server went away: the other idle connections are most likely dead too.
-                self._drain()
-        finally:
-            self._slots.release()
-
-    def _drain(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    def close(self) -> None:
-        self._closed = True
-        self._drain()
-
-
 @contextmanager
 def _unavailable_on_failure() -> Iterator[None]:
     """Driver failures meaning "not reachable / not now" become Unavailable (HTTP 503)."""
@@ -224,13 +132,13 @@ def _unavailable_on_failure() -> Iterator[None]:
         psycopg.InterfaceError,
         pg_errors.ReadOnlySqlTransaction,  # a standby, e.g. during a failover
     ) as exc:
-        raise Unavailable(_UNAVAILABLE) from exc
+        raise Unavailable(UNAVAILABLE) from exc
 
 
 class _Products:
     """Product api -> small integer id, cached; unknown apis are registered on first use."""
 
-    def __init__(self, pool: _Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -566,7 +474,7 @@ class PostgresStorage:
             "lock_timeout": str(lock_timeout_ms),
             "idle_in_transaction_session_timeout": "60000",
         }
-        self._pool = _Pool(url, pool_size, pool_wait, settings, connect_timeout)
+        self._pool = Pool(url, pool_size, pool_wait, settings, connect_timeout)
         self._lock_wait = lock_timeout_ms / 1000
         self._products = _Products(self._pool)
         self._local = threading.local()
