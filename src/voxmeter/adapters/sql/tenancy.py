@@ -17,11 +17,11 @@ class SqlStatements:
 
     dialect: ClassVar[Dialect]
 
-    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> Sequence[Row]:
         """Every row of a read, on a reading connection."""
         raise NotImplementedError
 
-    def _change(self, sql: str, args: Sequence[object]) -> tuple[int, list[Row]]:
+    def _change(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Row]]:
         """Run one write on its own (committed at once): (rows changed, rows returned)."""
         raise NotImplementedError
 

@@ -175,10 +175,10 @@ class SqliteStorage(SqlTenancy, Counters, MonthReads, MeterReads, EventLog):
 
     # -- the hooks of the shared SQL ----------------------------------------------------------
 
-    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Sequence[Any]]:
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
         return self._reader().execute(sql, args).fetchall()
 
-    def _change(self, sql: str, args: Sequence[object]) -> tuple[int, list[Sequence[Any]]]:
+    def _change(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Sequence[Any]]]:
         with self._write_lock:
             cur = self._writer.execute(sql, args)
             returned = cur.fetchall()
