@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 
 from psycopg import errors as pg_errors
 
-from voxmeter.adapters.postgres.pool import Connection
-from voxmeter.adapters.postgres.products import Products
+from voxmeter.adapters.postgres.hooks import ReadHooks, WriteHooks
 from voxmeter.adapters.postgres.statements import (
     _INSERT_BATCH,
     _INSERT_FRESH,
     EVENT_COLUMNS,
     METER,
-    SHARED,
     _encode,
     stored,
 )
@@ -22,15 +19,8 @@ from voxmeter.domain.events import UsageEvent
 from voxmeter.service.ports import StoredEvent
 
 
-class EventWrites:
+class EventWrites(WriteHooks):
     """The event side of a write transaction."""
-
-    _products: Products
-    _voidable: dict[int, str]
-    changed: bool
-
-    def _for(self, operation_id: int, level: int = SHARED) -> Connection:
-        raise NotImplementedError
 
     def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
         if not ids:
@@ -126,11 +116,8 @@ class EventWrites:
         return [UsageEvent(str(i), product, int(t), month, int(q), s) for i, t, q, s in rows]
 
 
-class EventLog:
+class EventLog(ReadHooks):
     """Listing events for reconciliation."""
-
-    def _conn(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
 
     def events(
         self,

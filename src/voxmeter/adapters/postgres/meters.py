@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 
-from voxmeter.adapters.postgres.pool import Connection
-from voxmeter.adapters.postgres.products import Products
-from voxmeter.adapters.postgres.statements import _MONTH_METERS, METER, SHARED, _encode
+from voxmeter.adapters.postgres.hooks import ReadHooks, WriteHooks
+from voxmeter.adapters.postgres.statements import _MONTH_METERS, METER, _encode
 from voxmeter.adapters.sql.cache import MonthCache
 from voxmeter.adapters.sql.rows import meter_state
 from voxmeter.domain.events import UsageEvent
@@ -16,15 +14,8 @@ from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.service.ports import MonthMeters
 
 
-class MeterWrites:
+class MeterWrites(WriteHooks):
     """The meter side of a write transaction."""
-
-    _products: Products
-    _voidable: dict[int, str]
-    changed: bool
-
-    def _for(self, operation_id: int, level: int = SHARED) -> Connection:
-        raise NotImplementedError
 
     def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
         uses: dict[tuple[str, int, str], int] = defaultdict(int)
@@ -118,11 +109,8 @@ class MeterWrites:
         self.changed = True
 
 
-class MeterReads(MonthCache):
+class MeterReads(MonthCache, ReadHooks):
     """A month's figures in one statement, cached by `version()` (sql/cache.py)."""
-
-    def _conn(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
 
     def _read_month(
         self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]

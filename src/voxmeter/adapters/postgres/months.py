@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
-from voxmeter.adapters.postgres.pool import Connection
-from voxmeter.adapters.postgres.products import Products
-from voxmeter.adapters.postgres.statements import METER, SHARED, _encode
+from voxmeter.adapters.postgres.hooks import ReadHooks, WriteHooks
+from voxmeter.adapters.postgres.statements import METER, _encode
 
 
-class MonthWrites:
+class MonthWrites(WriteHooks):
     """The month side of a write transaction."""
-
-    _products: Products
-    _voidable: dict[int, str]
-    changed: bool
-
-    def _for(self, operation_id: int, level: int = SHARED) -> Connection:
-        raise NotImplementedError
 
     def closed_months(self, operation_id: int) -> set[int]:
         rows = (
@@ -55,11 +45,8 @@ class MonthWrites:
         self.changed = True
 
 
-class MonthReads:
+class MonthReads(ReadHooks):
     """Frozen figures and the first month with events."""
-
-    def _conn(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
 
     def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
         with self._conn() as conn:

@@ -3,17 +3,12 @@ counts are shared with SQLite (adapters/sql/settings.py)."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-
 from voxmeter.adapters.postgres import schema
-from voxmeter.adapters.postgres.pool import Connection
+from voxmeter.adapters.postgres.hooks import ReadHooks
 from voxmeter.adapters.sql.settings import SqlSettings
 
 
-class Counters(SqlSettings):
-    def _conn(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
+class Counters(SqlSettings, ReadHooks):
     def save_request_counts(
         self, day_counts: dict[tuple[str, str], tuple[int, int]], last_used: dict[str, int]
     ) -> None:

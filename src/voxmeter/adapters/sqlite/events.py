@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 
-from voxmeter.adapters.sqlite.products import Products
+from voxmeter.adapters.sqlite.hooks import ReadHooks, WriteHooks
 from voxmeter.adapters.sqlite.statements import (
     _EVENT_BY_ID,
     _HIGHEST_ID_AND_SEQ,
@@ -25,11 +24,8 @@ from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.service.ports import StoredEvent
 
 
-class EventWrites:
+class EventWrites(WriteHooks):
     """The event side of a write transaction."""
-
-    _conn: sqlite3.Connection
-    _products: Products
 
     def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
         return self._known(operation_id, ids, [_id_key(operation_id, i) for i in ids])
@@ -170,17 +166,8 @@ class EventWrites:
         return [UsageEvent(i, product, t, month, q, s) for i, t, q, s in rows]
 
 
-class EventLog:
+class EventLog(ReadHooks):
     """Listing events for reconciliation, on the reading thread's connection."""
-
-    def _reader(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _product_id(self, api: str) -> int | None:
-        raise NotImplementedError
-
-    def _api(self, pid: int) -> str:
-        raise NotImplementedError
 
     def events(
         self,

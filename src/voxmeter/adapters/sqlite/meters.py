@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 
 from voxmeter.adapters.sql.cache import MonthCache
-from voxmeter.adapters.sqlite.products import Products
+from voxmeter.adapters.sqlite.hooks import ReadHooks, WriteHooks
 from voxmeter.adapters.sqlite.statements import (
     _METERS_OF_KEYS,
     _SAVE_METERS,
@@ -20,11 +19,8 @@ from voxmeter.domain.meters import MeterKey, MeterState
 from voxmeter.service.ports import MonthMeters
 
 
-class MeterWrites:
+class MeterWrites(WriteHooks):
     """The meter side of a write transaction."""
-
-    _conn: sqlite3.Connection
-    _products: Products
 
     def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
         uses: dict[tuple[str, int, str], int] = defaultdict(int)
@@ -88,17 +84,8 @@ class MeterWrites:
         self._conn.execute(_SAVE_METERS, (operation_id, _encode(rows)))
 
 
-class MeterReads(MonthCache):
+class MeterReads(MonthCache, ReadHooks):
     """A month's meter states and carried-in levels, cached by `version()` (sql/cache.py)."""
-
-    def _reader(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _product_id(self, api: str) -> int | None:
-        raise NotImplementedError
-
-    def _api(self, pid: int) -> str:
-        raise NotImplementedError
 
     def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
         raise NotImplementedError

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from voxmeter.adapters.sqlite.products import Products
+from voxmeter.adapters.sqlite.hooks import ReadHooks, WriteHooks
 
 
-class MonthWrites:
+class MonthWrites(WriteHooks):
     """The month side of a write transaction."""
-
-    _conn: sqlite3.Connection
-    _products: Products
 
     def closed_months(self, operation_id: int) -> set[int]:
         rows = self._conn.execute(
@@ -40,14 +35,8 @@ class MonthWrites:
         )
 
 
-class MonthReads:
+class MonthReads(ReadHooks):
     """Frozen figures and the first month with events, on the reading thread's connection."""
-
-    def _reader(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _api(self, pid: int) -> str:
-        raise NotImplementedError
 
     def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
         conn = self._reader()

@@ -8,15 +8,13 @@ from contextlib import AbstractContextManager
 
 from voxmeter.adapters.sql.settings import SqlSettings
 from voxmeter.adapters.sqlite import schema
+from voxmeter.adapters.sqlite.hooks import ReadHooks
 
 
-class Counters(SqlSettings):
+class Counters(SqlSettings, ReadHooks):
     _writer: sqlite3.Connection
 
     def write(self) -> AbstractContextManager[object]:
-        raise NotImplementedError
-
-    def _reader(self) -> sqlite3.Connection:
         raise NotImplementedError
 
     def save_request_counts(
