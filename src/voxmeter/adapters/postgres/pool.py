@@ -10,6 +10,7 @@ comes. Here a failed connection attempt is never retried by the pool in the back
 
 from __future__ import annotations
 
+import logging
 import time
 
 import psycopg
@@ -24,6 +25,10 @@ Connection = psycopg.Connection[TupleRow]
 
 UNAVAILABLE = "THE DATABASE IS UNAVAILABLE, TRY AGAIN SHORTLY"
 _SLICE = 0.01  # seconds a waiting caller sleeps between looks at failed connection attempts
+
+# The pool's own warnings (each failed connection attempt) would repeat, on the CLI's stderr
+# and in the server log, what the caller reports once as Unavailable.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 class Pool:
