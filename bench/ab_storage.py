@@ -11,13 +11,15 @@ Prints ms/batch per window of stored events.
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-import types
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,30 +32,28 @@ from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import create_operation
 
 BATCH = 10_000
-ADAPTER = "src/voxmeter/adapters/sqlite"
 
 
 def head_storage_class(revision: str) -> type[SqliteStorage]:
-    """The adapter's SqliteStorage as committed at `revision`, with that revision's schema."""
+    """The adapter's SqliteStorage as committed at `revision`: that revision's whole package,
+    imported as `head_voxmeter` (the adapter is several modules, with shared ones in sql/)."""
     root = Path(__file__).resolve().parent.parent
-    modules: dict[str, types.ModuleType] = {}
-    for name in ("schema", "storage"):
-        source = subprocess.run(
-            ["git", "show", f"{revision}:{ADAPTER}/{name}.py"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        module = types.ModuleType(f"head_{name}")
-        sys.modules[module.__name__] = module
-        if name == "storage":
-            source = source.replace(
-                "from voxmeter.adapters.sqlite import schema", "import head_schema as schema"
-            )
-        exec(compile(source, f"{revision}:{name}.py", "exec"), module.__dict__)
-        modules[name] = module
-    cls: type[SqliteStorage] = modules["storage"].SqliteStorage
+    archive = subprocess.run(
+        ["git", "archive", revision, "src/voxmeter"], cwd=root, capture_output=True, check=True
+    ).stdout
+    place = Path(tempfile.mkdtemp(prefix="ab_storage_"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(place, filter="data")
+    package = place / "head_voxmeter"
+    (place / "src" / "voxmeter").rename(package)
+    for module in package.rglob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        text = text.replace("from voxmeter", "from head_voxmeter")
+        module.write_text(text.replace("import voxmeter", "import head_voxmeter"), "utf-8")
+    sys.path.insert(0, str(place))
+    cls: type[SqliteStorage] = importlib.import_module(
+        "head_voxmeter.adapters.sqlite"
+    ).SqliteStorage
     return cls
 
 

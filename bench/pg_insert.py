@@ -16,7 +16,7 @@ on a unique violation, roll back to it and insert again with ON CONFLICT DO NOTH
   copy          COPY (binary) into a temporary staging table, INSERT ... SELECT ORDER BY ord
   unnest        INSERT ... SELECT FROM unnest(arrays) WITH ORDINALITY ORDER BY ord
   json          INSERT ... SELECT FROM jsonb_array_elements(batch encoded by msgspec), the
-                adapter's own statements (storage._INSERT_BATCH / _INSERT_FRESH)
+                adapter's own statements (statements._INSERT_BATCH / _INSERT_FRESH)
   upsert        unnest, always ON CONFLICT DO NOTHING RETURNING id (no savepoint)
   json-upsert   json, always ON CONFLICT DO NOTHING RETURNING id (no savepoint)
   adapter       the whole storage part of one ingest request through PostgresStorage.write():

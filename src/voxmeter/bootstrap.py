@@ -11,7 +11,7 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context
-from voxmeter.service.ports import Database, Limiter
+from voxmeter.service.ports import Database, Limiter, Storage
 from voxmeter.service.tenancy import Authenticator
 
 SQLITE = "sqlite:///"
@@ -72,7 +72,7 @@ def _safe(url: str) -> str:
     return url
 
 
-def context(settings: Settings, storage: Database | None = None) -> Context:
+def context(settings: Settings, storage: Database | None = None) -> Context[Storage]:
     return Context(
         storage=storage or open_storage(settings.database_url, cache_mib=settings.sqlite_cache_mib),
         catalog=Catalog.load(settings.catalog_path),
@@ -80,7 +80,7 @@ def context(settings: Settings, storage: Database | None = None) -> Context:
     )
 
 
-def limiter(settings: Settings, ctx: Context) -> Limiter:
+def limiter(settings: Settings, ctx: Context[Storage]) -> Limiter:
     """Redis-backed limits when a Redis URL is set (shared by every process, keyed by the
     prefix and the database's deployment id), else in-process."""
     if settings.redis_url:
@@ -98,7 +98,7 @@ def limiter(settings: Settings, ctx: Context) -> Limiter:
     return local
 
 
-def app_state(settings: Settings, ctx: Context) -> AppState:
+def app_state(settings: Settings, ctx: Context[Storage]) -> AppState:
     """The HTTP app's shared state."""
     return AppState(
         ctx=ctx,

@@ -1,7 +1,9 @@
 """Fixtures: a real, migrated database per test (a SQLite file, and a PostgreSQL schema), a fake
-clock and a Context over both.
+clock and a Context over each; and the in-memory fake of tests/fakes.py, which must keep the
+same contract.
 
-Every test that uses `storage` (or `ctx`) runs once per backend. PostgreSQL is the test database
+Every test that uses `storage` (or `ctx`) runs once per backend (the fake's variant is left out
+where a test reads the database with SQL). PostgreSQL is the test database
 of tests/backends.py: unreachable, it skips those variants with the reason printed (with CI=true
 it fails them). Tests about the SQLite file itself are marked `sqlite_only`.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.backends import pg_schema
+from tests.fakes import MemoryDatabase
 from tests.integration.support import FakeClock, Sql
 from voxmeter.adapters.postgres import PostgresStorage
 from voxmeter.adapters.sqlite import SqliteStorage
@@ -28,7 +31,7 @@ from voxmeter.service.tenancy import create_operation
 
 #: Mid-May 2026 (UTC): May is the open month; April's 3-day grace period is over.
 DEFAULT_NOW = "2026-05-15T12:00:00Z"
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "memory"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,16 +40,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _left_out(item: pytest.Item, backend: str | None) -> bool:
+    if backend == "postgres":
+        return item.get_closest_marker("sqlite_only") is not None
+    if backend == "memory":
+        return item.get_closest_marker("sqlite_only") is not None or "sql" in getattr(
+            item, "fixturenames", ()
+        )
+    return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the PostgreSQL variant of tests marked `sqlite_only`."""
+    """Drop the PostgreSQL variant of tests marked `sqlite_only`, and the in-memory fake's
+    variant of those and of tests reading the database with SQL (the fake has none)."""
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("db_backend") if callspec else None
-        if backend == "postgres" and item.get_closest_marker("sqlite_only"):
-            drop.append(item)
-        else:
-            keep.append(item)
+        (drop if _left_out(item, backend) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -59,8 +70,11 @@ class DbUnderTest:
     backend: str
     url: str
     path: Path | None = None
+    memory: MemoryDatabase | None = None
 
     def open(self) -> Database:
+        if self.memory is not None:
+            return self.memory
         if self.path is not None:
             return SqliteStorage(str(self.path))
         return PostgresStorage(self.url)
@@ -80,6 +94,9 @@ def db_backend(request: pytest.FixtureRequest) -> str:
 def database(db_backend: str, db_path: Path) -> Iterator[DbUnderTest]:
     if db_backend == "sqlite":
         yield DbUnderTest("sqlite", f"sqlite:///{db_path}", db_path)
+        return
+    if db_backend == "memory":
+        yield DbUnderTest("memory", "memory:", memory=MemoryDatabase())
         return
     with pg_schema() as url:
         yield DbUnderTest("postgres", url)

@@ -370,3 +370,21 @@ def test_a_database_newer_than_this_release_is_refused(pg_url: str, pg: Postgres
     assert "upgrade voxmeter" in str(checked.value)
     # Nothing was changed by the refusals.
     assert pg.schema_version() == schema.LATEST + 1
+
+
+def test_a_full_pool_makes_callers_wait_then_refuses_them(pg_url: str, pg: PostgresStorage) -> None:
+    # The wait also bounds opening the first connection: long enough for a loaded machine.
+    store = PostgresStorage(pg_url, pool_size=1, pool_wait=2.0)
+    try:
+        assert store.operations() == []
+        with store.write() as tx:
+            tx.closed_months(1)  # the one connection is this transaction's until it ends
+            start = time.monotonic()
+            with pytest.raises(Unavailable, match="BUSY"):
+                store.operations()
+            assert 2.0 <= time.monotonic() - start < 10
+        assert store.operations() == []  # given back: the next caller gets it
+    finally:
+        store.close()
+    with pytest.raises(Unavailable, match="CLOSED"):
+        store.operations()

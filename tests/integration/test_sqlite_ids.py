@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.support import FakeClock, ev, fig, query
 from voxmeter.adapters.sqlite import SqliteStorage
-from voxmeter.adapters.sqlite import storage as sqlite_storage
+from voxmeter.adapters.sqlite import events as sqlite_events
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.tenancy import Operation
@@ -24,7 +24,7 @@ DAY = "2026-05-02T00:00:00Z"
 @pytest.fixture
 def small_levels(monkeypatch: pytest.MonkeyPatch) -> None:
     """Levels of 3 and 7 keys, so a few batches merge through every level."""
-    monkeypatch.setattr(sqlite_storage, "_LEVEL_SIZES", {0: 3, 1: 7})
+    monkeypatch.setattr(sqlite_events, "_LEVEL_SIZES", {0: 3, 1: 7})
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_ids_stay_taken_through_every_merge(ctx: Context, op: Operation) -> None
 def test_key_collisions_are_told_apart_by_the_stored_id(
     ctx: Context, op: Operation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_storage, "_id_key", lambda operation_id, event_id: len(event_id))
+    monkeypatch.setattr(sqlite_events, "_id_key", lambda operation_id, event_id: len(event_id))
     ingest_batch(ctx, op, [ev("zz", "rsync", DAY, "1")])
     first = ingest_batch(ctx, op, [ev(i, "rsync", DAY, "1") for i in ["b1", "a1", "c1", "a2"]])
     assert first.accepted == 4, "same key, different ids: all new"

@@ -11,15 +11,15 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voxmeter.adapters.sqlite import SqliteStorage, storage
+from voxmeter.adapters.sqlite import SqliteStorage, statements
 from voxmeter.domain.events import UsageEvent
 
-ALLOWED = {storage._CHUNK} | {1 << bit for bit in range(storage._CHUNK.bit_length() - 1)}
+ALLOWED = {statements._CHUNK} | {1 << bit for bit in range(statements._CHUNK.bit_length() - 1)}
 
 
 @given(st.integers(min_value=0, max_value=100_000))
 def test_every_count_is_cut_into_a_few_allowed_sizes(count: int) -> None:
-    sizes = storage._chunk_sizes(count)
+    sizes = statements._chunk_sizes(count)
     assert sum(sizes) == count
     assert set(sizes) <= ALLOWED
     assert len(ALLOWED) == 13

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from voxmeter.domain.catalog import Catalog
-from voxmeter.service.ports import Storage
+
+S_co = TypeVar("S_co", covariant=True)
 
 
 def system_clock() -> int:
@@ -16,8 +18,11 @@ def system_clock() -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Context:
-    storage: Storage
+class Context(Generic[S_co]):
+    """`storage` is typed by the role ports a function uses: `Context[Tenancy]` for one that
+    only reads tokens, `Context[Storage]` where everything is wired."""
+
+    storage: S_co
     catalog: Catalog
     grace_days: int = 3
     clock: Callable[[], int] = field(default=system_clock)

@@ -17,7 +17,7 @@ from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict, NotFound
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
-from voxmeter.service.ports import StoredEvent
+from voxmeter.service.ports import EventLog, StoredEvent, Writer
 
 MAX_WINDOW_DAYS = 31
 MAX_PAGE = 60_000
@@ -31,7 +31,7 @@ class Page:
     next_cursor: str | None
 
 
-def void_event(ctx: Context, op: Operation, event_id: str) -> tuple[StoredEvent, bool]:
+def void_event(ctx: Context[Writer], op: Operation, event_id: str) -> tuple[StoredEvent, bool]:
     """Void one event: it leaves every figure, stays listed, and its id stays taken.
 
     Returns the event and whether this call voided it (False: it was already void).
@@ -100,7 +100,7 @@ def decode_cursor(text: str) -> tuple[int, int]:
 
 
 def list_events(
-    ctx: Context,
+    ctx: Context[EventLog],
     op: Operation,
     date_ini: str | None,
     date_end: str | None,

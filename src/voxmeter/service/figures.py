@@ -8,10 +8,11 @@ from voxmeter.domain.months import Month, MonthError, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
+from voxmeter.service.ports import MeterReads
 
 
 def month_figures(
-    ctx: Context, op: Operation, products: list[Product], month: int
+    ctx: Context[MeterReads], op: Operation, products: list[Product], month: int
 ) -> dict[str, int]:
     """Each product's figure for the month, in micro-units."""
     apis = tuple(p.api for p in products)
@@ -23,7 +24,7 @@ def month_figures(
     return {p.api: figure(p.aggregation, states.get(p.api), carried.get(p.api)) for p in products}
 
 
-def resolve_month(ctx: Context, op: Operation, text: str | None) -> int | None:
+def resolve_month(ctx: Context[object], op: Operation, text: str | None) -> int | None:
     """The month a request asks for: None for the current one; refuses future months."""
     if text is None:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from voxmeter.domain.batch import check_and_fold, validate_batch
 from voxmeter.domain.catalog import Aggregation
@@ -15,7 +16,7 @@ from voxmeter.errors import BadParameters
 from voxmeter.service.codec import EventIn, InvalidBatch
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
-from voxmeter.service.ports import WriteTransaction
+from voxmeter.service.ports import EventWrites, MonthWrites, Writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +26,12 @@ class IngestResult:
     new_events: tuple[UsageEvent, ...] = ()
 
 
+class _ClosedMonthsTx(EventWrites, MonthWrites, Protocol):
+    """What checking events against closed months reads."""
+
+
 def ingest_body(
-    ctx: Context, op: Operation, body: bytes, decode: Callable[[bytes], list[EventIn]]
+    ctx: Context[Writer], op: Operation, body: bytes, decode: Callable[[bytes], list[EventIn]]
 ) -> IngestResult:
     """Decode a request body and ingest it; problems of every kind are reported together."""
     try:
@@ -37,7 +42,7 @@ def ingest_body(
     return ingest_batch(ctx, op, incoming)  # type: ignore[arg-type]
 
 
-def all_problems(ctx: Context, op: Operation, exc: InvalidBatch) -> list[Problem]:
+def all_problems(ctx: Context[object], op: Operation, exc: InvalidBatch) -> list[Problem]:
     """Decoding problems merged with the rule problems of the events that did decode."""
     indices = [index for index, _ in exc.decoded]
     incoming: list[IncomingEvent] = [event for _, event in exc.decoded]
@@ -46,7 +51,9 @@ def all_problems(ctx: Context, op: Operation, exc: InvalidBatch) -> list[Problem
     return sorted([*exc.problems, *moved], key=lambda p: p.index)
 
 
-def check_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> list[Problem]:
+def check_batch(
+    ctx: Context[Writer], op: Operation, incoming: list[IncomingEvent]
+) -> list[Problem]:
     """Every reason this batch would be refused now, storing nothing."""
     events, problems = validate_batch(incoming, ctx.catalog, calendar(op.timezone), ctx.clock())
     if problems:
@@ -55,7 +62,9 @@ def check_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> l
         return _closed_month_problems(ctx, tx, op, events)
 
 
-def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> IngestResult:
+def ingest_batch(
+    ctx: Context[Writer], op: Operation, incoming: list[IncomingEvent]
+) -> IngestResult:
     """All or nothing: any invalid event rejects the batch with every problem listed."""
     now = ctx.clock()
     events, problems, folded = check_and_fold(incoming, ctx.catalog, calendar(op.timezone), now)
@@ -89,19 +98,19 @@ def ingest_batch(ctx: Context, op: Operation, incoming: list[IncomingEvent]) -> 
     return IngestResult(len(new), len(events) - len(new), tuple(new))
 
 
-def _aggregation(ctx: Context, api: str) -> Aggregation:
+def _aggregation(ctx: Context[object], api: str) -> Aggregation:
     product = ctx.catalog.get(api)
     assert product is not None  # validated above
     return product.aggregation
 
 
-def _unique_events(ctx: Context, events: list[UsageEvent]) -> list[UsageEvent]:
+def _unique_events(ctx: Context[object], events: list[UsageEvent]) -> list[UsageEvent]:
     return [e for e in events if _aggregation(ctx, e.product) is Aggregation.UNIQUE]
 
 
 def _closed_month_problems(
-    ctx: Context,
-    tx: WriteTransaction,
+    ctx: Context[object],
+    tx: _ClosedMonthsTx,
     op: Operation,
     events: list[UsageEvent],
     closed: set[int] | None = None,

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.meters import MeterState, figure
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
-from voxmeter.service.ports import WriteTransaction
+from voxmeter.service.ports import Months, MonthWrites, Tenancy, Writer
 
 
-def is_closed_by_grace(ctx: Context, op: Operation, month: int, now: int) -> bool:
+class DueMonths(Tenancy, Months, Writer, Protocol):
+    """What closing due months reads and writes."""
+
+
+def is_closed_by_grace(ctx: Context[object], op: Operation, month: int, now: int) -> bool:
     """A month closes by itself at local midnight `grace_days` after it ends."""
     return now >= calendar(op.timezone).closes_at(month, ctx.grace_days)
 
 
-def closed_set(ctx: Context, tx: WriteTransaction, op: Operation, months: set[int]) -> set[int]:
+def closed_set(ctx: Context[object], tx: MonthWrites, op: Operation, months: set[int]) -> set[int]:
     """Which of these months are closed: up to the latest explicitly closed month (closing a
     month closes every earlier one), or by the grace period."""
     now = ctx.clock()
@@ -24,7 +30,7 @@ def closed_set(ctx: Context, tx: WriteTransaction, op: Operation, months: set[in
     return {m for m in months if m <= through or is_closed_by_grace(ctx, op, m, now)}
 
 
-def close_month(ctx: Context, op: Operation, month: Month) -> list[Month]:
+def close_month(ctx: Context[Writer], op: Operation, month: Month) -> list[Month]:
     """Close `month` and every earlier open month, freezing each one's figures.
 
     Months close in order so that a closed month's carried-in levels can never change.
@@ -64,7 +70,7 @@ def _carry(carried: dict[str, int], api: str, state: MeterState | None) -> None:
         carried[api] = state.last_value
 
 
-def close_due_months(ctx: Context) -> dict[str, list[Month]]:
+def close_due_months(ctx: Context[DueMonths]) -> dict[str, list[Month]]:
     """Freeze every month whose grace period has ended, for every operation."""
     now = ctx.clock()
     done: dict[str, list[Month]] = {}

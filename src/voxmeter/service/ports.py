@@ -40,16 +40,8 @@ METER_CACHE_ENTRIES = 4096
 first out (a key is an operation, a month and a product set)."""
 
 
-class WriteTransaction(Protocol):
-    """One atomic unit of writing: everything in it commits together or not at all.
-
-    Concurrent transactions of one operation may store events side by side; meter updates are
-    serialized by the storage, and a transaction that calls `exclusive` first has the operation
-    to itself (closing months and voiding, which must not interleave with ingest)."""
-
-    def exclusive(self, operation_id: int) -> None:
-        """No other transaction of this operation runs until this one ends. Call it first."""
-        ...
+class EventWrites(Protocol):
+    """Storing and voiding events inside a write transaction."""
 
     def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
         """Which of these event ids the operation already has."""
@@ -60,6 +52,20 @@ class WriteTransaction(Protocol):
     ) -> list[UsageEvent]:
         """Store the events whose id is new; return those, in order."""
         ...
+
+    def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None: ...
+
+    def mark_voided(self, operation_id: int, seq: int, when: int) -> None: ...
+
+    def month_events(
+        self, operation_id: int, product: str, month: int, start: int, end: int
+    ) -> list[UsageEvent]:
+        """The month's non-voided events of one product in arrival order (to refold a level)."""
+        ...
+
+
+class MeterWrites(Protocol):
+    """Reading and saving meter states (and unique subjects) inside a write transaction."""
 
     def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
         """Count subjects per (product, month); return how many are new to each month."""
@@ -73,15 +79,9 @@ class WriteTransaction(Protocol):
 
     def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None: ...
 
-    def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None: ...
 
-    def mark_voided(self, operation_id: int, seq: int, when: int) -> None: ...
-
-    def month_events(
-        self, operation_id: int, product: str, month: int, start: int, end: int
-    ) -> list[UsageEvent]:
-        """The month's non-voided events of one product in arrival order (to refold a level)."""
-        ...
+class MonthWrites(Protocol):
+    """Closed months inside a write transaction."""
 
     def closed_months(self, operation_id: int) -> set[int]: ...
 
@@ -95,12 +95,27 @@ class WriteTransaction(Protocol):
         ...
 
 
-class Storage(Protocol):
-    """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""
+class WriteTransaction(EventWrites, MeterWrites, MonthWrites, Protocol):
+    """One atomic unit of writing: everything in it commits together or not at all.
+
+    Concurrent transactions of one operation may store events side by side; meter updates are
+    serialized by the storage, and a transaction that calls `exclusive` first has the operation
+    to itself (closing months and voiding, which must not interleave with ingest)."""
+
+    def exclusive(self, operation_id: int) -> None:
+        """No other transaction of this operation runs until this one ends. Call it first."""
+        ...
+
+
+class Writer(Protocol):
+    """Where every change to events, meters and months goes through."""
 
     def write(self) -> AbstractContextManager[WriteTransaction]: ...
 
-    # operations and tokens
+
+class Tenancy(Protocol):
+    """Operations and their API tokens."""
+
     def create_operation(
         self, name: str, server: str, timezone: str, licenses: int, created: int
     ) -> Operation: ...
@@ -119,6 +134,10 @@ class Storage(Protocol):
 
     def revoke_token(self, token_id: str, when: int) -> bool: ...
 
+
+class RequestCounters(Protocol):
+    """Per-token request counts per day, flushed by the limiter."""
+
     def save_request_counts(
         self, day_counts: dict[tuple[str, str], tuple[int, int]], last_used: dict[str, int]
     ) -> None:
@@ -129,6 +148,10 @@ class Storage(Protocol):
         """Requests made on a day, per token id."""
         ...
 
+
+class SettingsStore(Protocol):
+    """Named deployment-wide settings (the maintenance flag) and the deployment's id."""
+
     def setting(self, name: str) -> str | None: ...
 
     def set_setting(self, name: str, value: str | None) -> None: ...
@@ -137,7 +160,10 @@ class Storage(Protocol):
         """The random id this database got with its schema: what shared limit state is keyed by."""
         ...
 
-    # figures and events
+
+class MeterReads(Protocol):
+    """The figures of a month, as committed."""
+
     def version(self) -> Hashable:
         """Changes whenever a figure may have changed: at once for this process's commits,
         within a millisecond for other processes' (readers cache by it)."""
@@ -158,13 +184,9 @@ class Storage(Protocol):
         """For each level product: the last level reported before the month, if any."""
         ...
 
-    def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
-        """A closed month's final figures, or None while it is open."""
-        ...
 
-    def first_month(self, operation_id: int) -> int | None:
-        """The earliest month holding any of the operation's events."""
-        ...
+class EventLog(Protocol):
+    """Events listed for reconciliation."""
 
     def events(
         self,
@@ -177,6 +199,31 @@ class Storage(Protocol):
     ) -> Iterator[StoredEvent]:
         """Events with `start <= time < end` ordered by (time, seq), after a cursor."""
         ...
+
+
+class Months(Protocol):
+    """Which months hold events and which are closed."""
+
+    def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
+        """A closed month's final figures, or None while it is open."""
+        ...
+
+    def first_month(self, operation_id: int) -> int | None:
+        """The earliest month holding any of the operation's events."""
+        ...
+
+
+class Storage(
+    Writer,
+    Tenancy,
+    RequestCounters,
+    SettingsStore,
+    MeterReads,
+    EventLog,
+    Months,
+    Protocol,
+):
+    """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""
 
     def close(self) -> None: ...
 

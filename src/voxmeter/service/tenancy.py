@@ -19,6 +19,7 @@ from voxmeter.domain.tenancy import (
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context
 from voxmeter.service.lru import LruCache
+from voxmeter.service.ports import Tenancy
 
 TOKEN_PREFIX = "vxm_"  # noqa: S105 - a prefix, not a secret
 
@@ -29,7 +30,7 @@ def hash_secret(secret: str) -> str:
 
 
 def create_operation(
-    ctx: Context, name: str, server: str, timezone: str = "UTC", licenses: int = 1
+    ctx: Context[Tenancy], name: str, server: str, timezone: str = "UTC", licenses: int = 1
 ) -> Operation:
     try:
         check_name(name)
@@ -45,7 +46,7 @@ def create_operation(
         raise ConfigError(str(exc)) from exc
 
 
-def find_operation(ctx: Context, name: str, server: str | None = None) -> Operation:
+def find_operation(ctx: Context[Tenancy], name: str, server: str | None = None) -> Operation:
     """An operation by name; `server` disambiguates names used on several servers."""
     found = [
         op
@@ -62,7 +63,7 @@ def find_operation(ctx: Context, name: str, server: str | None = None) -> Operat
 
 
 def create_token(
-    ctx: Context, op: Operation, description: str, scopes: list[str]
+    ctx: Context[Tenancy], op: Operation, description: str, scopes: list[str]
 ) -> tuple[Token, str]:
     """Create a token; the secret is returned once and only its hash is stored."""
     if not description.strip():
@@ -85,7 +86,7 @@ def create_token(
     return token, secret
 
 
-def revoke_token(ctx: Context, token_id: str) -> None:
+def revoke_token(ctx: Context[Tenancy], token_id: str) -> None:
     if not ctx.storage.revoke_token(token_id, ctx.clock()):
         raise ConfigError(f"no active token {token_id!r}")
 
@@ -109,7 +110,7 @@ class Authenticator:
     cached). Lookups are by hash, and the stored hash is compared in constant time.
     """
 
-    def __init__(self, ctx: Context, ttl: float = 1.0) -> None:
+    def __init__(self, ctx: Context[Tenancy], ttl: float = 1.0) -> None:
         self._ctx = ctx
         self._ttl = ttl
         self._cache: LruCache[str, tuple[float, Caller]] = LruCache(TOKEN_CACHE_ENTRIES)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import psycopg
 
-from voxmeter.adapters.sqlite.schema import SchemaError, stored_deployment
+from voxmeter.adapters.sql import schema_checks
+from voxmeter.adapters.sql.schema_checks import stored_deployment
+from voxmeter.errors import SchemaError
 
 __all__ = ["LATEST", "MIGRATIONS", "SchemaError", "check", "deployment_id", "migrate", "version"]
 
@@ -130,19 +132,7 @@ def version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
 
 def check(found: int) -> None:
     """Refuse a schema other than LATEST, saying which way to fix it."""
-    if found > LATEST:
-        raise SchemaError(_newer(found))
-    if found != LATEST:
-        raise SchemaError(
-            f"database schema version {found}, this voxmeter needs {LATEST}: run 'voxmeter migrate'"
-        )
-
-
-def _newer(found: int) -> str:
-    return (
-        f"database schema version {found} is newer than this voxmeter knows ({LATEST}); "
-        "upgrade voxmeter"
-    )
+    schema_checks.check(found, LATEST)
 
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
@@ -155,7 +145,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK)
         current = version(conn)
         if current > LATEST:
-            raise SchemaError(_newer(current))
+            raise SchemaError(schema_checks.newer(current, LATEST))
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)")
         for number in range(current + 1, LATEST + 1):
             conn.execute(MIGRATIONS[number - 1].encode())

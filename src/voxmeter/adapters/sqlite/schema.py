@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 
 from voxmeter import errors
+from voxmeter.adapters.sql import schema_checks
+from voxmeter.adapters.sql.schema_checks import stored_deployment
 
 MIGRATIONS: list[str] = [
     # 1: the core service
@@ -128,31 +129,12 @@ SchemaError = errors.SchemaError
 
 def check(found: int) -> None:
     """Refuse a schema other than LATEST, saying which way to fix it."""
-    if found > LATEST:
-        raise SchemaError(
-            f"database schema version {found} is newer than this voxmeter knows ({LATEST}); "
-            "upgrade voxmeter"
-        )
-    if found != LATEST:
-        raise SchemaError(
-            f"database schema version {found}, this voxmeter needs {LATEST}: run 'voxmeter migrate'"
-        )
+    schema_checks.check(found, LATEST)
 
 
 def deployment_id(conn: sqlite3.Connection) -> str:
     """The database's deployment id (made by migration 3)."""
     return stored_deployment(conn.execute("SELECT id FROM deployment").fetchone())
-
-
-def stored_deployment(row: Sequence[object] | None) -> str:
-    """The id from its one row, refusing a table emptied or altered by hand."""
-    found = str(row[0]) if row is not None else ""
-    if not found.isalnum():
-        raise SchemaError(
-            "the database's deployment id (table 'deployment', one row of letters and digits) "
-            "is missing or invalid: the limits shared through Redis are keyed by it"
-        )
-    return found
 
 
 def version(conn: sqlite3.Connection) -> int:
@@ -169,10 +151,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the latest version; return how many migrations ran."""
     current = version(conn)
     if current > LATEST:
-        raise SchemaError(
-            f"database schema version {current} is newer than this voxmeter knows ({LATEST}); "
-            "upgrade voxmeter"
-        )
+        raise SchemaError(schema_checks.newer(current, LATEST))
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = version(conn)

@@ -17,6 +17,7 @@ from voxmeter.adapters.sqlite.schema import SchemaError
 from voxmeter.config import DEFAULT_DATABASE_URL, Settings
 from voxmeter.errors import ConfigError, VoxmeterError
 from voxmeter.service.context import Context
+from voxmeter.service.ports import Storage
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,7 +40,7 @@ def settings_for(db: str) -> Settings:
     return replace(Settings.from_env(), database_url=db)
 
 
-def open_context(db: str) -> Context:
+def open_context(db: str) -> Context[Storage]:
     """The context of an existing database (see `require_existing`)."""
     require_existing(db)
     return bootstrap.context(settings_for(db))

@@ -13,12 +13,13 @@ from voxmeter.service import tenancy
 from voxmeter.service.codec import EventIn
 from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
+from voxmeter.service.ports import Storage
 
 DEMO_NAME = "demo"
 DEMO_SERVER = "9901"
 
 
-def load_demo(ctx: Context, seed: int = 2026) -> tuple[str, int]:
+def load_demo(ctx: Context[Storage], seed: int = 2026) -> tuple[str, int]:
     """Create (or reuse) the demo operation and a fresh token; return (secret, events added)."""
     try:
         op = tenancy.find_operation(ctx, DEMO_NAME, DEMO_SERVER)

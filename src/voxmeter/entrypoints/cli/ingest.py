@@ -17,6 +17,7 @@ from voxmeter.errors import BadParameters
 from voxmeter.service import codec, tenancy
 from voxmeter.service.context import Context
 from voxmeter.service.ingest import all_problems, check_batch, ingest_batch
+from voxmeter.service.ports import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +60,13 @@ def _chunks(path: Path) -> Iterator[Chunk]:
             yield _decoded(numbers, partial(codec.decode_ndjson, b"".join(lines)))
 
 
-def _problems(ctx: Context, op: Operation, chunk: Chunk) -> list[Problem]:
+def _problems(ctx: Context[Storage], op: Operation, chunk: Chunk) -> list[Problem]:
     if chunk.failed is not None:
         return all_problems(ctx, op, chunk.failed)
     return check_batch(ctx, op, chunk.events)
 
 
-def _check_file(ctx: Context, op: Operation, path: Path) -> int:
+def _check_file(ctx: Context[Storage], op: Operation, path: Path) -> int:
     """Every event of the file, checked before anything is stored; returns the event count."""
     total = 0
     report: list[str] = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from voxmeter.config import Settings
 from voxmeter.entrypoints.http.uploads import BODIES_PER_BUDGET, UploadBudget
 from voxmeter.service.context import Context
-from voxmeter.service.ports import Limiter
+from voxmeter.service.ports import Limiter, Storage
 from voxmeter.service.tenancy import Authenticator
 
 MAINTENANCE = "maintenance"
@@ -18,7 +18,7 @@ MAINTENANCE = "maintenance"
 class MaintenanceFlag:
     """The admin's maintenance switch, re-read from storage at most once a second."""
 
-    ctx: Context
+    ctx: Context[Storage]
     ttl: float = 1.0
     _value: bool = field(default=False, init=False)
     _until: float = field(default=0.0, init=False)
@@ -37,7 +37,7 @@ class MaintenanceFlag:
 
 @dataclass
 class AppState:
-    ctx: Context
+    ctx: Context[Storage]
     settings: Settings
     limiter: Limiter
     auth: Authenticator

@@ -1,0 +1,337 @@
+"""An in-memory `Database`: the storage ports' semantics in plain Python, for fast tests.
+
+It keeps the contract the SQLite and PostgreSQL adapters keep (the integration suite runs on it
+too): an id is deduplicated for ever, the first copy wins; meters are read, merged and saved in
+a transaction that commits whole or not at all; closing freezes a month; events are listed in
+(time, seq) order after a cursor. Writers take one lock, so `exclusive` holds by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from voxmeter.adapters.sqlite import schema
+from voxmeter.domain.events import UsageEvent, first_copies
+from voxmeter.domain.meters import MeterKey, MeterState
+from voxmeter.domain.tenancy import Operation, Token
+from voxmeter.service.ports import MonthMeters, StoredEvent
+
+
+@dataclasses.dataclass
+class _State:
+    """Everything kept; copied at the start of a write so a failed one leaves no trace."""
+
+    operations: dict[int, Operation] = dataclasses.field(default_factory=dict)
+    tokens: dict[str, tuple[Token, str]] = dataclasses.field(default_factory=dict)
+    events: dict[int, tuple[int, UsageEvent, int, int | None]] = dataclasses.field(
+        default_factory=dict
+    )  # seq -> (operation, event, received, voided)
+    ids: dict[tuple[int, str], int] = dataclasses.field(default_factory=dict)  # -> seq
+    meters: dict[tuple[int, str, int], MeterState] = dataclasses.field(default_factory=dict)
+    subjects: dict[tuple[int, str, int, str], int] = dataclasses.field(default_factory=dict)
+    closed: dict[tuple[int, int], dict[str, int]] = dataclasses.field(default_factory=dict)
+    counts: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    last_seq: int = 0
+
+    def copy(self) -> _State:
+        copied = dataclasses.replace(self)
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, dict):
+                setattr(copied, field.name, dict(value))
+        return copied
+
+
+class _Transaction:
+    """The write side: works on the storage's state directly; the storage undoes it on error."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    def exclusive(self, operation_id: int) -> None:
+        """Already so: one writer at a time."""
+
+    def known_ids(self, operation_id: int, ids: list[str]) -> set[str]:
+        return {i for i in ids if (operation_id, i) in self._s.ids}
+
+    def insert_new(
+        self, operation_id: int, events: list[UsageEvent], received: int
+    ) -> list[UsageEvent]:
+        fresh = [e for e in first_copies(events) if (operation_id, e.id) not in self._s.ids]
+        for e in fresh:
+            self._s.last_seq += 1
+            self._s.events[self._s.last_seq] = (operation_id, e, received, None)
+            self._s.ids[(operation_id, e.id)] = self._s.last_seq
+        return fresh
+
+    def add_subjects(self, operation_id: int, events: list[UsageEvent]) -> dict[MeterKey, int]:
+        new: dict[MeterKey, int] = defaultdict(int)
+        for e in events:
+            if e.subject is None:
+                continue
+            key = (operation_id, e.product, e.month, e.subject)
+            seen = self._s.subjects.get(key, 0)
+            self._s.subjects[key] = seen + 1
+            new[(e.product, e.month)] += int(seen == 0)
+        return dict(new)
+
+    def remove_subject(self, operation_id: int, product: str, month: int, subject: str) -> bool:
+        key = (operation_id, product, month, subject)
+        if key not in self._s.subjects:
+            return False
+        self._s.subjects[key] -= 1
+        if self._s.subjects[key] <= 0:
+            del self._s.subjects[key]
+            return True
+        return False
+
+    def meters(self, operation_id: int, keys: Iterable[MeterKey]) -> dict[MeterKey, MeterState]:
+        found = {}
+        for product, month in keys:
+            state = self._s.meters.get((operation_id, product, month))
+            if state is not None:
+                found[(product, month)] = state.copy()
+        return found
+
+    def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None:
+        for (product, month), state in states.items():
+            self._s.meters[(operation_id, product, month)] = state.copy()
+
+    def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None:
+        seq = self._s.ids.get((operation_id, event_id))
+        return None if seq is None else _stored(seq, self._s.events[seq])
+
+    def mark_voided(self, operation_id: int, seq: int, when: int) -> None:
+        owner, event, received, _ = self._s.events[seq]
+        if owner == operation_id:
+            self._s.events[seq] = (owner, event, received, when)
+
+    def month_events(
+        self, operation_id: int, product: str, month: int, start: int, end: int
+    ) -> list[UsageEvent]:
+        return [
+            e._replace(month=month)
+            for _, (owner, e, _, voided) in sorted(self._s.events.items())
+            if owner == operation_id
+            and e.product == product
+            and start <= e.time < end
+            and voided is None
+        ]
+
+    def closed_months(self, operation_id: int) -> set[int]:
+        return {month for owner, month in self._s.closed if owner == operation_id}
+
+    def first_month(self, operation_id: int) -> int | None:
+        return min((m for owner, _, m in self._s.meters if owner == operation_id), default=None)
+
+    def freeze(self, operation_id: int, month: int, totals: dict[str, int], when: int) -> None:
+        if (operation_id, month) in self._s.closed:
+            raise ValueError(f"month {month} is already closed")
+        self._s.closed[(operation_id, month)] = dict(totals)
+
+
+def _stored(seq: int, row: tuple[int, UsageEvent, int, int | None]) -> StoredEvent:
+    _, e, received, voided = row
+    return StoredEvent(seq, e.id, e.product, e.time, e.quantity, e.subject, received, voided)
+
+
+class MemoryDatabase:
+    """The storage ports over dictionaries. Thread-safe: one lock around every call."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._lock = threading.RLock()
+        self._version = 0
+        self._deployment = uuid.uuid4().hex
+        self._migrated = False
+
+    # -- schema (nothing to migrate: the fake is always at the current version) ---------------
+
+    def migrate(self) -> int:
+        ran = 0 if self._migrated else schema.LATEST
+        self._migrated = True
+        return ran
+
+    def schema_version(self) -> int:
+        return schema.LATEST if self._migrated else 0
+
+    def check_schema(self) -> None:
+        schema.check(self.schema_version())
+
+    def close(self) -> None:
+        """Nothing to let go of; the data stays for other handles on it."""
+
+    # -- writes -------------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[_Transaction]:
+        with self._lock:
+            before = self._state.copy()
+            try:
+                yield _Transaction(self._state)
+            except BaseException:
+                self._state = before
+                raise
+            self._version += 1
+
+    # -- operations and tokens ----------------------------------------------------------------
+
+    def create_operation(
+        self, name: str, server: str, timezone: str, licenses: int, created: int
+    ) -> Operation:
+        with self._lock:
+            ops = self._state.operations
+            if any(o.name == name and o.server == server for o in ops.values()):
+                raise ValueError(f"operation {name!r} already exists on server {server}")
+            op = Operation(len(ops) + 1, name, server, timezone, licenses, created)
+            ops[op.id] = op
+            return op
+
+    def operations(self) -> list[Operation]:
+        with self._lock:
+            return sorted(self._state.operations.values(), key=lambda o: (o.server, o.name))
+
+    def operation(self, operation_id: int) -> Operation | None:
+        with self._lock:
+            return self._state.operations.get(operation_id)
+
+    def create_token(self, token: Token, secret_hash: str) -> None:
+        with self._lock:
+            if token.id in self._state.tokens or token.operation_id not in self._state.operations:
+                raise ValueError(f"token {token.id!r} can't be stored")
+            self._state.tokens[token.id] = (token, secret_hash)
+
+    def token_by_hash(self, secret_hash: str) -> tuple[Token, str] | None:
+        with self._lock:
+            for token, stored in self._state.tokens.values():
+                if stored == secret_hash:
+                    return token, stored
+            return None
+
+    def tokens(self, operation_id: int | None) -> list[Token]:
+        with self._lock:
+            found = [
+                t
+                for t, _ in self._state.tokens.values()
+                if operation_id is None or t.operation_id == operation_id
+            ]
+        return sorted(found, key=lambda t: (t.created, t.id))
+
+    def revoke_token(self, token_id: str, when: int) -> bool:
+        with self._lock:
+            found = self._state.tokens.get(token_id)
+            if found is None or found[0].revoked is not None:
+                return False
+            self._state.tokens[token_id] = (dataclasses.replace(found[0], revoked=when), found[1])
+            return True
+
+    # -- request counters and settings --------------------------------------------------------
+
+    def save_request_counts(
+        self, day_counts: dict[tuple[str, str], tuple[int, int]], last_used: dict[str, int]
+    ) -> None:
+        with self._lock:
+            self._state.counts.update(day_counts)
+            for token_id, when in last_used.items():
+                found = self._state.tokens.get(token_id)
+                if found is not None:
+                    used = max(found[0].last_used or 0, when)
+                    self._state.tokens[token_id] = (
+                        dataclasses.replace(found[0], last_used=used),
+                        found[1],
+                    )
+
+    def request_counts(self, day: str, operation_id: int | None) -> dict[str, int]:
+        with self._lock:
+            return {
+                token_id: n
+                for (token_id, d), (op, n) in self._state.counts.items()
+                if d == day and (operation_id is None or op == operation_id)
+            }
+
+    def setting(self, name: str) -> str | None:
+        with self._lock:
+            return self._state.settings.get(name)
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        with self._lock:
+            if value is None:
+                self._state.settings.pop(name, None)
+            else:
+                self._state.settings[name] = value
+
+    def deployment_id(self) -> str:
+        return self._deployment
+
+    # -- figures and events -------------------------------------------------------------------
+
+    def version(self) -> int:
+        return self._version
+
+    def month_meters(
+        self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
+    ) -> MonthMeters:
+        with self._lock:
+            frozen = self.frozen_figures(operation_id, month)
+            if frozen is not None:
+                return MonthMeters(frozen, {}, {})
+            states = self.meter_states(operation_id, month, list(products))
+            return MonthMeters(None, states, self.carried_levels(operation_id, month, list(levels)))
+
+    def meter_states(
+        self, operation_id: int, month: int, products: list[str]
+    ) -> dict[str, MeterState]:
+        with self._lock:
+            found = {}
+            for api in products:
+                state = self._state.meters.get((operation_id, api, month))
+                if state is not None:
+                    found[api] = state.copy()
+            return found
+
+    def carried_levels(self, operation_id: int, month: int, products: list[str]) -> dict[str, int]:
+        wanted = set(products)
+        latest: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for (owner, api, m), state in self._state.meters.items():
+                if owner != operation_id or api not in wanted or m >= month:
+                    continue
+                if state.last_time is not None and (api not in latest or latest[api][0] < m):
+                    latest[api] = (m, state.last_value)
+        return {api: value for api, (_, value) in latest.items()}
+
+    def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
+        with self._lock:
+            frozen = self._state.closed.get((operation_id, month))
+            return None if frozen is None else dict(frozen)
+
+    def first_month(self, operation_id: int) -> int | None:
+        with self._lock:
+            return _Transaction(self._state).first_month(operation_id)
+
+    def events(
+        self,
+        operation_id: int,
+        start: int,
+        end: int,
+        product: str | None,
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> Iterator[StoredEvent]:
+        with self._lock:
+            rows = [
+                _stored(seq, row)
+                for seq, row in self._state.events.items()
+                if row[0] == operation_id
+                and start <= row[1].time < end
+                and (product is None or row[1].product == product)
+                and (after is None or (row[1].time, seq) > after)
+            ]
+        rows.sort(key=lambda e: (e.time, e.seq))
+        return iter(rows[:limit])
