@@ -17,6 +17,7 @@ from tests.integration.support import (
     event_rows,
     fig,
     figures,
+    page_rows,
     utc,
 )
 from voxmeter.domain.quantities import from_micro
@@ -81,7 +82,7 @@ def test_same_id_sent_a_thousand_times_counts_once_and_first_copy_wins(
         "agent_script": "0",
     }
     page = list_events(ctx, op, "20260501000000", "20260531235959", "rsync", None)
-    listed = [e for e in page.events if e["id"] == "dup-1"]
+    listed = [e for e in page_rows(page) if e["id"] == "dup-1"]
     assert listed == [
         {
             "id": "dup-1",
@@ -220,7 +221,7 @@ def test_a_time_past_the_microsecond_stays_in_its_month(make_ctx, clock) -> None
     assert ingest_body(ctx, op, body, decode_json).accepted == 1
     assert fig(ctx, op, "rsync", "2026-10") == "1"
     assert fig(ctx, op, "rsync", "2026-11") == "0"
-    (listed,) = list_events(ctx, op, "20261031000000", "20261031235959", None, None).events
+    (listed,) = page_rows(list_events(ctx, op, "20261031000000", "20261031235959", None, None))
     assert listed["time"] == "2026-10-31T23:59:59.999999+00:00"
 
 

@@ -16,7 +16,7 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 
 from tests.integration.conftest import DbUnderTest
-from tests.integration.support import FakeClock, Sql, ev, figures
+from tests.integration.support import FakeClock, Sql, ev, figures, page_rows
 from voxmeter.domain.catalog import Aggregation, Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.quantities import format_decimal
@@ -46,7 +46,7 @@ def listed(ctx: Context, op: Operation) -> dict[str, list[dict]]:
         cursor = None
         while True:
             page = list_events(ctx, op, start, end, None, cursor, limit=500)
-            rows += page.events
+            rows += page_rows(page)
             cursor = page.next_cursor
             if cursor is None:
                 break

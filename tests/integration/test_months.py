@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.support import FakeClock, Sql, ev, event_rows, fig, figures, month_index
+from tests.integration.support import (
+    FakeClock,
+    Sql,
+    ev,
+    event_rows,
+    fig,
+    figures,
+    month_index,
+    page_rows,
+)
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict
@@ -299,7 +308,7 @@ def test_a_retry_into_a_closed_month_is_a_duplicate_not_an_error(
     assert caught.value.data == [{"index": 1, "field": "time", "error": "month 2026-04 is closed"}]
     assert event_rows(sql) == rows + 1
     page = list_events(ctx, op, "20260401000000", "20260501235959", None, None)
-    assert [e["id"] for e in page.events] == ["a1", "a2", "m1"]
+    assert [e["id"] for e in page_rows(page)] == ["a1", "a2", "m1"]
 
 
 def test_resolve_month_accepts_past_and_current_and_refuses_future(

@@ -40,7 +40,7 @@ from hypothesis.stateful import (
 
 from tests.backends import pg_schema, require_postgres
 from tests.integration.interleaving import Interleaving, Worker
-from tests.integration.support import FakeClock, figures
+from tests.integration.support import FakeClock, figures, page_rows
 from voxmeter.adapters.postgres import PostgresStorage
 from voxmeter.adapters.sqlite import SqliteStorage
 from voxmeter.domain.catalog import Aggregation, Catalog, Product
@@ -571,7 +571,7 @@ class MeteringMachine(RuleBasedStateMachine):
         cursor = None
         while True:
             page = list_events(self.ctx, self.op, date_ini, date_end, None, cursor, page_size)
-            rows += page.events
+            rows += page_rows(page)
             cursor = page.next_cursor
             if cursor is None:
                 break

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.integration.conftest import DbUnderTest
-from tests.integration.support import Sql, ev, event_rows, fig, figures
+from tests.integration.support import Sql, ev, event_rows, fig, figures, page_rows
 from voxmeter.domain.tenancy import READ, WRITE
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
@@ -55,7 +55,7 @@ def test_operations_are_isolated(ctx: Context, sql: Sql) -> None:
     window = ("20260501000000", "20260531235959")
     listed = {
         op.name + op.server: [
-            (e["id"], e["voided"]) for e in list_events(ctx, op, *window, None, None).events
+            (e["id"], e["voided"]) for e in page_rows(list_events(ctx, op, *window, None, None))
         ]
         for op in (acme, acme_too, globex)
     }

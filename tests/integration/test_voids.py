@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.support import FakeClock, Sql, ev, event_rows, fig
+from tests.integration.support import FakeClock, Sql, ev, event_rows, fig, page_rows
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
@@ -189,7 +189,7 @@ def test_voiding_twice_is_idempotent_and_the_id_stays_taken(
     assert sql("SELECT voided IS NOT NULL FROM events WHERE id = 'x'") == [(1,)]
 
     page = list_events(ctx, op, "20260501000000", "20260531235959", None, None)
-    assert {e["id"]: e["voided"] for e in page.events} == {"x": True, "keep": False}
+    assert {e["id"]: e["voided"] for e in page_rows(page)} == {"x": True, "keep": False}
 
 
 def test_voiding_an_event_of_a_closed_month_is_a_conflict(
@@ -215,7 +215,7 @@ def test_voiding_an_event_of_a_closed_month_is_a_conflict(
     assert fig(ctx, op, "agent_script", "2026-04") == "6"
     assert fig(ctx, op, "agent_script", "2026-05") == "6"
     page = list_events(ctx, op, "20260401000000", "20260430235959", None, None)
-    assert [e["voided"] for e in page.events] == [False, False]
+    assert [e["voided"] for e in page_rows(page)] == [False, False]
 
 
 def test_voiding_an_event_of_a_month_closed_by_grace_is_a_conflict(

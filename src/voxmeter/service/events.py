@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.events import is_possible_id
 from voxmeter.domain.meters import MeterState, contribution, fold
-from voxmeter.domain.months import Month, ZoneCalendar, calendar, from_micros
-from voxmeter.domain.quantities import MICRO, format_micro
+from voxmeter.domain.months import Month, ZoneCalendar, calendar
+from voxmeter.domain.quantities import MICRO
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict, NotFound
 from voxmeter.service.context import Context
@@ -27,7 +27,9 @@ _SECOND = timedelta(seconds=1)
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    events: list[dict[str, object]]
+    events: list[StoredEvent]
+    zone: ZoneInfo
+    """The operation's timezone, in which event times are shown."""
     next_cursor: str | None
 
 
@@ -128,7 +130,7 @@ def list_events(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].time, rows[-1].seq) if more else None
-    return Page([_row(e, cal.zone) for e in rows], next_cursor)
+    return Page(rows, cal.zone, next_cursor)
 
 
 def _after(cal: ZoneCalendar, last: datetime) -> int:
@@ -137,14 +139,3 @@ def _after(cal: ZoneCalendar, last: datetime) -> int:
         return cal.local_micros(last + _SECOND)
     except OverflowError:  # 9999-12-31 23:59:59: no later wall time exists
         return cal.local_micros(last) + 1_000_000
-
-
-def _row(event: StoredEvent, zone: ZoneInfo) -> dict[str, object]:
-    return {
-        "id": event.id,
-        "product": event.product,
-        "time": from_micros(event.time, zone).isoformat(),
-        "quantity": format_micro(event.quantity),
-        "subject": event.subject,
-        "voided": event.voided is not None,
-    }

@@ -17,6 +17,7 @@ from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import READ
 from voxmeter.entrypoints.http import envelope
 from voxmeter.entrypoints.http.guard import Visit, admit, release
+from voxmeter.entrypoints.http.replies import Figures, TokenInfo, TokenInformation, UsageRow, encode
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Receive, Scope, Send
 from voxmeter.errors import BadParameters, MethodNotAllowed, UnknownApi, VoxmeterError
@@ -25,7 +26,7 @@ from voxmeter.service.lru import LruCache
 
 log = logging.getLogger("voxmeter.http")
 
-Reply = tuple[str, list[dict[str, str]]]
+Reply = Figures | TokenInformation
 
 
 def billing_query(state: AppState, visit: Visit, params: dict[str, str]) -> tuple[str, int | None]:
@@ -39,7 +40,7 @@ def billing_query(state: AppState, visit: Visit, params: dict[str, str]) -> tupl
     return api, resolve_month(state.ctx, visit.operation, params.get("month"))
 
 
-def billing_reply(state: AppState, visit: Visit, api: str, requested: int | None) -> Reply:
+def billing_reply(state: AppState, visit: Visit, api: str, requested: int | None) -> Figures:
     """One row per requested product: the month's figure as a plain decimal string."""
     ctx = state.ctx
     op = visit.operation
@@ -53,18 +54,10 @@ def billing_reply(state: AppState, visit: Visit, api: str, requested: int | None
     month = visit.calendar.month_of(visit.now) if requested is None else requested
     figures = month_figures(ctx, op, products, month)
     today = visit.day
-    rows = [
-        {
-            "operation": op.name,
-            "description": p.title,
-            "items": format_micro(figures[p.api]),
-            "date": today,
-        }
-        for p in products
-    ]
+    rows = [UsageRow(op.name, p.title, format_micro(figures[p.api]), today) for p in products]
     if requested is None:
-        return "Information found for the current month", rows
-    return f"Information found for {Month.from_index(month)}", rows
+        return Figures(msg="Information found for the current month", data=rows)
+    return Figures(msg=f"Information found for {Month.from_index(month)}", data=rows)
 
 
 def billing(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
@@ -83,14 +76,14 @@ def information(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
     day = visit.day
     mine, everyone = state.limiter.usage(token.id, op.id, day)
     limit = op.daily_quota
-    row = {
-        "description": token.description,
-        "token_limit": str(limit),
-        "token_use_today": str(mine),
-        "all_token_today": str(everyone),
-        "available_consumption_options": str(max(0, limit - everyone)),
-    }
-    return "Information found", [row]
+    row = TokenInfo(
+        description=token.description,
+        token_limit=str(limit),
+        token_use_today=str(mine),
+        all_token_today=str(everyone),
+        available_consumption_options=str(max(0, limit - everyone)),
+    )
+    return TokenInformation(msg="Information found", data=[row])
 
 
 def _params(query: bytes) -> dict[str, str]:
@@ -132,7 +125,7 @@ class WolkvoxReads:
         cached = self.replies.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
-        body = envelope.ok_body(*billing_reply(self.state, visit, api, month))
+        body = encode(billing_reply(self.state, visit, api, month))
         self.replies.put(key, (version, body))
         return body
 
@@ -151,7 +144,7 @@ class WolkvoxReads:
                 if read is billing:
                     body = self._billing_body(visit, query)
                 else:
-                    body = envelope.ok_body(*read(self.state, visit, _params(query)))
+                    body = encode(read(self.state, visit, _params(query)))
                 status = 200
             finally:
                 release(self.state, visit)
