@@ -22,6 +22,7 @@ from tests.integration.support import (
 )
 from voxmeter.domain.quantities import from_micro
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.errors import message
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events
@@ -149,7 +150,7 @@ def test_a_batch_with_one_invalid_event_stores_nothing(
     ]
     with pytest.raises(BadParameters) as caught:
         ingest_batch(ctx, op, batch)
-    assert caught.value.msg == "SOME PARAMETERS ARE REQUIRED: invalid events"
+    assert message(caught.value) == "SOME PARAMETERS ARE REQUIRED: invalid events"
     assert len(caught.value.data) == 1
     problem = caught.value.data[0]
     assert problem["index"] == 3

@@ -10,6 +10,7 @@ import pytest
 from tests.integration.support import FakeClock, ev, page_rows
 from voxmeter.domain.months import to_micros
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.errors import message
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
@@ -104,7 +105,7 @@ def test_bad_windows_are_refused(nyc, date_ini, date_end) -> None:
     ctx, op = nyc
     with pytest.raises(BadParameters) as caught:
         list_events(ctx, op, date_ini, date_end, None, None)
-    assert caught.value.msg.startswith("SOME PARAMETERS ARE REQUIRED: ")
+    assert message(caught.value).startswith("SOME PARAMETERS ARE REQUIRED: ")
 
 
 def test_a_31_day_window_is_allowed(nyc) -> None:

@@ -8,6 +8,7 @@ from tests.integration.support import FakeClock, Sql, ev, event_rows, fig, page_
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.errors import message, row_of
 from voxmeter.errors import Conflict, NotFound
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
@@ -209,8 +210,8 @@ def test_voiding_an_event_of_a_closed_month_is_a_conflict(
     for event_id in ("apr-1", "apr-2"):
         with pytest.raises(Conflict) as caught:
             void_event(ctx, op, event_id)
-        assert caught.value.status == 409
-        assert "2026-04" in caught.value.msg
+        assert row_of(type(caught.value)).status == 409
+        assert "2026-04" in message(caught.value)
     assert fig(ctx, op, "rsync", "2026-04") == "3"
     assert fig(ctx, op, "agent_script", "2026-04") == "6"
     assert fig(ctx, op, "agent_script", "2026-05") == "6"
@@ -233,6 +234,6 @@ def test_voiding_an_unknown_id_is_not_found(ctx: Context, op: Operation) -> None
     ingest_batch(ctx, op, [ev("known", "rsync", "2026-05-01T00:00:00Z", "1")])
     with pytest.raises(NotFound) as caught:
         void_event(ctx, op, "unknown")
-    assert caught.value.status == 404
-    assert "unknown" in caught.value.msg
+    assert row_of(type(caught.value)).status == 404
+    assert "unknown" in message(caught.value)
     assert fig(ctx, op, "rsync", "2026-05") == "1"

@@ -31,6 +31,7 @@ from voxmeter.domain.months import (
     to_micros,
 )
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.errors import message, row_of
 from voxmeter.errors import BadParameters
 from voxmeter.service.codec import EventIn, InvalidBatch, decode_json, decode_ndjson
 from voxmeter.service.context import Context
@@ -150,8 +151,8 @@ def decoded_or_refused(decode: Decode, body: bytes) -> list[EventIn] | None:
         validate_batch([e for _, e in exc.decoded], CATALOG, calendar("UTC"), NOW)
     if exc is not None:
         assert isinstance(exc, BadParameters)
-        assert exc.status == 400
-        assert exc.msg.startswith("SOME PARAMETERS ARE REQUIRED")
+        assert row_of(type(exc)).status == 400
+        assert message(exc).startswith("SOME PARAMETERS ARE REQUIRED")
         return None
     assert isinstance(events, list)
     assert 1 <= len(events) <= MAX_BATCH

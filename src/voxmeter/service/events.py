@@ -39,18 +39,18 @@ def void_event(ctx: Context, op: Operation, event_id: str) -> tuple[StoredEvent,
     Returns the event and whether this call voided it (False: it was already void).
     """
     if not is_possible_id(event_id):  # never stored; some databases can't even hold it (NUL)
-        raise NotFound(f"NO EVENT WITH ID {event_id!r}")
+        raise NotFound(event_id)
     cal = calendar(op.timezone)
     with ctx.storage.write() as tx:
         tx.exclusive(op.id)
         event = tx.event_for_void(op.id, event_id)
         if event is None:
-            raise NotFound(f"NO EVENT WITH ID {event_id!r}")
+            raise NotFound(event_id)
         if event.voided is not None:
             return event, False
         month = cal.month_of(event.time)
         if closed_set(ctx, tx, op, {month}):
-            raise Conflict(f"THE MONTH {Month.from_index(month)} IS CLOSED")
+            raise Conflict(str(Month.from_index(month)))
         now = ctx.clock()
         tx.mark_voided(op.id, event.seq, now)
         product = ctx.catalog.get(event.product)

@@ -6,26 +6,22 @@ import msgspec
 from starlette.responses import Response
 
 from voxmeter.entrypoints.http.replies import Error, encode
-from voxmeter.errors import (
-    MethodNotAllowed,
-    QuotaExceeded,
-    TooManyInFlight,
-    Unavailable,
-    VoxmeterError,
-)
+from voxmeter.entrypoints.wire.errors import message, row_of
+from voxmeter.errors import MethodNotAllowed, VoxmeterError
 
 JSON = "application/json"
 
 
 def error_parts(exc: VoxmeterError) -> tuple[int, bytes, dict[str, str]]:
     """(status, body, extra headers) of an error; limit refusals and outages say when to retry."""
-    body = Error(exc.status, exc.error, exc.msg, exc.data)  # type: ignore[arg-type]
+    row = row_of(type(exc))
+    body = Error(row.status, row.error, message(exc), exc.data)  # type: ignore[arg-type]
     headers: dict[str, str] = {}
-    if isinstance(exc, QuotaExceeded | TooManyInFlight | Unavailable):
-        headers["Retry-After"] = str(exc.retry_after)
+    if row.retry_after:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     elif isinstance(exc, MethodNotAllowed) and exc.allow:
         headers["Allow"] = exc.allow
-    return exc.status, encode(body), headers
+    return row.status, encode(body), headers
 
 
 def ok(reply: msgspec.Struct) -> Response:

@@ -8,7 +8,6 @@ of generated requests per operation) and `tests/e2e/test_fuzz_api.py`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -19,6 +18,8 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH
 from voxmeter.domain.quantities import MAX_QUANTITY
 from voxmeter.entrypoints.http import replies
+from voxmeter.entrypoints.wire import errors as wire
+from voxmeter.errors import PayloadTooLarge, TooManyInFlight, VoxmeterError
 from voxmeter.service.events import MAX_PAGE, MAX_WINDOW_DAYS
 
 JSON = "application/json"
@@ -54,36 +55,22 @@ def _errors(settings: Settings) -> dict[str, str]:
     }
 
 
-# The envelope's `error` for each status (docs/api.md, Errors).
-_ERROR_WORDS = {
-    "400": "BAD REQUEST",
-    "401": "UNAUTHORIZED",
-    "403": "FORBIDDEN",
-    "404": "NOT FOUND",
-    "408": "REQUEST TIMEOUT",
-    "409": "CONFLICT",
-    "413": "PAYLOAD TOO LARGE",
-    "431": "REQUEST HEADER FIELDS TOO LARGE",
-    "500": "INTERNAL SERVER ERROR",
-    "503": "SERVICE UNAVAILABLE",
-    "504": "GATEWAY TIMEOUT",
-}
+_EXACT = ("400", "401", "403", "413")
+"""The statuses whose every `msg` the document spells out (the others say what happened in
+their own words: which event, which month, which backing service)."""
 
 
 def _messages(settings: Settings) -> dict[str, str]:
-    """What the envelope's `msg` can be, where the document can say exactly."""
-    return {
-        "400": r"^(THE API YOU WANT TO CONSULT DOES NOT EXIST"
-        r"|SOME PARAMETERS ARE REQUIRED(: [\s\S]+)?)$",
-        "401": r"^PLEASE ENTER THE WOLKVOX-TOKEN$",
-        "403": r"^(PLEASE VALIDATE TOKEN|TOKEN LIMIT EXCEEDED|SERVER IN MAINTENANCE"
-        r"|EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN "
-        + re.escape(f"({settings.max_in_flight})")
-        + r")$",
-        "413": "^"
-        + re.escape(f"THE BODY IS LARGER THAN THE LIMIT OF {settings.max_body_bytes} BYTES")
-        + "$",
+    """What the envelope's `msg` can be, from the error table and this server's limits."""
+    known: dict[type[VoxmeterError], dict[str, object]] = {
+        TooManyInFlight: {"limit": settings.max_in_flight},
+        PayloadTooLarge: {"limit": settings.max_body_bytes},
     }
+    shapes: dict[str, list[str]] = {}
+    for cls, row in wire.TABLE.items():
+        if row.http and str(row.status) in _EXACT:
+            shapes.setdefault(str(row.status), []).append(row.pattern(known.get(cls)))
+    return {status: f"^({'|'.join(found)})$" for status, found in shapes.items()}
 
 
 _RETRY_AFTER = {
@@ -98,7 +85,7 @@ def _error_schema(status: str, messages: dict[str, str]) -> dict[str, Any]:
     `error` is that status' word, and `data` lists problems only on a 400."""
     narrowed: dict[str, Any] = {
         "code": {"const": int(status)},
-        "error": {"const": _ERROR_WORDS[status]},
+        "error": {"const": wire.words(int(status))},
     }
     if status in messages:
         narrowed["msg"] = {"pattern": messages[status]}
