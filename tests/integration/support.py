@@ -14,7 +14,7 @@ from voxmeter.domain.months import Month, to_micros
 from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.http.events import listed_row
-from voxmeter.service.codec import EventIn
+from voxmeter.entrypoints.wire.codec import EventIn
 from voxmeter.service.context import Context
 from voxmeter.service.events import Page
 from voxmeter.service.figures import month_figures

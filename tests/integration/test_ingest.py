@@ -208,7 +208,7 @@ def test_events_are_visible_to_figures_right_after_ingest(
 def test_a_time_past_the_microsecond_stays_in_its_month(make_ctx, clock) -> None:
     """23:59:59.9999999 on the last day of October is October: the digit past the microsecond is
     cut, not rounded into November."""
-    from voxmeter.service.codec import decode_json
+    from voxmeter.entrypoints.wire.codec import decode_json
     from voxmeter.service.ingest import ingest_body
     from voxmeter.service.tenancy import create_operation
 
@@ -228,7 +228,7 @@ def test_a_time_past_the_microsecond_stays_in_its_month(make_ctx, clock) -> None
 
 @pytest.mark.parametrize("quantity", ["١٢", "𝟏𝟐"])
 def test_a_quantity_in_other_digits_refuses_the_batch(make_ctx, quantity: str) -> None:
-    from voxmeter.service.codec import decode_json
+    from voxmeter.entrypoints.wire.codec import decode_json
     from voxmeter.service.ingest import ingest_body
     from voxmeter.service.tenancy import create_operation
 

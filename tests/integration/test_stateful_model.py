@@ -46,8 +46,8 @@ from voxmeter.adapters.sqlite import SqliteStorage
 from voxmeter.domain.catalog import Aggregation, Catalog, Product
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.codec import EventIn
 from voxmeter.errors import BadParameters, Conflict, NotFound
-from voxmeter.service.codec import EventIn
 from voxmeter.service.context import Context
 from voxmeter.service.events import list_events, void_event
 from voxmeter.service.ingest import IngestResult, ingest_batch

@@ -13,16 +13,16 @@ import pytest
 from voxmeter.domain.batch import validate_batch
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import calendar, to_micros
-from voxmeter.entrypoints.wire.errors import message, row_of
-from voxmeter.errors import BadParameters
-from voxmeter.service.codec import (
+from voxmeter.entrypoints.wire.codec import (
     EventIn,
-    InvalidBatch,
     csv_rows,
     decode_csv_rows,
     decode_json,
     decode_ndjson,
 )
+from voxmeter.entrypoints.wire.errors import message, row_of
+from voxmeter.errors import BadParameters
+from voxmeter.service.ingest import InvalidBatch
 
 Decode = Callable[[bytes], list[EventIn]]
 Encode = Callable[[list[object]], bytes]
@@ -374,7 +374,7 @@ def test_csv_bad_quantity_is_refused(value: str) -> None:
 
 
 def test_a_csv_field_over_the_size_limit_is_a_clear_error() -> None:
-    from voxmeter.service.codec import csv_rows
+    from voxmeter.entrypoints.wire.codec import csv_rows
 
     text = "id,product,time,quantity\n" + "x" * 200_000 + ",rsync,2026-05-01T00:00:00Z,1\n"
     with pytest.raises(BadParameters, match="malformed CSV"):

@@ -31,9 +31,9 @@ from voxmeter.domain.months import (
     to_micros,
 )
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.codec import EventIn, decode_json, decode_ndjson
 from voxmeter.entrypoints.wire.errors import message, row_of
 from voxmeter.errors import BadParameters
-from voxmeter.service.codec import EventIn, InvalidBatch, decode_json, decode_ndjson
 from voxmeter.service.context import Context
 from voxmeter.service.events import (
     MAX_PAGE,
@@ -43,6 +43,7 @@ from voxmeter.service.events import (
     parse_local,
 )
 from voxmeter.service.figures import resolve_month
+from voxmeter.service.ingest import InvalidBatch
 
 Decode = Callable[[bytes], list[EventIn]]
 T = TypeVar("T")

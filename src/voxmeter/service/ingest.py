@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from voxmeter.domain.batch import check_and_fold, validate_batch
@@ -12,10 +12,21 @@ from voxmeter.domain.meters import MeterState, fold, merge, unique_total
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
-from voxmeter.service.codec import EventIn, InvalidBatch
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
 from voxmeter.service.ports import WriteTransaction
+
+
+class InvalidBatch(BadParameters):
+    """Some events did not decode. Carries those that did, so their rule problems can be listed
+    beside the decoding ones (every problem of a batch is reported at once)."""
+
+    def __init__(
+        self, problems: list[Problem], decoded: Sequence[tuple[int, IncomingEvent]]
+    ) -> None:
+        super().__init__("invalid events", [p.as_dict() for p in problems])
+        self.problems = problems
+        self.decoded = decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +37,7 @@ class IngestResult:
 
 
 def ingest_body(
-    ctx: Context, op: Operation, body: bytes, decode: Callable[[bytes], list[EventIn]]
+    ctx: Context, op: Operation, body: bytes, decode: Callable[[bytes], Sequence[IncomingEvent]]
 ) -> IngestResult:
     """Decode a request body and ingest it; problems of every kind are reported together."""
     try:

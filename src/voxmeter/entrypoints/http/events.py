@@ -25,8 +25,8 @@ from voxmeter.entrypoints.http.replies import (
     VoidResult,
 )
 from voxmeter.entrypoints.http.state import AppState
+from voxmeter.entrypoints.wire import codec
 from voxmeter.errors import BadParameters
-from voxmeter.service import codec
 from voxmeter.service.events import MAX_PAGE, list_events, void_event
 from voxmeter.service.ingest import ingest_body
 from voxmeter.service.ports import StoredEvent
