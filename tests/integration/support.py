@@ -15,8 +15,8 @@ from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.http.events import listed_row
 from voxmeter.entrypoints.wire.codec import EventIn
+from voxmeter.entrypoints.wire.listing import Listing
 from voxmeter.service.context import Context
-from voxmeter.service.events import Page
 from voxmeter.service.figures import month_figures
 
 
@@ -124,6 +124,6 @@ def event_rows(sql: Sql, operation_id: int | None = None) -> int:
     return int(sql("SELECT count(*) FROM events WHERE operation_id = ?", (operation_id,))[0][0])
 
 
-def page_rows(page: Page) -> list[dict[str, object]]:
+def page_rows(page: Listing) -> list[dict[str, object]]:
     """A listing page's events as the API writes them (`id`, `product`, `time`, ...)."""
     return [msgspec.structs.asdict(listed_row(e, page.zone)) for e in page.events]

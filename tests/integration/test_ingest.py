@@ -23,9 +23,9 @@ from tests.integration.support import (
 from voxmeter.domain.quantities import from_micro
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.wire.errors import message
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events
 from voxmeter.service.figures import month_figures
 from voxmeter.service.ingest import ingest_batch
 

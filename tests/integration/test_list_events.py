@@ -11,9 +11,10 @@ from tests.integration.support import FakeClock, ev, page_rows
 from voxmeter.domain.months import to_micros
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.wire.errors import message
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import create_operation
 

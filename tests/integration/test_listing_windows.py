@@ -22,8 +22,8 @@ from tests.integration.support import FakeClock, ev, page_rows
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import calendar, from_micros
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.ports import Database
 from voxmeter.service.tenancy import create_operation

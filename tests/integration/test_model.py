@@ -21,9 +21,10 @@ from voxmeter.domain.catalog import Aggregation, Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.quantities import format_decimal
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import NotFound
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_month
 from voxmeter.service.ports import Database

@@ -47,9 +47,10 @@ from voxmeter.domain.catalog import Aggregation, Catalog, Product
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.wire.codec import EventIn
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters, Conflict, NotFound
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import IngestResult, ingest_batch
 from voxmeter.service.months import close_due_months, close_month
 from voxmeter.service.ports import Database

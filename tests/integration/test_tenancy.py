@@ -10,8 +10,9 @@ from pathlib import Path
 from tests.integration.conftest import DbUnderTest
 from tests.integration.support import Sql, ev, event_rows, fig, figures, page_rows
 from voxmeter.domain.tenancy import READ, WRITE
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import Authenticator, create_operation, create_token, revoke_token
 

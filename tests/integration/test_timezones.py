@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.support import FakeClock, ev, fig, page_rows
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters
-from voxmeter.service.events import list_events
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import create_operation
 

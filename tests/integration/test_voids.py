@@ -9,9 +9,10 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.wire.errors import message, row_of
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import Conflict, NotFound
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_month
 

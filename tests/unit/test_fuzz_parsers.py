@@ -33,15 +33,15 @@ from voxmeter.domain.months import (
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.wire.codec import EventIn, decode_json, decode_ndjson
 from voxmeter.entrypoints.wire.errors import message, row_of
-from voxmeter.errors import BadParameters
-from voxmeter.service.context import Context
-from voxmeter.service.events import (
-    MAX_PAGE,
+from voxmeter.entrypoints.wire.listing import (
     decode_cursor,
     encode_cursor,
     list_events,
     parse_local,
 )
+from voxmeter.errors import BadParameters
+from voxmeter.service.context import Context
+from voxmeter.service.events import MAX_PAGE
 from voxmeter.service.figures import resolve_month
 from voxmeter.service.ingest import InvalidBatch
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,7 +19,6 @@ from voxmeter.service.ports import StoredEvent
 
 MAX_WINDOW_DAYS = 31
 MAX_PAGE = 60_000
-_DATE_FORMAT = "%Y%m%d%H%M%S"
 _SECOND = timedelta(seconds=1)
 
 
@@ -30,7 +27,8 @@ class Page:
     events: list[StoredEvent]
     zone: ZoneInfo
     """The operation's timezone, in which event times are shown."""
-    next_cursor: str | None
+    next_after: tuple[int, int] | None
+    """Where the next page starts ((time, seq) of this page's last event); None on the last."""
 
 
 def void_event(ctx: Context, op: Operation, event_id: str) -> tuple[StoredEvent, bool]:
@@ -72,47 +70,11 @@ def void_event(ctx: Context, op: Operation, event_id: str) -> tuple[StoredEvent,
     return replace(event, voided=now), True
 
 
-def parse_local(text: str | None, name: str) -> datetime:
-    if not text:
-        raise BadParameters(f"{name} is required (YYYYmmddHHiiss)")
-    try:
-        if len(text) != 14 or not text.isdigit():
-            raise ValueError(text)
-        return datetime.strptime(text, _DATE_FORMAT)
-    except ValueError as exc:
-        raise BadParameters(f"{name} must be YYYYmmddHHiiss") from exc
-
-
-def encode_cursor(time: int, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{time}:{seq}".encode()).decode().rstrip("=")
-
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what every storage keeps times and seqs in
-
-
-def decode_cursor(text: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        time, seq = (int(part) for part in raw.split(":"))
-        if not (_INT64_MIN <= time <= _INT64_MAX and 0 <= seq <= _INT64_MAX):
-            raise ValueError("out of range")
-        return time, seq
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadParameters("cursor is not one this server issued") from exc
-
-
-def list_events(
-    ctx: Context,
-    op: Operation,
-    date_ini: str | None,
-    date_end: str | None,
-    product: str | None,
-    cursor: str | None,
-    limit: int = MAX_PAGE,
-) -> Page:
-    """Raw events with `date_ini <= time <= date_end` (operation timezone), oldest first."""
-    cal = calendar(op.timezone)
-    start_local, end_local = parse_local(date_ini, "date_ini"), parse_local(date_end, "date_end")
+def check_listing(
+    ctx: Context, start_local: datetime, end_local: datetime, product: str | None, limit: int
+) -> None:
+    """The listing's own rules: a window of at most MAX_WINDOW_DAYS, a known product, a page
+    size up to MAX_PAGE."""
     if end_local < start_local:
         raise BadParameters("date_end is before date_ini")
     if (end_local - start_local).total_seconds() > MAX_WINDOW_DAYS * 86400:
@@ -121,16 +83,30 @@ def list_events(
         raise BadParameters(f"unknown product {product!r}")
     if not 1 <= limit <= MAX_PAGE:
         raise BadParameters(f"limit must be between 1 and {MAX_PAGE}")
+
+
+def list_events(
+    ctx: Context,
+    op: Operation,
+    start_local: datetime,
+    end_local: datetime,
+    product: str | None,
+    after: tuple[int, int] | None,
+    limit: int = MAX_PAGE,
+) -> Page:
+    """Raw events with `start_local <= time <= end_local` (naive, in the operation timezone,
+    whole seconds), oldest first, after the (time, seq) position `after`."""
+    check_listing(ctx, start_local, end_local, product, limit)
+    cal = calendar(op.timezone)
     # [first moment the clock reads date_ini, first moment it reads past date_end): the end
     # second is included, and windows that meet (end X, next start X + 1 s) share one bound.
     start = cal.local_micros(start_local)
     end = _after(cal, end_local)
-    after = decode_cursor(cursor) if cursor else None
     rows = list(ctx.storage.events(op.id, start, end, product, after, limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].time, rows[-1].seq) if more else None
-    return Page(rows, cal.zone, next_cursor)
+    next_after = (rows[-1].time, rows[-1].seq) if more else None
+    return Page(rows, cal.zone, next_after)
 
 
 def _after(cal: ZoneCalendar, last: datetime) -> int:

@@ -26,8 +26,9 @@ from voxmeter.entrypoints.http.replies import (
 )
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.wire import codec
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters
-from voxmeter.service.events import MAX_PAGE, list_events, void_event
+from voxmeter.service.events import MAX_PAGE, void_event
 from voxmeter.service.ingest import ingest_body
 from voxmeter.service.ports import StoredEvent
 

@@ -109,6 +109,8 @@ def _rewritten(item: bytes) -> bytes:
 
 def _decode_one(item: bytes) -> EventIn:
     return _one.decode(item if _plain(item) else _rewritten(item))
+
+
 _NO_ELEMENT = msgspec.Raw(b"")
 _Slots = msgspec.defstruct(
     "_Slots",
