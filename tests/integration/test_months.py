@@ -18,10 +18,10 @@ from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.wire.errors import message
 from voxmeter.entrypoints.wire.listing import list_events
+from voxmeter.entrypoints.wire.months import resolve_month
 from voxmeter.errors import BadParameters, Conflict
 from voxmeter.service.context import Context
 from voxmeter.service.events import void_event
-from voxmeter.service.figures import resolve_month
 from voxmeter.service.ingest import check_batch, ingest_batch
 from voxmeter.service.months import close_due_months, close_month, is_closed_by_grace
 from voxmeter.service.tenancy import create_operation

@@ -39,10 +39,10 @@ from voxmeter.entrypoints.wire.listing import (
     list_events,
     parse_local,
 )
+from voxmeter.entrypoints.wire.months import resolve_month
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
 from voxmeter.service.events import MAX_PAGE
-from voxmeter.service.figures import resolve_month
 from voxmeter.service.ingest import InvalidBatch
 
 Decode = Callable[[bytes], list[EventIn]]

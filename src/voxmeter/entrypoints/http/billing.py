@@ -20,8 +20,9 @@ from voxmeter.entrypoints.http.guard import Visit, admit, release
 from voxmeter.entrypoints.http.replies import Figures, TokenInfo, TokenInformation, UsageRow, encode
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Receive, Scope, Send
+from voxmeter.entrypoints.wire.months import resolve_month
 from voxmeter.errors import BadParameters, MethodNotAllowed, UnknownApi, VoxmeterError
-from voxmeter.service.figures import month_figures, resolve_month
+from voxmeter.service.figures import month_figures
 from voxmeter.service.lru import LruCache
 
 log = logging.getLogger("voxmeter.http")
