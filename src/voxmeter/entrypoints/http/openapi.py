@@ -60,7 +60,7 @@ _EXACT = ("400", "401", "403", "413")
 their own words: which event, which month, which backing service)."""
 
 
-def _messages(settings: Settings) -> dict[str, str]:
+def message_patterns(settings: Settings) -> dict[str, str]:
     """What the envelope's `msg` can be, from the error table and this server's limits."""
     known: dict[type[VoxmeterError], dict[str, object]] = {
         TooManyInFlight: {"limit": settings.max_in_flight},
@@ -174,7 +174,7 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
     """The document for this server: its catalog and its configured limits."""
     apis = [p.api for p in catalog]
     errors = _errors(settings)
-    messages = _messages(settings)
+    messages = message_patterns(settings)
 
     def error_responses(*statuses: str) -> dict[str, Any]:
         return _error_responses(errors, messages, statuses)
