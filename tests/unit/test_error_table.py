@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -94,3 +96,14 @@ def test_the_document_accepts_exactly_what_the_table_writes() -> None:
         patterns["403"], "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)"
     )
     assert not re.fullmatch(patterns["413"], "THE BODY IS LARGER THAN THE LIMIT OF 4097 BYTES")
+
+
+def test_the_client_reads_the_table_without_loading_the_server() -> None:
+    code = (
+        "import sys, voxmeter.client\n"
+        "server = ('voxmeter.service', 'voxmeter.adapters', 'voxmeter.entrypoints.http',"
+        " 'starlette', 'uvicorn', 'psycopg', 'redis')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(server)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
