@@ -26,7 +26,7 @@ from pathlib import Path
 
 from voxmeter.adapters.sqlite import SqliteStorage
 from voxmeter.domain.catalog import Catalog
-from voxmeter.service.codec import EventIn
+from voxmeter.entrypoints.wire.codec import EventIn
 from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import create_operation

@@ -33,8 +33,8 @@ from bench.common import (
 )
 from voxmeter import bootstrap
 from voxmeter.config import Settings
+from voxmeter.entrypoints.wire.codec import EventIn
 from voxmeter.service import tenancy
-from voxmeter.service.codec import EventIn
 from voxmeter.service.ingest import ingest_batch
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -1,4 +1,8 @@
-"""One exception tree. Every error carries the HTTP status, the envelope's `error` and `msg`."""
+"""One exception tree: what went wrong, in the domain's terms.
+
+No error here knows an HTTP status or the text a caller reads: `entrypoints/wire/errors.py`
+holds the one table that writes each of them for the HTTP envelope, the CLI and the client.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +10,35 @@ from collections.abc import Sequence
 
 
 class VoxmeterError(Exception):
-    """Base of every error voxmeter reports to a caller."""
+    """Base of every error voxmeter reports to a caller.
 
-    status = 500
-    error = "INTERNAL SERVER ERROR"
-    default_msg = "THE SERVER COULD NOT COMPLETE THE REQUEST"
+    `detail` says more where the error has more to say (what is wrong with a parameter, which
+    backing service is down); `data` lists problems, one per refused event."""
 
-    def __init__(self, msg: str | None = None, data: Sequence[object] | None = None) -> None:
-        self.msg = msg or self.default_msg
+    def __init__(self, detail: str | None = None, data: Sequence[object] | None = None) -> None:
+        self.detail = detail or None
         self.data: list[object] = list(data or [])
-        super().__init__(self.msg)
+        super().__init__(*([detail] if detail else []))
 
 
 class UnknownApi(VoxmeterError):
-    status = 400
-    error = "BAD REQUEST"
-    default_msg = "THE API YOU WANT TO CONSULT DOES NOT EXIST"
+    """The `api` asked for, or the path, does not exist."""
 
 
 class BadParameters(VoxmeterError):
-    """Missing or invalid parameters; detail is appended after `: `."""
-
-    status = 400
-    error = "BAD REQUEST"
-    default_msg = "SOME PARAMETERS ARE REQUIRED"
-
-    def __init__(self, detail: str | None = None, data: Sequence[object] | None = None) -> None:
-        msg = self.default_msg if not detail else f"{self.default_msg}: {detail}"
-        super().__init__(msg, data)
+    """Missing or invalid parameters; `detail` names the problem."""
 
 
 class MissingToken(VoxmeterError):
-    status = 401
-    error = "UNAUTHORIZED"
-    default_msg = "PLEASE ENTER THE WOLKVOX-TOKEN"
+    """No token was sent."""
 
 
 class InvalidToken(VoxmeterError):
-    status = 403
-    error = "FORBIDDEN"
-    default_msg = "PLEASE VALIDATE TOKEN"
+    """An unknown, revoked or wrong-scope token, or one of another server."""
 
 
 class QuotaExceeded(VoxmeterError):
-    status = 403
-    error = "FORBIDDEN"
-    default_msg = "TOKEN LIMIT EXCEEDED"
+    """The operation's daily quota is used up until `retry_after` seconds from now."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__()
@@ -59,32 +46,28 @@ class QuotaExceeded(VoxmeterError):
 
 
 class TooManyInFlight(VoxmeterError):
-    status = 403
-    error = "FORBIDDEN"
+    """The token already has `limit` requests in flight."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN ({limit})")
+        super().__init__()
+        self.limit = limit
         self.retry_after = 1
 
 
 class Maintenance(VoxmeterError):
-    status = 403
-    error = "FORBIDDEN"
-    default_msg = "SERVER IN MAINTENANCE"
+    """An admin has switched maintenance on."""
 
 
 class NotFound(VoxmeterError):
-    status = 404
-    error = "NOT FOUND"
-    default_msg = "NO SUCH RECORD"
+    """No such record (`event_id`: the event looked for)."""
+
+    def __init__(self, event_id: str | None = None) -> None:
+        super().__init__()
+        self.event_id = event_id
 
 
 class MethodNotAllowed(VoxmeterError):
     """`allow` lists the path's methods, for the reply's `Allow` header (RFC 9110 §15.5.6)."""
-
-    status = 405
-    error = "METHOD NOT ALLOWED"
-    default_msg = "THIS METHOD IS NOT ALLOWED ON THIS PATH"
 
     def __init__(self, allow: str = "") -> None:
         super().__init__()
@@ -92,42 +75,38 @@ class MethodNotAllowed(VoxmeterError):
 
 
 class Conflict(VoxmeterError):
-    status = 409
-    error = "CONFLICT"
-    default_msg = "THE MONTH IS CLOSED"
+    """The month (`month`, YYYY-MM) is closed."""
+
+    def __init__(self, month: str | None = None) -> None:
+        super().__init__()
+        self.month = month
 
 
 class PayloadTooLarge(VoxmeterError):
-    status = 413
-    error = "PAYLOAD TOO LARGE"
+    """The body is larger than `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
 
 
 class Unavailable(VoxmeterError):
     """A backing service (database or shared limit store) cannot be reached just now.
 
-    Raised by adapters instead of their driver's errors, so a request gets a clear 503 and the
-    next one tries again: service resumes by itself when the component is back."""
+    Raised by adapters instead of their driver's errors, so a request gets a clear refusal and
+    the next one tries again: service resumes by itself when the component is back."""
 
-    status = 503
-    error = "SERVICE UNAVAILABLE"
-    default_msg = "A BACKING SERVICE IS UNREACHABLE, TRY AGAIN SHORTLY"
-
-    def __init__(self, msg: str | None = None, retry_after: int = 1) -> None:
-        super().__init__(msg)
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail)
         self.retry_after = retry_after
 
 
 class RequestTimeout(VoxmeterError):
-    status = 504
-    error = "GATEWAY TIMEOUT"
-    default_msg = "THE REQUEST DID NOT FINISH WITHIN THE TIME LIMIT"
+    """The request did not finish within the time limit."""
 
 
 class ConfigError(VoxmeterError):
     """A setup problem found before serving (bad flag, unknown operation, ...)."""
-
-    status = 400
-    error = "BAD REQUEST"
 
 
 class SchemaError(ConfigError):

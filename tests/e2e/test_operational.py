@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -199,3 +202,48 @@ def test_a_wrong_method_gets_405_with_the_allowed_ones(server: VoxServer) -> Non
             envelope_ok(reply, 405, "METHOD NOT ALLOWED", "THIS METHOD IS NOT ALLOWED ON THIS PATH")
             allowed = {m.strip() for m in reply.headers.get("allow", "").split(",")}
             assert allowed - {"HEAD"} == documented, (where, reply.headers.get("allow"))
+
+
+def test_openapi_and_replies_follow_the_configured_limits(make_server: Any) -> None:
+    """/openapi.json is written from the running settings: a server with 3 requests in flight
+    per token, a 4,096-byte body limit and a 7.5 s time limit says so in the document, and its
+    refusals say the same (and match the document's patterns)."""
+    srv: VoxServer = make_server(
+        env={
+            "VOXMETER_MAX_IN_FLIGHT": "3",
+            "VOXMETER_MAX_BODY_BYTES": "4096",
+            "VOXMETER_REQUEST_TIMEOUT": "7.5",
+        }
+    )
+    doc = requests.get(srv.url("/openapi.json"), timeout=10).json()
+    text = json.dumps(doc)
+    for default in ("(2)", "60 s", "16 MiB", "16777216"):
+        assert default not in text, default
+    post = doc["paths"]["/api/v2/events"]["post"]["responses"]
+    billing = doc["paths"]["/api/v2/billing.php"]["get"]["responses"]
+    assert "(3)" in billing["403"]["description"]
+    assert "4096 bytes" in post["413"]["description"]
+    assert "7.5 s" in billing["504"]["description"]
+    assert "7.5 s" in billing["408"]["description"]
+    in_flight_pattern = billing["403"]["content"]["application/json"]["schema"]["allOf"][1]
+    body_pattern = post["413"]["content"]["application/json"]["schema"]["allOf"][1]
+
+    tenant = srv.tenant()
+    observer = srv.token_for(tenant.name, description="observer")
+    info = token_info(srv, observer.token)
+    others = int(info["all_token_today"]) - int(info["token_use_today"])
+    batches = [[event(f"slow-{i}")] for i in range(3)]
+    with SlowPosts(srv, tenant.token, batches) as slow:
+        assert wait_until_admitted(srv, observer.token, others, 3) == others + 3
+        refused = srv.billing(tenant.token, "ivr_minutes")
+        slow.release()
+    msg = "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (3)"
+    envelope_ok(refused, 403, "FORBIDDEN", msg)
+    assert re.fullmatch(in_flight_pattern["properties"]["msg"]["pattern"], msg)
+
+    big = [event(f"big-{i}", quantity="1") for i in range(60)]
+    assert len(json.dumps(big)) > 4096
+    too_large = srv.post_events(tenant.token, big)
+    msg = "THE BODY IS LARGER THAN THE LIMIT OF 4096 BYTES"
+    envelope_ok(too_large, 413, "PAYLOAD TOO LARGE", msg)
+    assert re.fullmatch(body_pattern["properties"]["msg"]["pattern"], msg)

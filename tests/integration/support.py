@@ -7,12 +7,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import psycopg
 
 from voxmeter.domain.months import Month, to_micros
 from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import Operation
-from voxmeter.service.codec import EventIn
+from voxmeter.entrypoints.http.events import listed_row
+from voxmeter.entrypoints.wire.codec import EventIn
+from voxmeter.entrypoints.wire.listing import Listing
 from voxmeter.service.context import Context
 from voxmeter.service.figures import month_figures
 
@@ -119,3 +122,8 @@ def event_rows(sql: Sql, operation_id: int | None = None) -> int:
     if operation_id is None:
         return int(sql("SELECT count(*) FROM events")[0][0])
     return int(sql("SELECT count(*) FROM events WHERE operation_id = ?", (operation_id,))[0][0])
+
+
+def page_rows(page: Listing) -> list[dict[str, object]]:
+    """A listing page's events as the API writes them (`id`, `product`, `time`, ...)."""
+    return [msgspec.structs.asdict(listed_row(e, page.zone)) for e in page.events]

@@ -17,13 +17,15 @@ from tests.integration.support import (
     event_rows,
     fig,
     figures,
+    page_rows,
     utc,
 )
 from voxmeter.domain.quantities import from_micro
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.errors import message
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events
 from voxmeter.service.figures import month_figures
 from voxmeter.service.ingest import ingest_batch
 
@@ -81,7 +83,7 @@ def test_same_id_sent_a_thousand_times_counts_once_and_first_copy_wins(
         "agent_script": "0",
     }
     page = list_events(ctx, op, "20260501000000", "20260531235959", "rsync", None)
-    listed = [e for e in page.events if e["id"] == "dup-1"]
+    listed = [e for e in page_rows(page) if e["id"] == "dup-1"]
     assert listed == [
         {
             "id": "dup-1",
@@ -148,7 +150,7 @@ def test_a_batch_with_one_invalid_event_stores_nothing(
     ]
     with pytest.raises(BadParameters) as caught:
         ingest_batch(ctx, op, batch)
-    assert caught.value.msg == "SOME PARAMETERS ARE REQUIRED: invalid events"
+    assert message(caught.value) == "SOME PARAMETERS ARE REQUIRED: invalid events"
     assert len(caught.value.data) == 1
     problem = caught.value.data[0]
     assert problem["index"] == 3
@@ -206,7 +208,7 @@ def test_events_are_visible_to_figures_right_after_ingest(
 def test_a_time_past_the_microsecond_stays_in_its_month(make_ctx, clock) -> None:
     """23:59:59.9999999 on the last day of October is October: the digit past the microsecond is
     cut, not rounded into November."""
-    from voxmeter.service.codec import decode_json
+    from voxmeter.entrypoints.wire.codec import decode_json
     from voxmeter.service.ingest import ingest_body
     from voxmeter.service.tenancy import create_operation
 
@@ -220,13 +222,13 @@ def test_a_time_past_the_microsecond_stays_in_its_month(make_ctx, clock) -> None
     assert ingest_body(ctx, op, body, decode_json).accepted == 1
     assert fig(ctx, op, "rsync", "2026-10") == "1"
     assert fig(ctx, op, "rsync", "2026-11") == "0"
-    (listed,) = list_events(ctx, op, "20261031000000", "20261031235959", None, None).events
+    (listed,) = page_rows(list_events(ctx, op, "20261031000000", "20261031235959", None, None))
     assert listed["time"] == "2026-10-31T23:59:59.999999+00:00"
 
 
 @pytest.mark.parametrize("quantity", ["١٢", "𝟏𝟐"])
 def test_a_quantity_in_other_digits_refuses_the_batch(make_ctx, quantity: str) -> None:
-    from voxmeter.service.codec import decode_json
+    from voxmeter.entrypoints.wire.codec import decode_json
     from voxmeter.service.ingest import ingest_body
     from voxmeter.service.tenancy import create_operation
 

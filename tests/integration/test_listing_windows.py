@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.support import FakeClock, ev
+from tests.integration.support import FakeClock, ev, page_rows
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import calendar, from_micros
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.ports import Database
 from voxmeter.service.tenancy import create_operation
@@ -37,7 +37,7 @@ def _operation(ctx: Context, zone: str) -> Operation:
 
 
 def _ids(ctx: Context, op: Operation, date_ini: str, date_end: str) -> list[str]:
-    return [e["id"] for e in list_events(ctx, op, date_ini, date_end, None, None).events]
+    return [e["id"] for e in page_rows(list_events(ctx, op, date_ini, date_end, None, None))]
 
 
 @pytest.fixture

@@ -16,14 +16,15 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 
 from tests.integration.conftest import DbUnderTest
-from tests.integration.support import FakeClock, Sql, ev, figures
+from tests.integration.support import FakeClock, Sql, ev, figures, page_rows
 from voxmeter.domain.catalog import Aggregation, Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.quantities import format_decimal
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import NotFound
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_month
 from voxmeter.service.ports import Database
@@ -46,7 +47,7 @@ def listed(ctx: Context, op: Operation) -> dict[str, list[dict]]:
         cursor = None
         while True:
             page = list_events(ctx, op, start, end, None, cursor, limit=500)
-            rows += page.events
+            rows += page_rows(page)
             cursor = page.next_cursor
             if cursor is None:
                 break

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.support import FakeClock, Sql, ev, event_rows, fig, figures, month_index
+from tests.integration.support import (
+    FakeClock,
+    Sql,
+    ev,
+    event_rows,
+    fig,
+    figures,
+    month_index,
+    page_rows,
+)
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.errors import message
+from voxmeter.entrypoints.wire.listing import list_events
+from voxmeter.entrypoints.wire.months import resolve_month
 from voxmeter.errors import BadParameters, Conflict
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
-from voxmeter.service.figures import resolve_month
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import check_batch, ingest_batch
 from voxmeter.service.months import close_due_months, close_month, is_closed_by_grace
 from voxmeter.service.tenancy import create_operation
@@ -138,7 +149,7 @@ def test_closing_the_current_or_a_future_month_is_refused(
     for month in (Month(2026, 5), Month(2026, 6), Month(2027, 1)):
         with pytest.raises(BadParameters) as caught:
             close_month(ctx, op, month)
-        assert str(month) in caught.value.msg
+        assert str(month) in message(caught.value)
     assert ctx.storage.frozen_figures(op.id, month_index("2026-05")) is None
     assert ingest_batch(ctx, op, [ev("may-2", "rsync", "2026-05-02T00:00:00Z", "1")]).accepted == 1
 
@@ -299,7 +310,7 @@ def test_a_retry_into_a_closed_month_is_a_duplicate_not_an_error(
     assert caught.value.data == [{"index": 1, "field": "time", "error": "month 2026-04 is closed"}]
     assert event_rows(sql) == rows + 1
     page = list_events(ctx, op, "20260401000000", "20260501235959", None, None)
-    assert [e["id"] for e in page.events] == ["a1", "a2", "m1"]
+    assert [e["id"] for e in page_rows(page)] == ["a1", "a2", "m1"]
 
 
 def test_resolve_month_accepts_past_and_current_and_refuses_future(
@@ -311,7 +322,9 @@ def test_resolve_month_accepts_past_and_current_and_refuses_future(
     for text in ("2026-06", "2027-01"):
         with pytest.raises(BadParameters) as caught:
             resolve_month(ctx, op, text)
-        assert caught.value.msg == f"SOME PARAMETERS ARE REQUIRED: month {text} is in the future"
+        assert (
+            message(caught.value) == f"SOME PARAMETERS ARE REQUIRED: month {text} is in the future"
+        )
     for text in ("2026-13", "2026-5", "202605", "May 2026", ""):
         with pytest.raises(BadParameters):
             resolve_month(ctx, op, text)

@@ -40,16 +40,17 @@ from hypothesis.stateful import (
 
 from tests.backends import pg_schema, require_postgres
 from tests.integration.interleaving import Interleaving, Worker
-from tests.integration.support import FakeClock, figures
+from tests.integration.support import FakeClock, figures, page_rows
 from voxmeter.adapters.postgres import PostgresStorage
 from voxmeter.adapters.sqlite import SqliteStorage
 from voxmeter.domain.catalog import Aggregation, Catalog, Product
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.codec import EventIn
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters, Conflict, NotFound
-from voxmeter.service.codec import EventIn
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import IngestResult, ingest_batch
 from voxmeter.service.months import close_due_months, close_month
 from voxmeter.service.ports import Database
@@ -571,7 +572,7 @@ class MeteringMachine(RuleBasedStateMachine):
         cursor = None
         while True:
             page = list_events(self.ctx, self.op, date_ini, date_end, None, cursor, page_size)
-            rows += page.events
+            rows += page_rows(page)
             cursor = page.next_cursor
             if cursor is None:
                 break

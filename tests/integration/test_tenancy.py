@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 from tests.integration.conftest import DbUnderTest
-from tests.integration.support import Sql, ev, event_rows, fig, figures
+from tests.integration.support import Sql, ev, event_rows, fig, figures, page_rows
 from voxmeter.domain.tenancy import READ, WRITE
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import Authenticator, create_operation, create_token, revoke_token
 
@@ -55,7 +56,7 @@ def test_operations_are_isolated(ctx: Context, sql: Sql) -> None:
     window = ("20260501000000", "20260531235959")
     listed = {
         op.name + op.server: [
-            (e["id"], e["voided"]) for e in list_events(ctx, op, *window, None, None).events
+            (e["id"], e["voided"]) for e in page_rows(list_events(ctx, op, *window, None, None))
         ]
         for op in (acme, acme_too, globex)
     }

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.support import FakeClock, ev, fig
+from tests.integration.support import FakeClock, ev, fig, page_rows
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters
-from voxmeter.service.events import list_events
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.tenancy import create_operation
 
@@ -78,7 +78,7 @@ def test_new_york_local_offsets_in_rfc3339_input(make_ctx, clock: FakeClock) -> 
     assert fig(ctx, op, "interactions", "2026-11") == "4"
     assert fig(ctx, op, "interactions", "2026-10") == "0"
     page = list_events(ctx, op, "20261101000000", "20261101235959", None, None)
-    assert [(e["id"], e["time"]) for e in page.events] == [
+    assert [(e["id"], e["time"]) for e in page_rows(page)] == [
         ("x6", "2026-11-01T01:30:00-04:00"),
         ("x7", "2026-11-01T01:30:00-05:00"),
     ]
@@ -103,7 +103,7 @@ def test_kathmandu_month_starts_at_1815_utc(make_ctx, clock: FakeClock) -> None:
     assert fig(ctx, op, "tts_chars", "2026-03") == "1001"
     assert fig(ctx, op, "tts_chars", "2026-04") == "110"
     page = list_events(ctx, op, "20260401000000", "20260401000000", None, None)
-    assert [(e["id"], e["time"]) for e in page.events] == [
+    assert [(e["id"], e["time"]) for e in page_rows(page)] == [
         ("k2", "2026-04-01T00:00:00+05:45"),
         ("k3", "2026-04-01T00:00:00+05:45"),
     ]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.support import FakeClock, Sql, ev, event_rows, fig
+from tests.integration.support import FakeClock, Sql, ev, event_rows, fig, page_rows
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.wire.errors import message, row_of
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import Conflict, NotFound
 from voxmeter.service.context import Context
-from voxmeter.service.events import list_events, void_event
+from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_month
 
@@ -189,7 +191,7 @@ def test_voiding_twice_is_idempotent_and_the_id_stays_taken(
     assert sql("SELECT voided IS NOT NULL FROM events WHERE id = 'x'") == [(1,)]
 
     page = list_events(ctx, op, "20260501000000", "20260531235959", None, None)
-    assert {e["id"]: e["voided"] for e in page.events} == {"x": True, "keep": False}
+    assert {e["id"]: e["voided"] for e in page_rows(page)} == {"x": True, "keep": False}
 
 
 def test_voiding_an_event_of_a_closed_month_is_a_conflict(
@@ -209,13 +211,13 @@ def test_voiding_an_event_of_a_closed_month_is_a_conflict(
     for event_id in ("apr-1", "apr-2"):
         with pytest.raises(Conflict) as caught:
             void_event(ctx, op, event_id)
-        assert caught.value.status == 409
-        assert "2026-04" in caught.value.msg
+        assert row_of(type(caught.value)).status == 409
+        assert "2026-04" in message(caught.value)
     assert fig(ctx, op, "rsync", "2026-04") == "3"
     assert fig(ctx, op, "agent_script", "2026-04") == "6"
     assert fig(ctx, op, "agent_script", "2026-05") == "6"
     page = list_events(ctx, op, "20260401000000", "20260430235959", None, None)
-    assert [e["voided"] for e in page.events] == [False, False]
+    assert [e["voided"] for e in page_rows(page)] == [False, False]
 
 
 def test_voiding_an_event_of_a_month_closed_by_grace_is_a_conflict(
@@ -233,6 +235,6 @@ def test_voiding_an_unknown_id_is_not_found(ctx: Context, op: Operation) -> None
     ingest_batch(ctx, op, [ev("known", "rsync", "2026-05-01T00:00:00Z", "1")])
     with pytest.raises(NotFound) as caught:
         void_event(ctx, op, "unknown")
-    assert caught.value.status == 404
-    assert "unknown" in caught.value.msg
+    assert row_of(type(caught.value)).status == 404
+    assert "unknown" in message(caught.value)
     assert fig(ctx, op, "rsync", "2026-05") == "1"

@@ -14,7 +14,7 @@ from voxmeter.domain.catalog import Aggregation, Catalog, Product
 from voxmeter.domain.events import explain
 from voxmeter.domain.meters import fold
 from voxmeter.domain.months import calendar, to_micros
-from voxmeter.service.codec import EventIn
+from voxmeter.entrypoints.wire.codec import EventIn
 
 CATALOG = Catalog(
     [*Catalog.load(), Product(28, "agents_seen", "Agents seen", "agents", Aggregation.UNIQUE)]

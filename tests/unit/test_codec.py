@@ -13,15 +13,16 @@ import pytest
 from voxmeter.domain.batch import validate_batch
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import calendar, to_micros
-from voxmeter.errors import BadParameters
-from voxmeter.service.codec import (
+from voxmeter.entrypoints.wire.codec import (
     EventIn,
-    InvalidBatch,
     csv_rows,
     decode_csv_rows,
     decode_json,
     decode_ndjson,
 )
+from voxmeter.entrypoints.wire.errors import message, row_of
+from voxmeter.errors import BadParameters
+from voxmeter.service.ingest import InvalidBatch
 
 Decode = Callable[[bytes], list[EventIn]]
 Encode = Callable[[list[object]], bytes]
@@ -47,9 +48,9 @@ def refused(decode: Callable[[Any], Any], body: object) -> BadParameters:
     with pytest.raises(BadParameters) as info:
         decode(body)
     error = info.value
-    assert error.status == 400
-    assert error.error == "BAD REQUEST"
-    assert error.msg.startswith("SOME PARAMETERS ARE REQUIRED: ")
+    assert row_of(type(error)).status == 400
+    assert row_of(type(error)).error == "BAD REQUEST"
+    assert message(error).startswith("SOME PARAMETERS ARE REQUIRED: ")
     return error
 
 
@@ -147,18 +148,18 @@ def test_id_of_128_chars_is_accepted(decode: Decode, encode: Encode) -> None:
 )
 def test_malformed_json(body: bytes) -> None:
     error = refused(decode_json, body)
-    assert "malformed JSON" in error.msg
+    assert "malformed JSON" in message(error)
     assert error.data == []
 
 
 @pytest.mark.parametrize("body", [b"[" * 1000, b"[" + b"[" * 5000 + b"]" * 5001])
 def test_deeply_nested_arrays_are_malformed_json_not_a_crash(body: bytes) -> None:
-    assert "malformed JSON" in refused(decode_json, body).msg
+    assert "malformed JSON" in message(refused(decode_json, body))
 
 
 def test_nan_literal_is_malformed_json() -> None:
     body = b'[{"id":"a","product":"rsync","time":"2026-05-10T08:30:00Z","quantity":NaN}]'
-    assert "malformed JSON" in refused(decode_json, body).msg
+    assert "malformed JSON" in message(refused(decode_json, body))
 
 
 @pytest.mark.parametrize("body", [b"\xff\xfe[]", b"\xff", b"[\x80]"])
@@ -176,7 +177,7 @@ def test_non_utf8_inside_a_string(decode: Decode, encode: Encode) -> None:
 @pytest.mark.parametrize("body", [b'{"id":"a"}', b"42", b'"events"', b"null", b"true"])
 def test_json_body_must_be_an_array(body: bytes) -> None:
     error = refused(decode_json, body)
-    assert "JSON array" in error.msg
+    assert "JSON array" in message(error)
     assert error.data == []
 
 
@@ -191,21 +192,21 @@ def test_json_body_must_be_an_array(body: bytes) -> None:
 )
 def test_empty_batch(decode: Decode, body: bytes) -> None:
     error = refused(decode, body)
-    assert "empty" in error.msg
+    assert "empty" in message(error)
     assert error.data == []
 
 
 @pytest.mark.parametrize(("decode", "encode"), DECODERS)
 def test_more_than_ten_thousand_events(decode: Decode, encode: Encode) -> None:
     error = refused(decode, encode([good(id=f"e-{n}") for n in range(10_001)]))
-    assert "10000" in error.msg
-    assert "10001" in error.msg
+    assert "10000" in message(error)
+    assert "10001" in message(error)
 
 
 @pytest.mark.parametrize(("decode", "encode"), DECODERS)
 def test_more_than_ten_thousand_bad_events(decode: Decode, encode: Encode) -> None:
     error = refused(decode, encode([{"id": n} for n in range(10_001)]))
-    assert "10000" in error.msg
+    assert "10000" in message(error)
 
 
 # -------------------------------------------------------------------- per-event errors
@@ -244,7 +245,7 @@ FIELD_CASES = [
 @pytest.mark.parametrize(("item", "field"), FIELD_CASES)
 def test_bad_event_field(decode: Decode, encode: Encode, item: object, field: str) -> None:
     error = refused(decode, encode([good(id="ok"), item]))
-    assert error.msg == "SOME PARAMETERS ARE REQUIRED: invalid events"
+    assert message(error) == "SOME PARAMETERS ARE REQUIRED: invalid events"
     assert fields(error) == [(1, field)]
 
 
@@ -322,7 +323,7 @@ def test_csv_header_may_name_a_subset_in_any_order() -> None:
 )
 def test_csv_unknown_column(header: str) -> None:
     error = refused(csv_rows, header + "a,b,c\n")
-    assert "unknown CSV column" in error.msg
+    assert "unknown CSV column" in message(error)
     assert error.data == []
 
 
@@ -373,7 +374,7 @@ def test_csv_bad_quantity_is_refused(value: str) -> None:
 
 
 def test_a_csv_field_over_the_size_limit_is_a_clear_error() -> None:
-    from voxmeter.service.codec import csv_rows
+    from voxmeter.entrypoints.wire.codec import csv_rows
 
     text = "id,product,time,quantity\n" + "x" * 200_000 + ",rsync,2026-05-01T00:00:00Z,1\n"
     with pytest.raises(BadParameters, match="malformed CSV"):
@@ -424,7 +425,7 @@ def test_a_batch_over_the_limit_is_refused_without_building_its_elements(
 
     peak = _peak_while(work)
     assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
-    assert errors[0].msg == (
+    assert message(errors[0]) == (
         "SOME PARAMETERS ARE REQUIRED: at most 10000 events per request, got 10001 or more"
     )
 
@@ -451,7 +452,7 @@ def _try(decode: Decode, body: bytes) -> list[EventIn]:
     try:
         return decode(body)
     except BadParameters as exc:
-        if "empty" not in exc.msg:
+        if "empty" not in message(exc):
             raise
         return []
 
@@ -462,14 +463,14 @@ def test_ten_thousand_events_then_junk_is_too_many() -> None:
     body = as_json(events)
     for tail in (b', {"id": 1}]', b", 0]", b", [[[[]]]]]"):
         error = refused(decode_json, body[:-1] + tail)
-        assert error.msg.endswith("at most 10000 events per request, got 10001 or more")
+        assert message(error).endswith("at most 10000 events per request, got 10001 or more")
     error = refused(decode_json, body[:-1] + b", 0")  # unterminated, but one too many already
-    assert error.msg.endswith("at most 10000 events per request, got 10001 or more")
-    assert "malformed JSON" in refused(decode_json, body[:-1]).msg  # unterminated, 10,000
+    assert message(error).endswith("at most 10000 events per request, got 10001 or more")
+    assert "malformed JSON" in message(refused(decode_json, body[:-1]))  # unterminated, 10,000
 
 
 def test_ndjson_ten_thousand_lines_and_blank_ones_are_accepted() -> None:
     lines = [json.dumps(good(id=f"e-{n}")).encode() for n in range(10_000)]
     body = b"\n \r\n\t\n".join(lines) + b"\n" * 100_000
     assert len(decode_ndjson(body)) == 10_000
-    assert "got 10001 or more" in refused(decode_ndjson, body + b"x\n").msg
+    assert "got 10001 or more" in message(refused(decode_ndjson, body + b"x\n"))

@@ -14,7 +14,7 @@ from voxmeter.domain.catalog import Aggregation, Catalog, Product
 from voxmeter.domain.events import MAX_FUTURE_MICROS, Problem, UsageEvent
 from voxmeter.domain.months import Month, ZoneCalendar, calendar, to_micros
 from voxmeter.domain.quantities import MICRO, QuantityError, to_micro
-from voxmeter.service.codec import EventIn
+from voxmeter.entrypoints.wire.codec import EventIn
 
 CATALOG = Catalog(
     [*Catalog.load(), Product(28, "agents_seen", "Agents seen", "agents", Aggregation.UNIQUE)]

@@ -31,17 +31,19 @@ from voxmeter.domain.months import (
     to_micros,
 )
 from voxmeter.domain.tenancy import Operation
-from voxmeter.errors import BadParameters
-from voxmeter.service.codec import EventIn, InvalidBatch, decode_json, decode_ndjson
-from voxmeter.service.context import Context
-from voxmeter.service.events import (
-    MAX_PAGE,
+from voxmeter.entrypoints.wire.codec import EventIn, decode_json, decode_ndjson
+from voxmeter.entrypoints.wire.errors import message, row_of
+from voxmeter.entrypoints.wire.listing import (
     decode_cursor,
     encode_cursor,
     list_events,
     parse_local,
 )
-from voxmeter.service.figures import resolve_month
+from voxmeter.entrypoints.wire.months import resolve_month
+from voxmeter.errors import BadParameters
+from voxmeter.service.context import Context
+from voxmeter.service.events import MAX_PAGE
+from voxmeter.service.ingest import InvalidBatch
 
 Decode = Callable[[bytes], list[EventIn]]
 T = TypeVar("T")
@@ -150,8 +152,8 @@ def decoded_or_refused(decode: Decode, body: bytes) -> list[EventIn] | None:
         validate_batch([e for _, e in exc.decoded], CATALOG, calendar("UTC"), NOW)
     if exc is not None:
         assert isinstance(exc, BadParameters)
-        assert exc.status == 400
-        assert exc.msg.startswith("SOME PARAMETERS ARE REQUIRED")
+        assert row_of(type(exc)).status == 400
+        assert message(exc).startswith("SOME PARAMETERS ARE REQUIRED")
         return None
     assert isinstance(events, list)
     assert 1 <= len(events) <= MAX_BATCH

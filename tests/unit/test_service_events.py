@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from tests.fakes import MemoryDatabase
@@ -82,13 +84,14 @@ def test_listing_pages_in_time_then_arrival_order_with_voids_shown(ctx: Ctx, op:
     )
     void_event(ctx, op, "same-1")
     seen: list[tuple[str, object]] = []
-    cursor = None
+    start, end = datetime(2026, 5, 1), datetime(2026, 5, 10)
+    after = None
     while True:
-        page = list_events(ctx, op, "20260501000000", "20260510000000", None, cursor, limit=2)
-        seen += [(e["id"], e["voided"]) for e in page.events]
-        cursor = page.next_cursor
-        if cursor is None:
+        page = list_events(ctx, op, start, end, None, after, limit=2)
+        seen += [(e.id, e.voided is not None) for e in page.events]
+        after = page.next_after
+        if after is None:
             break
     assert seen == [("early", False), ("same-1", True), ("same-2", False), ("late", False)]
-    only = list_events(ctx, op, "20260501000000", "20260510000000", "interactions", None)
-    assert [e["id"] for e in only.events] == ["same-2"]
+    only = list_events(ctx, op, start, end, "interactions", None)
+    assert [e.id for e in only.events] == ["same-2"]

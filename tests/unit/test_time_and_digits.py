@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 from voxmeter.domain.batch import validate_batch
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month, calendar, to_micros
-from voxmeter.errors import BadParameters
-from voxmeter.service.codec import (
+from voxmeter.entrypoints.wire.codec import (
     EventIn,
-    InvalidBatch,
     csv_rows,
     decode_csv_rows,
     decode_json,
     decode_ndjson,
 )
-from voxmeter.service.timetext import kept_time
+from voxmeter.entrypoints.wire.timetext import kept_time
+from voxmeter.errors import BadParameters
+from voxmeter.service.ingest import InvalidBatch
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

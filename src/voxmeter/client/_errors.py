@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from voxmeter import errors as server
+from voxmeter.entrypoints.wire import errors as wire
+
 
 class VoxmeterClientError(Exception):
     """Base of every error the client raises."""
@@ -177,16 +180,23 @@ class ServerError(APIStatusError):
     transient = True
 
 
-#: Envelope `msg` prefixes (docs/api.md, Errors) and the class each one means.
-_BY_MESSAGE: tuple[tuple[str, type[APIStatusError]], ...] = (
-    ("THE API YOU WANT TO CONSULT DOES NOT EXIST", UnknownApiError),
-    ("SOME PARAMETERS ARE REQUIRED", BadParametersError),
-    ("PLEASE ENTER THE WOLKVOX-TOKEN", MissingTokenError),
-    ("PLEASE VALIDATE TOKEN", InvalidTokenError),
-    ("TOKEN LIMIT EXCEEDED", QuotaExceededError),
-    ("EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS", TooManyRequestsError),
-    ("SERVER IN MAINTENANCE", MaintenanceError),
+#: The class each server error means. Its `msg` (or the fixed start of it) and status come from
+#: the server's own error table, so client and server cannot disagree on a message.
+_BY_ERROR: tuple[tuple[type[server.VoxmeterError], type[APIStatusError]], ...] = (
+    (server.UnknownApi, UnknownApiError),
+    (server.BadParameters, BadParametersError),
+    (server.MissingToken, MissingTokenError),
+    (server.InvalidToken, InvalidTokenError),
+    (server.QuotaExceeded, QuotaExceededError),
+    (server.TooManyInFlight, TooManyRequestsError),
+    (server.Maintenance, MaintenanceError),
+    (server.PayloadTooLarge, PayloadTooLargeError),
 )
+_BY_MESSAGE: tuple[tuple[str, type[APIStatusError]], ...] = tuple(
+    (wire.TABLE[error].msg, cls) for error, cls in _BY_ERROR
+)
+_MISSING_TOKEN = wire.TABLE[server.MissingToken].status
+_TOO_LARGE = wire.TABLE[server.PayloadTooLarge].status
 
 
 def error_class(status: int, msg: str) -> type[APIStatusError]:
@@ -198,9 +208,9 @@ def error_class(status: int, msg: str) -> type[APIStatusError]:
     for prefix, cls in _BY_MESSAGE:
         if text.startswith(prefix):
             return cls
-    if status == 401:
+    if status == _MISSING_TOKEN:
         return MissingTokenError
-    if status == 413:
+    if status == _TOO_LARGE:
         return PayloadTooLargeError
     if status >= 500:
         return ServerError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from voxmeter.domain.catalog import Product
 from voxmeter.domain.meters import figure
-from voxmeter.domain.months import Month, MonthError, calendar
+from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
@@ -24,14 +24,9 @@ def month_figures(
     return {p.api: figure(p.aggregation, states.get(p.api), carried.get(p.api)) for p in products}
 
 
-def resolve_month(ctx: Context[object], op: Operation, text: str | None) -> int | None:
-    """The month a request asks for: None for the current one; refuses future months."""
-    if text is None:
-        return None
-    try:
-        month = Month.parse(text)
-    except MonthError as exc:
-        raise BadParameters(str(exc)) from exc
+def past_month(ctx: Context[object], op: Operation, month: Month) -> int:
+    """`month` as an index, if it has begun in the operation's timezone; future months are
+    refused."""
     current = calendar(op.timezone).current_month(ctx.clock())
     if month.index > current:
         raise BadParameters(f"month {month} is in the future")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from voxmeter.domain.batch import check_and_fold, validate_batch
 from voxmeter.domain.catalog import Aggregation
@@ -13,10 +12,21 @@ from voxmeter.domain.meters import MeterState, fold, merge, unique_total
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
-from voxmeter.service.codec import EventIn, InvalidBatch
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
-from voxmeter.service.ports import EventWrites, MonthWrites, Writer
+from voxmeter.service.ports import Writer, WriteTransaction
+
+
+class InvalidBatch(BadParameters):
+    """Some events did not decode. Carries those that did, so their rule problems can be listed
+    beside the decoding ones (every problem of a batch is reported at once)."""
+
+    def __init__(
+        self, problems: list[Problem], decoded: Sequence[tuple[int, IncomingEvent]]
+    ) -> None:
+        super().__init__("invalid events", [p.as_dict() for p in problems])
+        self.problems = problems
+        self.decoded = decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +36,11 @@ class IngestResult:
     new_events: tuple[UsageEvent, ...] = ()
 
 
-class _ClosedMonthsTx(EventWrites, MonthWrites, Protocol):
-    """What checking events against closed months reads."""
-
-
 def ingest_body(
-    ctx: Context[Writer], op: Operation, body: bytes, decode: Callable[[bytes], list[EventIn]]
+    ctx: Context[Writer],
+    op: Operation,
+    body: bytes,
+    decode: Callable[[bytes], Sequence[IncomingEvent]],
 ) -> IngestResult:
     """Decode a request body and ingest it; problems of every kind are reported together."""
     try:
@@ -110,7 +119,7 @@ def _unique_events(ctx: Context[object], events: list[UsageEvent]) -> list[Usage
 
 def _closed_month_problems(
     ctx: Context[object],
-    tx: _ClosedMonthsTx,
+    tx: WriteTransaction,
     op: Operation,
     events: list[UsageEvent],
     closed: set[int] | None = None,

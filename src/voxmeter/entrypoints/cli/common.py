@@ -15,6 +15,7 @@ import click
 from voxmeter import bootstrap
 from voxmeter.adapters.sqlite.schema import SchemaError
 from voxmeter.config import DEFAULT_DATABASE_URL, Settings
+from voxmeter.entrypoints.wire.errors import message
 from voxmeter.errors import ConfigError, VoxmeterError
 from voxmeter.service.context import Context
 from voxmeter.service.ports import Storage
@@ -82,7 +83,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         except VoxmeterError as exc:
             detail = "".join(f"\n  {_line(item)}" for item in exc.data[:20])
             more = f"\n  ... and {len(exc.data) - 20} more" if len(exc.data) > 20 else ""
-            raise click.ClickException(f"{exc.msg}{detail}{more}") from exc
+            raise click.ClickException(f"{message(exc)}{detail}{more}") from exc
         except (SchemaError, ValueError, OSError, sqlite3.Error) as exc:
             raise click.ClickException(str(exc)) from exc
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.months import calendar, from_micros
+from voxmeter.entrypoints.wire.codec import EventIn
 from voxmeter.errors import ConfigError
 from voxmeter.service import tenancy
-from voxmeter.service.codec import EventIn
 from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.ports import Storage

@@ -13,10 +13,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from voxmeter.domain.events import MAX_BATCH, IncomingEvent, Problem
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.cli.common import counted, db_option, friendly, open_context
+from voxmeter.entrypoints.wire import codec
 from voxmeter.errors import BadParameters
-from voxmeter.service import codec, tenancy
+from voxmeter.service import tenancy
 from voxmeter.service.context import Context
-from voxmeter.service.ingest import all_problems, check_batch, ingest_batch
+from voxmeter.service.ingest import InvalidBatch, all_problems, check_batch, ingest_batch
 from voxmeter.service.ports import Storage
 
 
@@ -26,13 +27,13 @@ class Chunk:
 
     lines: list[int]
     events: list[IncomingEvent]
-    failed: codec.InvalidBatch | None
+    failed: InvalidBatch | None
 
 
 def _decoded(lines: list[int], decode: Callable[[], list[codec.EventIn]]) -> Chunk:
     try:
         return Chunk(lines, list(decode()), None)
-    except codec.InvalidBatch as exc:
+    except InvalidBatch as exc:
         return Chunk(lines, [], exc)
 
 

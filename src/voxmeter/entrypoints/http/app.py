@@ -16,6 +16,7 @@ from starlette.routing import Route
 from voxmeter.entrypoints.http import billing, envelope, events, memory, metrics, operational
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Send
+from voxmeter.entrypoints.wire.errors import message
 from voxmeter.errors import MethodNotAllowed, Unavailable, UnknownApi, VoxmeterError
 from voxmeter.service.months import close_due_months
 
@@ -150,7 +151,7 @@ class _OutageLog:
         now = anyio.current_time()
         if now - self.last >= OUTAGE_LOG_INTERVAL:
             self.last = now
-            log.warning("could not %s: %s; will retry", self.what, exc.msg)
+            log.warning("could not %s: %s; will retry", self.what, message(exc))
 
 
 #: Worker threads kept for the background tasks, one each.

@@ -25,15 +25,17 @@ from voxmeter.entrypoints.http.guard import (
     read_headers,
     release,
 )
+from voxmeter.entrypoints.http.replies import Figures, TokenInfo, TokenInformation, UsageRow, encode
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Receive, Scope, Send
+from voxmeter.entrypoints.wire.months import resolve_month
 from voxmeter.errors import BadParameters, MethodNotAllowed, UnknownApi, VoxmeterError
-from voxmeter.service.figures import month_figures, resolve_month
+from voxmeter.service.figures import month_figures
 from voxmeter.service.lru import LruCache
 
 log = logging.getLogger("voxmeter.http")
 
-Reply = tuple[str, list[dict[str, str]]]
+Reply = Figures | TokenInformation
 
 
 def billing_query(state: AppState, visit: Visit, params: dict[str, str]) -> tuple[str, int | None]:
@@ -47,7 +49,7 @@ def billing_query(state: AppState, visit: Visit, params: dict[str, str]) -> tupl
     return api, resolve_month(state.ctx, visit.operation, params.get("month"))
 
 
-def billing_reply(state: AppState, visit: Visit, api: str, requested: int | None) -> Reply:
+def billing_reply(state: AppState, visit: Visit, api: str, requested: int | None) -> Figures:
     """One row per requested product: the month's figure as a plain decimal string."""
     ctx = state.ctx
     op = visit.operation
@@ -61,18 +63,10 @@ def billing_reply(state: AppState, visit: Visit, api: str, requested: int | None
     month = visit.calendar.month_of(visit.now) if requested is None else requested
     figures = month_figures(ctx, op, products, month)
     today = visit.day
-    rows = [
-        {
-            "operation": op.name,
-            "description": p.title,
-            "items": format_micro(figures[p.api]),
-            "date": today,
-        }
-        for p in products
-    ]
+    rows = [UsageRow(op.name, p.title, format_micro(figures[p.api]), today) for p in products]
     if requested is None:
-        return "Information found for the current month", rows
-    return f"Information found for {Month.from_index(month)}", rows
+        return Figures(msg="Information found for the current month", data=rows)
+    return Figures(msg=f"Information found for {Month.from_index(month)}", data=rows)
 
 
 def billing(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
@@ -91,14 +85,14 @@ def information(state: AppState, visit: Visit, params: dict[str, str]) -> Reply:
     day = visit.day
     mine, everyone = state.limiter.usage(token.id, op.id, day)
     limit = op.daily_quota
-    row = {
-        "description": token.description,
-        "token_limit": str(limit),
-        "token_use_today": str(mine),
-        "all_token_today": str(everyone),
-        "available_consumption_options": str(max(0, limit - everyone)),
-    }
-    return "Information found", [row]
+    row = TokenInfo(
+        description=token.description,
+        token_limit=str(limit),
+        token_use_today=str(mine),
+        all_token_today=str(everyone),
+        available_consumption_options=str(max(0, limit - everyone)),
+    )
+    return TokenInformation(msg="Information found", data=[row])
 
 
 def _params(query: bytes) -> dict[str, str]:
@@ -146,7 +140,7 @@ class WolkvoxReads:
         return key, version, cached[1] if cached is not None and cached[0] == version else None
 
     def _billing_fill(self, visit: Visit, key: ReplyKey, version: Hashable) -> bytes:
-        body = envelope.ok_body(*billing_reply(self.state, visit, key[1], key[2]))
+        body = encode(billing_reply(self.state, visit, key[1], key[2]))
         self.replies.put(key, (version, body))
         return body
 
@@ -157,7 +151,7 @@ class WolkvoxReads:
     def _body(self, read: Read, visit: Visit, query: bytes) -> bytes:
         if read is billing:
             return self._billing_body(visit, query)
-        return envelope.ok_body(*read(self.state, visit, _params(query)))
+        return encode(read(self.state, visit, _params(query)))
 
     def _answer(self, read: Read, secret: str, servers: set[str], query: bytes) -> bytes:
         """Admission, reply and release in one worker thread: one hand-off per request."""

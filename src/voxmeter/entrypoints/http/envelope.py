@@ -2,49 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import msgspec
 from starlette.responses import Response
 
-from voxmeter.errors import (
-    MethodNotAllowed,
-    QuotaExceeded,
-    TooManyInFlight,
-    Unavailable,
-    VoxmeterError,
-)
+from voxmeter.entrypoints.http.replies import Error, encode
+from voxmeter.entrypoints.wire.errors import message, row_of
+from voxmeter.errors import MethodNotAllowed, VoxmeterError
 
-_encode = msgspec.json.Encoder().encode
 JSON = "application/json"
-
-
-def ok_body(msg: str, data: object, extra: Mapping[str, object] | None = None) -> bytes:
-    body: dict[str, object] = {"code": 200, "error": None, "msg": msg, "data": data}
-    if extra:
-        body.update(extra)
-    return _encode(body)
 
 
 def error_parts(exc: VoxmeterError) -> tuple[int, bytes, dict[str, str]]:
     """(status, body, extra headers) of an error; limit refusals and outages say when to retry."""
-    body = {"code": exc.status, "error": exc.error, "msg": exc.msg, "data": exc.data}
+    row = row_of(type(exc))
+    body = Error(row.status, row.error, message(exc), exc.data)  # type: ignore[arg-type]
     headers: dict[str, str] = {}
-    if isinstance(exc, QuotaExceeded | TooManyInFlight | Unavailable):
-        headers["Retry-After"] = str(exc.retry_after)
+    if row.retry_after:
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     elif isinstance(exc, MethodNotAllowed) and exc.allow:
         headers["Allow"] = exc.allow
-    return exc.status, _encode(body), headers
+    return row.status, encode(body), headers
 
 
-def ok(msg: str, data: object, extra: Mapping[str, object] | None = None) -> Response:
-    return Response(ok_body(msg, data, extra), 200, media_type=JSON)
+def ok(reply: msgspec.Struct) -> Response:
+    return Response(encode(reply), 200, media_type=JSON)
 
 
 def error(exc: VoxmeterError) -> Response:
     status, body, headers = error_parts(exc)
     return Response(body, status, headers=headers, media_type=JSON)
-
-
-def json(body: object, status: int = 200) -> Response:
-    return Response(_encode(body), status, media_type=JSON)

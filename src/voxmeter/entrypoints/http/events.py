@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voxmeter.domain.months import from_micros
+from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import READ, WRITE
 from voxmeter.entrypoints.http import envelope, metrics, uploads
 from voxmeter.entrypoints.http.guard import admitted, in_time, time_limit
+from voxmeter.entrypoints.http.replies import (
+    EventOut,
+    EventPage,
+    Ingested,
+    IngestResult,
+    Voided,
+    VoidResult,
+)
 from voxmeter.entrypoints.http.state import AppState
+from voxmeter.entrypoints.wire import codec
+from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters
-from voxmeter.service import codec
-from voxmeter.service.events import MAX_PAGE, list_events, void_event
+from voxmeter.service.events import MAX_PAGE, void_event
 from voxmeter.service.ingest import ingest_body
+from voxmeter.service.ports import StoredEvent
 
 
 class AnyText(Convertor[str]):
@@ -90,9 +103,8 @@ async def ingest(request: Request) -> Response:
         metrics.INGESTED.labels("accepted").inc(accepted)
         metrics.INGESTED.labels("duplicate").inc(duplicates)
         noun = "event" if accepted == 1 else "events"
-        return envelope.ok(
-            f"{accepted} {noun} accepted", {"accepted": accepted, "duplicates": duplicates}
-        )
+        result = IngestResult(accepted=accepted, duplicates=duplicates)
+        return envelope.ok(Ingested(msg=f"{accepted} {noun} accepted", data=result))
 
 
 async def list_(request: Request) -> Response:
@@ -115,7 +127,8 @@ async def list_(request: Request) -> Response:
         )
         found = len(page.events)
         msg = f"{found} event found" if found == 1 else f"{found} events found"
-        return envelope.ok(msg, page.events, {"next_cursor": page.next_cursor})
+        rows = [listed_row(event, page.zone) for event in page.events]
+        return envelope.ok(EventPage(msg=msg, data=rows, next_cursor=page.next_cursor))
 
 
 async def void(request: Request) -> Response:
@@ -124,4 +137,16 @@ async def void(request: Request) -> Response:
         event_id = request.path_params["event_id"]
         event, changed = await in_time(request, void_event, state.ctx, visit.operation, event_id)
         msg = "Event voided" if changed else "Event was already voided"
-        return envelope.ok(msg, [{"id": event.id, "product": event.product, "voided": True}])
+        return envelope.ok(VoidResult(msg=msg, data=[Voided(event.id, event.product)]))
+
+
+def listed_row(event: StoredEvent, zone: ZoneInfo) -> EventOut:
+    """An event as the listing shows it: its time in the operation zone, a plain decimal."""
+    return EventOut(
+        id=event.id,
+        product=event.product,
+        time=from_micros(event.time, zone).isoformat(),
+        quantity=format_micro(event.quantity),
+        subject=event.subject,
+        voided=event.voided is not None,
+    )

@@ -1,109 +1,107 @@
 """The OpenAPI 3.1 document: every endpoint, its parameters and every error it can answer.
 
-Every schema here is checked against the real server by `bench/fuzz_api.py` (schemathesis,
-thousands of generated requests per operation) and `tests/e2e/test_fuzz_api.py`: a response
-the document does not describe is a failure, so keep them in step.
+Reply schemas are generated from the Structs that encode the replies (`replies`), and the limits
+it names from the running server's `Settings`, so the document cannot drift from what is sent.
+Every schema is checked against the real server by `bench/fuzz_api.py` (schemathesis, thousands
+of generated requests per operation) and `tests/e2e/test_fuzz_api.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from voxmeter import __version__
+from voxmeter.config import Settings
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH
 from voxmeter.domain.quantities import MAX_QUANTITY
+from voxmeter.entrypoints.http import replies
+from voxmeter.entrypoints.wire import errors as wire
+from voxmeter.errors import PayloadTooLarge, TooManyInFlight, VoxmeterError
 from voxmeter.service.events import MAX_PAGE, MAX_WINDOW_DAYS
 
-_ERRORS = {
-    "400": "Unknown api or path (THE API YOU WANT TO CONSULT DOES NOT EXIST), or missing/invalid "
-    "parameters (SOME PARAMETERS ARE REQUIRED[: detail]), a wolkvox-token header sent more than "
-    "once included; for ingest, `data` lists every problem",
-    "401": "No wolkvox-token header (PLEASE ENTER THE WOLKVOX-TOKEN)",
-    "403": "PLEASE VALIDATE TOKEN (unknown, revoked or wrong-scope token, or another server), "
-    "TOKEN LIMIT EXCEEDED, EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2), or "
-    "SERVER IN MAINTENANCE",
-    "404": "No event with that id in the token's operation",
-    "408": "The request line and headers did not arrive within the time limit (60 s)",
-    "409": "The event's month is closed",
-    "413": "The body is larger than the configured limit (16 MiB by default)",
-    "431": "The request line and headers are larger than 64 KiB",
-    "500": "A bug: a generic message, never a stack trace",
-    "503": "The database or Redis cannot be reached just now (SERVICE UNAVAILABLE); "
-    "a Retry-After header says when to try again, and service resumes by itself",
-    "504": "The request did not finish within the time limit (60 s), waiting for room among "
-    "the uploads in flight included",
-}
+JSON = "application/json"
+_REF = "#/components/schemas/{name}"
 
-# The envelope's `error` for each status, and what its `msg` can be (docs/api.md, Errors).
-_ERROR_WORDS = {
-    "400": "BAD REQUEST",
-    "401": "UNAUTHORIZED",
-    "403": "FORBIDDEN",
-    "404": "NOT FOUND",
-    "408": "REQUEST TIMEOUT",
-    "409": "CONFLICT",
-    "413": "PAYLOAD TOO LARGE",
-    "431": "REQUEST HEADER FIELDS TOO LARGE",
-    "500": "INTERNAL SERVER ERROR",
-    "503": "SERVICE UNAVAILABLE",
-    "504": "GATEWAY TIMEOUT",
-}
-_ERROR_MSGS = {
-    "400": r"^(THE API YOU WANT TO CONSULT DOES NOT EXIST"
-    r"|SOME PARAMETERS ARE REQUIRED(: [\s\S]+)?)$",
-    "401": r"^PLEASE ENTER THE WOLKVOX-TOKEN$",
-    "403": r"^(PLEASE VALIDATE TOKEN|TOKEN LIMIT EXCEEDED|SERVER IN MAINTENANCE"
-    r"|EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN \([0-9]+\))$",
-}
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _errors(settings: Settings) -> dict[str, str]:
+    """What each status means on this server, its configured limits written in."""
+    timeout = _seconds(settings.request_timeout)
+    return {
+        "400": "Unknown api or path (THE API YOU WANT TO CONSULT DOES NOT EXIST), or missing/"
+        "invalid parameters (SOME PARAMETERS ARE REQUIRED[: detail]), a wolkvox-token header "
+        "sent more than once included; for ingest, `data` lists every problem",
+        "401": "No wolkvox-token header (PLEASE ENTER THE WOLKVOX-TOKEN)",
+        "403": "PLEASE VALIDATE TOKEN (unknown, revoked or wrong-scope token, or another server), "
+        "TOKEN LIMIT EXCEEDED, EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN "
+        f"({settings.max_in_flight}), or SERVER IN MAINTENANCE",
+        "404": "No event with that id in the token's operation",
+        "408": f"The request line and headers did not arrive within the time limit ({timeout})",
+        "409": "The event's month is closed",
+        "413": f"The body is larger than this server's limit of {settings.max_body_bytes} bytes "
+        "(THE BODY IS LARGER THAN THE LIMIT OF N BYTES)",
+        "431": "The request line and headers are larger than 64 KiB",
+        "500": "A bug: a generic message, never a stack trace",
+        "503": "The database or Redis cannot be reached just now (SERVICE UNAVAILABLE); "
+        "a Retry-After header says when to try again, and service resumes by itself",
+        "504": f"The request did not finish within the time limit ({timeout}), waiting for room "
+        "among the uploads in flight included",
+    }
+
+
+_EXACT = ("400", "401", "403", "413")
+"""The statuses whose every `msg` the document spells out (the others say what happened in
+their own words: which event, which month, which backing service)."""
+
+
+def message_patterns(settings: Settings) -> dict[str, str]:
+    """What the envelope's `msg` can be, from the error table and this server's limits."""
+    known: dict[type[VoxmeterError], dict[str, object]] = {
+        TooManyInFlight: {"limit": settings.max_in_flight},
+        PayloadTooLarge: {"limit": settings.max_body_bytes},
+    }
+    shapes: dict[str, list[str]] = {}
+    for cls, row in wire.TABLE.items():
+        if row.http and str(row.status) in _EXACT:
+            shapes.setdefault(str(row.status), []).append(row.pattern(known.get(cls)))
+    return {status: f"^({'|'.join(found)})$" for status, found in shapes.items()}
+
+
 _RETRY_AFTER = {
     "description": "Whole seconds to wait before trying again",
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
-
-_DECIMAL = r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
-"""A figure or stored quantity as voxmeter writes it: plain decimal, no exponent, no trailing
-zeros (`0`, `12`, `12.5`)."""
 _DECIMAL_IN = r"^[0-9]+(\.[0-9]{1,6})?$"
-_DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
-_COUNT = r"^(0|[1-9][0-9]*)$"
 
 
-def _envelope(data: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A success reply: `code` 200, `error` null."""
-    return {
-        "type": "object",
-        "required": ["code", "error", "msg", "data", *(extra or {})],
-        "properties": {
-            "code": {"const": 200, "description": "Always equal to the HTTP status."},
-            "error": {"type": "null"},
-            "msg": {"type": "string"},
-            "data": data,
-            **(extra or {}),
-        },
-    }
-
-
-def _error_schema(status: str) -> dict[str, Any]:
+def _error_schema(status: str, messages: dict[str, str]) -> dict[str, Any]:
     """The shared Error envelope, narrowed to one status: `code` equals the HTTP status,
     `error` is that status' word, and `data` lists problems only on a 400."""
     narrowed: dict[str, Any] = {
         "code": {"const": int(status)},
-        "error": {"const": _ERROR_WORDS[status]},
+        "error": {"const": wire.words(int(status))},
     }
-    if status in _ERROR_MSGS:
-        narrowed["msg"] = {"pattern": _ERROR_MSGS[status]}
+    if status in messages:
+        narrowed["msg"] = {"pattern": messages[status]}
     if status != "400":
         narrowed["data"] = {"maxItems": 0}
-    return {"allOf": [{"$ref": "#/components/schemas/Error"}, {"properties": narrowed}]}
+    return {"allOf": [{"$ref": _REF.format(name="Error")}, {"properties": narrowed}]}
 
 
-def _error_responses(*statuses: str) -> dict[str, Any]:
+def _error_responses(
+    errors: dict[str, str], messages: dict[str, str], statuses: tuple[str, ...]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status in statuses:
         out[status] = {
-            "description": _ERRORS[status],
-            "content": {"application/json": {"schema": _error_schema(status)}},
+            "description": errors[status],
+            "content": {JSON: {"schema": _error_schema(status, messages)}},
         }
         if status == "403":
             out[status]["headers"] = {
@@ -115,13 +113,6 @@ def _error_responses(*statuses: str) -> dict[str, Any]:
         elif status == "503":
             out[status]["headers"] = {"Retry-After": {**_RETRY_AFTER, "required": True}}
     return out
-
-
-def _ok(description: str, data: dict[str, Any], extra: dict[str, Any] | None = None) -> Any:
-    schema = _envelope(data, extra)
-    return {
-        "200": {"description": description, "content": {"application/json": {"schema": schema}}}
-    }
 
 
 _AUTH: list[dict[str, list[str]]] = [{"token": []}]
@@ -148,43 +139,46 @@ _MONTH = {
 _API_ERRORS = ("400", "401", "403", "408", "431", "500", "503", "504")
 
 
-def document(catalog: Catalog) -> dict[str, Any]:
+def _components() -> dict[str, Any]:
+    """The reply Structs' JSON schemas. Every field is written on every reply (defaults
+    included), so every property is required."""
+    _, generated = msgspec.json.schema_components(replies.REPLIES, ref_template=_REF)
+    components: dict[str, Any] = {}
+    for name, schema in generated.items():
+        properties = schema.get("properties")
+        if properties is None:
+            components[name] = schema
+            continue
+        for prop in properties.values():
+            prop.pop("default", None)
+        # the Struct's title and docstring are for readers of the code, not of the document
+        components[name] = {
+            "type": "object",
+            "required": list(properties),
+            "properties": properties,
+        }
+    return components
+
+
+_COMPONENTS = _components()
+_ENVELOPES = {s.__name__ for s in replies.ENVELOPES}
+
+
+def _reply(description: str, struct: type[msgspec.Struct]) -> dict[str, Any]:
+    """A success reply; its envelope written in place, the rows it holds by reference."""
+    schema = _COMPONENTS[struct.__name__]
+    return {"200": {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
+    """The document for this server: its catalog and its configured limits."""
     apis = [p.api for p in catalog]
-    usage_row = {
-        "type": "object",
-        "required": ["operation", "description", "items", "date"],
-        "properties": {
-            "operation": {"type": "string"},
-            "description": {"type": "string"},
-            "items": {
-                "type": "string",
-                "pattern": _DECIMAL,
-                "description": "Plain decimal, no exponent, no trailing zeros",
-            },
-            "date": {
-                "type": "string",
-                "pattern": _DATE,
-                "description": "YYYY-MM-DD in the operation timezone",
-            },
-        },
-    }
-    token_info = {
-        "type": "object",
-        "required": [
-            "description",
-            "token_limit",
-            "token_use_today",
-            "all_token_today",
-            "available_consumption_options",
-        ],
-        "properties": {
-            "description": {"type": "string"},
-            "token_limit": {"type": "string", "pattern": _COUNT},
-            "token_use_today": {"type": "string", "pattern": _COUNT},
-            "all_token_today": {"type": "string", "pattern": _COUNT},
-            "available_consumption_options": {"type": "string", "pattern": _COUNT},
-        },
-    }
+    errors = _errors(settings)
+    messages = message_patterns(settings)
+
+    def error_responses(*statuses: str) -> dict[str, Any]:
+        return _error_responses(errors, messages, statuses)
+
     event_in = {
         "type": "object",
         "required": ["id", "product", "time"],
@@ -216,40 +210,6 @@ def document(catalog: Catalog) -> dict[str, Any]:
             "subject": {"type": ["string", "null"], "maxLength": MAX_SUBJECT_LENGTH},
         },
     }
-    event_out = {
-        "type": "object",
-        "required": ["id", "product", "time", "quantity", "subject", "voided"],
-        "properties": {
-            "id": {"type": "string"},
-            "product": {"type": "string"},
-            "time": {
-                "type": "string",
-                "format": "date-time",
-                "description": "In the operation timezone",
-            },
-            "quantity": {"type": "string", "pattern": _DECIMAL},
-            "subject": {"type": ["string", "null"]},
-            "voided": {"type": "boolean"},
-        },
-    }
-    problem = {
-        "type": "object",
-        "required": ["index", "field", "error"],
-        "properties": {
-            "index": {"type": "integer", "minimum": 0},
-            "field": {"type": "string"},
-            "error": {"type": "string"},
-        },
-    }
-    voided = {
-        "type": "object",
-        "required": ["id", "product", "voided"],
-        "properties": {
-            "id": {"type": "string"},
-            "product": {"type": "string"},
-            "voided": {"const": True},
-        },
-    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -265,28 +225,8 @@ def document(catalog: Catalog) -> dict[str, Any]:
                 "token": {"type": "apiKey", "in": "header", "name": "wolkvox-token"}
             },
             "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["code", "error", "msg", "data"],
-                    "properties": {
-                        "code": {
-                            "type": "integer",
-                            "description": "Always equal to the HTTP status.",
-                        },
-                        "error": {"type": "string"},
-                        "msg": {"type": "string"},
-                        "data": {
-                            "type": "array",
-                            "description": "[] except on invalid ingest: every problem found",
-                            "items": {"$ref": "#/components/schemas/Problem"},
-                        },
-                    },
-                },
-                "Problem": problem,
-                "UsageRow": usage_row,
-                "TokenInfo": token_info,
+                **{k: v for k, v in _COMPONENTS.items() if k not in _ENVELOPES},
                 "EventIn": event_in,
-                "EventOut": event_out,
             },
         },
         "paths": {
@@ -305,15 +245,8 @@ def document(catalog: Catalog) -> dict[str, Any]:
                         *_SERVER_HEADERS,
                     ],
                     "responses": {
-                        **_ok(
-                            "Figures",
-                            {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {"$ref": "#/components/schemas/UsageRow"},
-                            },
-                        ),
-                        **_error_responses(*_API_ERRORS),
+                        **_reply("Figures", replies.Figures),
+                        **error_responses(*_API_ERRORS),
                     },
                 }
             },
@@ -331,16 +264,8 @@ def document(catalog: Catalog) -> dict[str, Any]:
                         *_SERVER_HEADERS,
                     ],
                     "responses": {
-                        **_ok(
-                            "Token information",
-                            {
-                                "type": "array",
-                                "minItems": 1,
-                                "maxItems": 1,
-                                "items": {"$ref": "#/components/schemas/TokenInfo"},
-                            },
-                        ),
-                        **_error_responses(*_API_ERRORS),
+                        **_reply("Token information", replies.TokenInformation),
+                        **error_responses(*_API_ERRORS),
                     },
                 }
             },
@@ -352,7 +277,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {
+                            JSON: {
                                 "schema": {
                                     "type": "array",
                                     "minItems": 1,
@@ -369,18 +294,8 @@ def document(catalog: Catalog) -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        **_ok(
-                            "Batch stored",
-                            {
-                                "type": "object",
-                                "required": ["accepted", "duplicates"],
-                                "properties": {
-                                    "accepted": {"type": "integer", "minimum": 0},
-                                    "duplicates": {"type": "integer", "minimum": 0},
-                                },
-                            },
-                        ),
-                        **_error_responses(*_API_ERRORS, "413"),
+                        **_reply("Batch stored", replies.Ingested),
+                        **error_responses(*_API_ERRORS, "413"),
                     },
                 },
                 "get": {
@@ -423,21 +338,8 @@ def document(catalog: Catalog) -> dict[str, Any]:
                         *_SERVER_HEADERS,
                     ],
                     "responses": {
-                        **_ok(
-                            "Events, oldest first",
-                            {
-                                "type": "array",
-                                "maxItems": MAX_PAGE,
-                                "items": {"$ref": "#/components/schemas/EventOut"},
-                            },
-                            {
-                                "next_cursor": {
-                                    "type": ["string", "null"],
-                                    "description": "null on the last page",
-                                }
-                            },
-                        ),
-                        **_error_responses(*_API_ERRORS),
+                        **_reply("Events, oldest first", replies.EventPage),
+                        **error_responses(*_API_ERRORS),
                     },
                 },
             },
@@ -460,31 +362,15 @@ def document(catalog: Catalog) -> dict[str, Any]:
                         *_SERVER_HEADERS,
                     ],
                     "responses": {
-                        **_ok(
-                            "Voided (or already void)",
-                            {"type": "array", "minItems": 1, "maxItems": 1, "items": voided},
-                        ),
-                        **_error_responses(*_API_ERRORS, "404", "409"),
+                        **_reply("Voided (or already void)", replies.VoidResult),
+                        **error_responses(*_API_ERRORS, "404", "409"),
                     },
                 }
             },
             "/healthz": {
                 "get": {
                     "summary": "Liveness (no database work)",
-                    "responses": {
-                        "200": {
-                            "description": '{"status":"ok"}',
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["status"],
-                                        "properties": {"status": {"const": "ok"}},
-                                    }
-                                }
-                            },
-                        }
-                    },
+                    "responses": _reply('{"status":"ok"}', replies.Health),
                 }
             },
             "/metrics": {
@@ -505,7 +391,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
                         "200": {
                             "description": "OpenAPI 3.1",
                             "content": {
-                                "application/json": {
+                                JSON: {
                                     "schema": {
                                         "type": "object",
                                         "required": ["openapi", "info", "paths"],

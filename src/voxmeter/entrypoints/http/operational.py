@@ -8,8 +8,10 @@ from starlette.responses import Response
 
 from voxmeter.entrypoints.http import envelope, metrics
 from voxmeter.entrypoints.http.openapi import document
+from voxmeter.entrypoints.http.replies import Health, encode
+from voxmeter.entrypoints.http.state import AppState
 
-_HEALTHY = b'{"status":"ok"}'
+_HEALTHY = encode(Health())
 
 
 async def healthz(request: Request) -> Response:
@@ -22,4 +24,7 @@ async def metrics_(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return envelope.json(document(request.app.state.voxmeter.ctx.catalog))
+    state: AppState = request.app.state.voxmeter
+    if state.openapi is None:  # the same for the server's whole life: built once
+        state.openapi = encode(document(state.ctx.catalog, state.settings))
+    return Response(state.openapi, media_type=envelope.JSON)

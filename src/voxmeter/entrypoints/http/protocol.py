@@ -21,11 +21,12 @@ import asyncio
 from typing import Any
 
 import httptools
-import msgspec
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from voxmeter.entrypoints.http.app import SECURITY_HEADERS
+from voxmeter.entrypoints.http.replies import Error, encode
+from voxmeter.entrypoints.wire.errors import PROTOCOL
 
 MAX_HEAD_BYTES = 64 * 1024
 """Request line and headers together; hosted-API clients send a few hundred bytes."""
@@ -71,8 +72,7 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_head and self._head_bytes + len(data) > MAX_HEAD_BYTES and not self._ends(data):
-            msg = f"THE REQUEST HEADERS ARE LARGER THAN THE LIMIT OF {MAX_HEAD_BYTES} BYTES"
-            self._refuse(431, "REQUEST HEADER FIELDS TOO LARGE", msg)
+            self._refuse(431, limit=MAX_HEAD_BYTES)
             return
         counted = self._in_head
         self._ended_in_chunk = False
@@ -151,18 +151,19 @@ class LimitedHttpTools(HttpToolsProtocol):
         if self._answering():
             self._arm()  # the app is still answering, under its own time limit
         elif self._in_head:
-            msg = "THE REQUEST WAS NOT RECEIVED IN TIME"
-            self._refuse(408, "REQUEST TIMEOUT", msg)
+            self._refuse(408)
         else:
             self.transport.close()  # answered, but the request body is still trickling in
 
-    def _refuse(self, status: int, error: str, msg: str) -> None:
+    def _refuse(self, status: int, **fields: object) -> None:
         """An envelope error written straight to the connection, which is then closed (without
         a reply while an earlier, pipelined request is still being answered)."""
         if self._answering():
             self.transport.close()
             return
-        body = msgspec.json.encode({"code": status, "error": error, "msg": msg, "data": []})
+        row = PROTOCOL[status]
+        msg = row.template.format_map(fields) if fields and row.template else row.msg
+        body = encode(Error(status, row.error, msg, []))
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]
         headers = [
             *self.server_state.default_headers,

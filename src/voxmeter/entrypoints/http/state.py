@@ -46,6 +46,8 @@ class AppState:
     event loop. Otherwise (PostgreSQL) every storage read runs in a worker thread."""
     maintenance: MaintenanceFlag = field(init=False)
     uploads: UploadBudget = field(init=False)
+    openapi: bytes | None = field(default=None, init=False)
+    """/openapi.json, encoded on first request."""
 
     def __post_init__(self) -> None:
         self.maintenance = MaintenanceFlag(self.ctx)

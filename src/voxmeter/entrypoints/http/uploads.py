@@ -100,7 +100,7 @@ def declared_size(request: Request, limit: int) -> int | None:
     if declared is None or not (declared.isascii() and declared.isdigit()):
         return None
     if int(declared) > limit:
-        raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
+        raise PayloadTooLarge(limit)
     return int(declared)
 
 
@@ -120,7 +120,7 @@ async def read_body(
     async for chunk in stream:
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"THE BODY IS LARGER THAN THE LIMIT OF {limit} BYTES")
+            raise PayloadTooLarge(limit)
         chunks.append(chunk)
         if past_unreserved is not None and size > UNRESERVED:
             await past_unreserved()

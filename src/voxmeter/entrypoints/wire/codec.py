@@ -25,20 +25,11 @@ from typing import Annotated
 import msgspec
 
 from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH, Problem
+from voxmeter.entrypoints.wire.timetext import LEAP_SECOND, LONG_FRACTION, kept_time
 from voxmeter.errors import BadParameters
-from voxmeter.service.timetext import LEAP_SECOND, LONG_FRACTION, kept_time
+from voxmeter.service.ingest import InvalidBatch
 
 ASCII_ONLY = "must be written with ASCII digits"
-
-
-class InvalidBatch(BadParameters):
-    """Some events did not decode. Carries those that did, so their rule problems can be listed
-    beside the decoding ones (every problem of a batch is reported at once)."""
-
-    def __init__(self, problems: list[Problem], decoded: list[tuple[int, EventIn]]) -> None:
-        super().__init__("invalid events", [p.as_dict() for p in problems])
-        self.problems = problems
-        self.decoded = decoded
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -118,6 +109,8 @@ def _rewritten(item: bytes) -> bytes:
 
 def _decode_one(item: bytes) -> EventIn:
     return _one.decode(item if _plain(item) else _rewritten(item))
+
+
 _NO_ELEMENT = msgspec.Raw(b"")
 _Slots = msgspec.defstruct(
     "_Slots",

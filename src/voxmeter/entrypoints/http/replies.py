@@ -1,0 +1,137 @@
+"""Every reply body as a msgspec Struct: the one definition both the encoder and /openapi.json use.
+
+Field order is the wire's key order (`code`, `error`, `msg`, `data`, then any extra key), which
+hosted-API clients compare exactly, so a field is only ever appended.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from voxmeter.service.events import MAX_PAGE
+
+DECIMAL = r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
+"""A figure or stored quantity as voxmeter writes it: plain decimal, no exponent, no trailing
+zeros (`0`, `12`, `12.5`)."""
+DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+COUNT = r"^(0|[1-9][0-9]*)$"
+
+Decimal = Annotated[
+    str, msgspec.Meta(pattern=DECIMAL, description="Plain decimal, no exponent, no trailing zeros")
+]
+Count = Annotated[str, msgspec.Meta(pattern=COUNT)]
+Code = Annotated[int, msgspec.Meta(description="Always equal to the HTTP status.")]
+
+
+class UsageRow(msgspec.Struct):
+    """One product's figure for the month (billing.php)."""
+
+    operation: str
+    description: str
+    items: Decimal
+    date: Annotated[
+        str, msgspec.Meta(pattern=DATE, description="YYYY-MM-DD in the operation timezone")
+    ]
+
+
+class TokenInfo(msgspec.Struct):
+    """The token's and its operation's quota use today (information.php)."""
+
+    description: str
+    token_limit: Count
+    token_use_today: Count
+    all_token_today: Count
+    available_consumption_options: Count
+
+
+class IngestResult(msgspec.Struct):
+    accepted: Annotated[int, msgspec.Meta(ge=0)]
+    duplicates: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class EventOut(msgspec.Struct):
+    """A stored event as listed for reconciliation."""
+
+    id: str
+    product: str
+    time: Annotated[
+        str,
+        msgspec.Meta(
+            extra_json_schema={"format": "date-time"}, description="In the operation timezone"
+        ),
+    ]
+    quantity: Annotated[str, msgspec.Meta(pattern=DECIMAL)]
+    subject: str | None
+    voided: bool
+
+
+class Voided(msgspec.Struct):
+    id: str
+    product: str
+    voided: Literal[True] = True
+
+
+class Problem(msgspec.Struct):
+    """One reason a batch was refused."""
+
+    index: Annotated[int, msgspec.Meta(ge=0)]
+    field: str
+    error: str
+
+
+class Error(msgspec.Struct):
+    """Every refusal: `code` equals the HTTP status."""
+
+    code: Code
+    error: str
+    msg: str
+    data: Annotated[
+        list[Problem],
+        msgspec.Meta(description="[] except on invalid ingest: every problem found"),
+    ]
+
+
+class _Ok(msgspec.Struct, kw_only=True):
+    """A success: `code` 200, `error` null."""
+
+    code: Annotated[Literal[200], msgspec.Meta(description="Always equal to the HTTP status.")] = (
+        200
+    )
+    error: None = None
+    msg: str
+
+
+class Figures(_Ok, kw_only=True):
+    data: Annotated[list[UsageRow], msgspec.Meta(min_length=1)]
+
+
+class TokenInformation(_Ok, kw_only=True):
+    data: Annotated[list[TokenInfo], msgspec.Meta(min_length=1, max_length=1)]
+
+
+class Ingested(_Ok, kw_only=True):
+    data: IngestResult
+
+
+class EventPage(_Ok, kw_only=True):
+    data: Annotated[list[EventOut], msgspec.Meta(max_length=MAX_PAGE)]
+    next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
+
+
+class VoidResult(_Ok, kw_only=True):
+    data: Annotated[list[Voided], msgspec.Meta(min_length=1, max_length=1)]
+
+
+class Health(msgspec.Struct):
+    status: Literal["ok"] = "ok"
+
+
+ENVELOPES = (Figures, TokenInformation, Ingested, EventPage, VoidResult, Health)
+"""Each endpoint's whole success reply."""
+REPLIES = (*ENVELOPES, Error)
+"""The types /openapi.json describes, with every type they contain."""
+
+encode = msgspec.json.Encoder().encode
+"""One cached encoder for every reply."""
