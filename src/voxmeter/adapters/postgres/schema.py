@@ -139,15 +139,23 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     """Bring the schema to the latest version; return how many migrations ran.
 
     One transaction under an advisory lock: processes starting together wait for each other,
-    and the later ones find nothing left to do.
+    and the later ones find nothing left to do. The lock is taken (on the autocommit
+    connection) before the transaction begins, not inside it: a transaction that waited for
+    the lock could still look tables up in the catalog as it was when it began, miss the
+    tables the first process just created and run the migrations again.
     """
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK)
-        current = version(conn)
-        if current > LATEST:
-            raise SchemaError(schema_checks.newer(current, LATEST))
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)")
-        for number in range(current + 1, LATEST + 1):
-            conn.execute(MIGRATIONS[number - 1].encode())
-            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
+    try:
+        with conn.transaction():
+            current = version(conn)
+            if current > LATEST:
+                raise SchemaError(schema_checks.newer(current, LATEST))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)"
+            )
+            for number in range(current + 1, LATEST + 1):
+                conn.execute(MIGRATIONS[number - 1].encode())
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", MIGRATION_LOCK)
     return LATEST - current
