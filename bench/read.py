@@ -133,6 +133,9 @@ def main() -> None:
     add_backend_option(parser)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (several need --backend postgres)"
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
@@ -141,7 +144,11 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
 
     db = args.db or (fresh_postgres() if args.backend == "postgres" else fresh_db())
-    extra = ("--redis", "redis://127.0.0.1:6379/0") if db.startswith("postgres") else ()
+    extra: tuple[str, ...] = (
+        ("--redis", "redis://127.0.0.1:6379/0") if db.startswith("postgres") else ()
+    )
+    if args.workers > 1:
+        extra += ("--workers", str(args.workers))
     tokens = make_tenant(db, tokens=args.connections)
     if args.db is None:
         seed(db, args.events)
@@ -160,7 +167,8 @@ def main() -> None:
     finally:
         server.stop()
     print(
-        f"read bench: {args.connections} connections, {args.seconds}s x {args.rounds} rounds, "
+        f"read bench: {args.connections} connections, {args.workers} worker(s), "
+        f"{args.seconds}s x {args.rounds} rounds, "
         f"{cpu_note()}, database {db}"
     )
     print(f"{'endpoint':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
@@ -181,6 +189,8 @@ def main() -> None:
             "backend": db.split(":", 1)[0],
             "events": args.events if args.db is None else None,
             "database": db,
+            "workers": args.workers,
+            "connections": args.connections,
             "healthz_rps": best["healthz"],
             "billing_rps": best["billing"],
             "ratio": best["billing"] / best["healthz"],
