@@ -206,10 +206,13 @@ def test_token_create_list_uses_and_revoke(server: VoxServer) -> None:
     def counts(listed: dict[str, list[str]]) -> list[str]:
         return sorted(row[0] for row in listed.values())
 
-    # Counts are saved about once a second: wait until both tokens' uses are in.
+    def saved(listed: dict[str, list[str]]) -> bool:
+        return counts(listed) == ["1", "3"] and listed.get(token_id_text, ["-"] * 5)[4] != "-"
+
+    # Counts and last use are saved about once a second: wait until both tokens' are in.
     deadline = time.monotonic() + 5
     listed = uses()
-    while counts(listed) != ["1", "3"] and time.monotonic() < deadline:
+    while not saved(listed) and time.monotonic() < deadline:
         time.sleep(0.2)
         listed = uses()
     assert len(listed) == 2
