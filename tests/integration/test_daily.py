@@ -31,8 +31,9 @@ def daily(ctx: Context, op: Operation, api: str, month: str) -> dict[str, str]:
     """One product's days of a month: date -> items."""
     product = ctx.catalog.get(api)
     assert product is not None
-    rows = daily_figures(ctx, op, [product], month_index(month))
-    return {r.day.isoformat(): format_micro(r.micros) for r in rows}
+    found = daily_figures(ctx, op, [product], month_index(month))
+    figures = found.figures[api]
+    return {d.isoformat(): format_micro(m) for d, m in zip(found.days, figures, strict=True)}
 
 
 def nonzero(days: dict[str, str]) -> dict[str, str]:

@@ -663,10 +663,9 @@ class MeteringMachine(RuleBasedStateMachine):
         for ym in UNIVERSE:
             if ym > self.current():
                 continue
-            rows = daily_figures(self.ctx, self.op, products, Month(*ym).index)
-            found[ym] = {api: [] for api in APIS}
-            for row in rows:
-                found[ym][row.api].append(format_micro(row.micros))
+            days = daily_figures(self.ctx, self.op, products, Month(*ym).index)
+            assert days.days == self.days(ym), label(ym)
+            found[ym] = {api: [format_micro(m) for m in days.figures[api]] for api in APIS}
         return found
 
     @invariant()

@@ -148,4 +148,4 @@ def test_the_days_of_a_summing_month_add_up_exactly_to_its_figure(
         days = daily_figures(ctx, op, products, month)
         months = month_figures(ctx, op, products, month)
         for p in products:
-            assert sum(d.micros for d in days if d.api == p.api) == months[p.api]
+            assert sum(days.figures[p.api]) == months[p.api]

@@ -15,10 +15,12 @@ from voxmeter.service.ports import DayMeterReads
 
 
 @dataclass(frozen=True, slots=True)
-class DayFigure:
-    api: str
-    day: date
-    micros: int
+class Days:
+    """A month's days shown, and each product's figure per day (micro-units), in the order
+    the products were asked for."""
+
+    days: list[date]
+    figures: dict[str, list[int]]
 
 
 def month_days(ctx: Context[object], op: Operation, month: int) -> tuple[int, int]:
@@ -35,17 +37,19 @@ def month_days(ctx: Context[object], op: Operation, month: int) -> tuple[int, in
 
 def daily_figures(
     ctx: Context[DayMeterReads], op: Operation, products: list[Product], month: int
-) -> list[DayFigure]:
-    """Every day's figure of each product, products in the order given, then by date."""
+) -> Days:
+    """Every day's figure of each product."""
     first, last = month_days(ctx, op, month)
     apis = tuple(p.api for p in products)
     levels = tuple(p.api for p in products if p.aggregation.is_level)
     meters = ctx.storage.day_states(op.id, first, last, apis, levels)
     days = range(first, last + 1)
-    rows: list[DayFigure] = []
-    for p in products:
-        states = [meters.states.get((p.api, day)) for day in days]
-        figures = day_figures(p.aggregation, states, meters.carried.get(p.api))
-        for day, micros in zip(days, figures, strict=True):
-            rows.append(DayFigure(p.api, date.fromordinal(day), micros))
-    return rows
+    figures = {
+        p.api: day_figures(
+            p.aggregation,
+            [meters.states.get((p.api, day)) for day in days],
+            meters.carried.get(p.api),
+        )
+        for p in products
+    }
+    return Days([date.fromordinal(day) for day in days], figures)

@@ -215,9 +215,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
             current = version(conn)
             if current > LATEST:
                 raise SchemaError(schema_checks.newer(current, LATEST))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)"
-            )
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)")
             for number in range(current + 1, LATEST + 1):
                 migration = MIGRATIONS[number - 1]
                 if callable(migration):

@@ -18,7 +18,7 @@ from voxmeter.entrypoints.http.replies import DailyAllFigures, DailyFigures, Day
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.wire.months import resolve_month
 from voxmeter.errors import BadParameters, UnknownApi
-from voxmeter.service.daily import daily_figures
+from voxmeter.service.daily import Days, daily_figures
 
 
 async def daily(request: Request) -> Response:
@@ -38,23 +38,33 @@ async def daily(request: Request) -> Response:
             products = [product]
         requested = resolve_month(state.ctx, visit.operation, params.get("month"))
         month = visit.calendar.month_of(visit.now) if requested is None else requested
-        rows = await in_time(request, daily_figures, state.ctx, visit.operation, products, month)
+        found = await in_time(request, daily_figures, state.ctx, visit.operation, products, month)
         if requested is None:
             msg = "Information found for the current month"
         else:
             msg = f"Information found for {Month.from_index(month)}"
-        if api == "all":
-            return envelope.ok(
-                DailyAllFigures(
-                    msg=msg,
-                    data=[
-                        ProductDayRow(r.api, r.day.isoformat(), format_micro(r.micros))
-                        for r in rows
-                    ],
-                )
-            )
-        return envelope.ok(
-            DailyFigures(
-                msg=msg, data=[DayRow(r.day.isoformat(), format_micro(r.micros)) for r in rows]
-            )
+        return envelope.ok(daily_reply(found, api, msg))
+
+
+def daily_reply(found: Days, api: str, msg: str) -> DailyFigures | DailyAllFigures:
+    """The reply: rows by product (in the order found), then by date."""
+    dates = [day.isoformat() for day in found.days]
+    if api == "all":
+        return DailyAllFigures(
+            msg=msg,
+            data=[
+                ProductDayRow(product, day, _text(micros))
+                for product, figures in found.figures.items()
+                for day, micros in zip(dates, figures, strict=True)
+            ],
         )
+    figures = found.figures[api]
+    return DailyFigures(
+        msg=msg,
+        data=[DayRow(day, _text(micros)) for day, micros in zip(dates, figures, strict=True)],
+    )
+
+
+def _text(micros: int) -> str:
+    """A figure as a plain decimal; most days of most products are "0"."""
+    return "0" if micros == 0 else format_micro(micros)
