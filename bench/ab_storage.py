@@ -1,11 +1,13 @@
-"""In-process A/B of the SQLite adapter at HEAD (git) and in the working tree, interleaved.
+"""In-process A/B of embedded ingest at a git revision (HEAD by default) and in the working
+tree, interleaved.
 
-The service's `ingest_batch` stores the same stream of batches (random or time-ordered ids)
-into two databases, one batch to each in turn, so both see the same machine noise; no HTTP.
-Prints ms/batch per window of stored events.
+Each side's own `ingest_batch` (the revision's service, domain and SQLite adapter, or the
+working tree's) stores the same stream of batches (random or time-ordered ids) into its own
+database, one batch to each in turn, so both see the same machine noise; no HTTP. Prints
+ms/batch per window of stored events.
 
     .venv/bin/python -m bench.ab_storage --events 3000000
-    .venv/bin/python -m bench.ab_storage --events 2000000 --ids sequential
+    .venv/bin/python -m bench.ab_storage --events 2000000 --ids sequential --revision main
 """
 
 from __future__ import annotations
@@ -20,23 +22,21 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from voxmeter.adapters.sqlite import SqliteStorage
-from voxmeter.domain.catalog import Catalog
 from voxmeter.entrypoints.wire.codec import EventIn
 from voxmeter.service.context import Context
-from voxmeter.service.ingest import ingest_batch
-from voxmeter.service.tenancy import create_operation
 
 BATCH = 10_000
 
 
-def head_storage_class(revision: str) -> type[SqliteStorage]:
-    """The adapter's SqliteStorage as committed at `revision`: that revision's whole package,
-    imported as `head_voxmeter` (the adapter is several modules, with shared ones in sql/)."""
+def head_package(revision: str) -> str:
+    """The package as committed at `revision`, importable as `head_voxmeter`; its name."""
     root = Path(__file__).resolve().parent.parent
     archive = subprocess.run(
         ["git", "archive", revision, "src/voxmeter"], cwd=root, capture_output=True, check=True
@@ -51,10 +51,24 @@ def head_storage_class(revision: str) -> type[SqliteStorage]:
         text = text.replace("from voxmeter", "from head_voxmeter")
         module.write_text(text.replace("import voxmeter", "import head_voxmeter"), "utf-8")
     sys.path.insert(0, str(place))
-    cls: type[SqliteStorage] = importlib.import_module(
-        "head_voxmeter.adapters.sqlite"
-    ).SqliteStorage
-    return cls
+    return "head_voxmeter"
+
+
+Ingest = Callable[..., object]
+
+
+def side(package: str) -> tuple[type[SqliteStorage], type[Context], Ingest, Callable[..., object]]:
+    """A package's storage class, Context, ingest_batch and create_operation."""
+
+    def load(module: str, name: str) -> Any:
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+    return (
+        load("adapters.sqlite", "SqliteStorage"),
+        load("service.context", "Context"),
+        load("service.ingest", "ingest_batch"),
+        load("service.tenancy", "create_operation"),
+    )
 
 
 def batch(number: int, sequential: bool) -> list[EventIn]:
@@ -92,18 +106,24 @@ def main() -> None:
     parser.add_argument("--ids", choices=["uuid4", "sequential"], default="uuid4")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="voxmeter-ab-"))
-    contexts: dict[str, Context] = {}
-    for name, cls in (("head", head_storage_class(args.revision)), ("tree", SqliteStorage)):
-        storage = cls(str(folder / f"{name}.db"))
+    contexts: dict[str, Any] = {}
+    ingests: dict[str, Ingest] = {}
+    ops: dict[str, Any] = {}
+    for name, package in (("head", head_package(args.revision)), ("tree", "voxmeter")):
+        storage_class, context_class, ingests[name], create = side(package)
+        catalog = importlib.import_module(f"{package}.domain.catalog").Catalog.load()
+        storage = storage_class(str(folder / f"{name}.db"))
         storage.migrate()
-        contexts[name] = Context(storage=storage, catalog=Catalog.load(), clock=_Clock())
-    ops = {name: create_operation(ctx, "acme", "9901", "UTC") for name, ctx in contexts.items()}
+        contexts[name] = context_class(storage=storage, catalog=catalog, clock=_Clock())
+        ops[name] = create(contexts[name], "acme", "9901", "UTC")
     spent: dict[str, list[float]] = {name: [] for name in contexts}
     for n in range(args.events // BATCH):
         events = batch(n, args.ids == "sequential")
-        for name, ctx in contexts.items():
+        order = list(contexts) if n % 2 == 0 else list(reversed(contexts))  # neither goes first
+        for name in order:
+            ctx = contexts[name]
             start = time.perf_counter()
-            ingest_batch(ctx, ops[name], events)  # type: ignore[arg-type]
+            ingests[name](ctx, ops[name], events)
             spent[name].append((time.perf_counter() - start) * 1000)
         if (n + 1) * BATCH % args.window == 0:
             last = args.window // BATCH
