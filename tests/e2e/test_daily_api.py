@@ -150,3 +150,23 @@ def test_a_write_only_token_cannot_read_days(server: AppServer) -> None:
     envelope_ok(reply, 403, "FORBIDDEN", "PLEASE VALIDATE TOKEN")
     reply = server.get("/api/v2/daily", None, params={"api": "all"})
     envelope_ok(reply, 401, "UNAUTHORIZED", "PLEASE ENTER THE WOLKVOX-TOKEN")
+
+
+def test_the_cli_prints_the_same_days_and_refuses_a_bad_month(server: AppServer) -> None:
+    tenant = server.tenant(timezone="Asia/Kathmandu")
+    start = month_start("Asia/Kathmandu")
+    assert isinstance(start, datetime)
+    events = [
+        {"id": "a", "product": "rsync", "time": start.isoformat(), "quantity": "1.25"},
+        {"id": "b", "product": "pbx_licenses", "time": start.isoformat(), "quantity": "3"},
+    ]
+    envelope_ok(server.post_events(tenant.token, events), 200, None, accepted_msg(2))
+    printed = server.cli("daily", "--operation", tenant.name).stdout.splitlines()
+    body = server.get("/api/v2/daily", tenant.token, params={"api": "all"}).json()
+    assert printed == [f"{r['api']}\t{r['date']}\t{r['items']}" for r in body["data"]]
+    one = server.cli("daily", "--operation", tenant.name, "--api", "rsync").stdout.splitlines()
+    assert one[0] == f"rsync\t{start.date().isoformat()}\t1.25"
+    refused = server.cli("daily", "--operation", tenant.name, "--month", "2026-1", check=False)
+    assert refused.returncode != 0
+    assert "month must be YYYY-MM" in refused.stderr
+    assert "Traceback" not in refused.stderr
