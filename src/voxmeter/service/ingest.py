@@ -98,7 +98,7 @@ def ingest_batch(
             uniques = _unique_events(ctx, new)
             for key, count in tx.add_subjects(op.id, uniques).items():
                 deltas[key] = MeterState(unique_total(count))
-            uses = [(e.product, cal.day_of(e.time), e.subject or "") for e in uniques]
+            uses = [(e.product, cal.day_of(e.time), e.subject) for e in uniques if e.subject]
             for key, count in tx.add_day_subjects(op.id, uses).items():
                 day_deltas[key] = MeterState(unique_total(count))
         stored = tx.meters(op.id, deltas.keys())
