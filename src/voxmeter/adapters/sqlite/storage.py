@@ -14,6 +14,7 @@ from voxmeter.adapters.sql.dialect import SQLITE
 from voxmeter.adapters.sql.tenancy import SqlTenancy
 from voxmeter.adapters.sqlite import schema
 from voxmeter.adapters.sqlite.checkpoint import Checkpointer
+from voxmeter.adapters.sqlite.days import DayMeterReads, DayMeterWrites
 from voxmeter.adapters.sqlite.events import EventLog, EventWrites
 from voxmeter.adapters.sqlite.meters import MeterReads, MeterWrites
 from voxmeter.adapters.sqlite.months import MonthReads, MonthWrites
@@ -34,7 +35,7 @@ def path_from_url(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
-class _Transaction(EventWrites, MeterWrites, MonthWrites):
+class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
     def __init__(self, conn: sqlite3.Connection, products: Products) -> None:
@@ -49,11 +50,11 @@ class _Connection(sqlite3.Connection):
     """A connection that can be referenced weakly (the C type cannot)."""
 
 
-class SqliteStorage(SqlTenancy, Counters, MonthReads, MeterReads, EventLog):
+class SqliteStorage(SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads, EventLog):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
 
-    Each role port is a module of its own (events, meters, months, settings); tenancy and
+    Each role port is a module of its own (events, meters, days, months, settings); tenancy and
     settings are shared with PostgreSQL (adapters/sql)."""
 
     dialect = SQLITE

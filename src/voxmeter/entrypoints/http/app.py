@@ -13,7 +13,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from voxmeter.entrypoints.http import billing, envelope, events, memory, metrics, operational
+from voxmeter.entrypoints.http import (
+    billing,
+    daily,
+    envelope,
+    events,
+    memory,
+    metrics,
+    operational,
+)
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Send
 from voxmeter.entrypoints.wire.errors import message
@@ -114,6 +122,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/api/v2/events", events.collection, methods=["GET", "POST"]),
+            Route("/api/v2/daily", daily.daily, methods=["GET"]),
             Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
             Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
