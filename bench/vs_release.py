@@ -80,13 +80,16 @@ def clean_environment() -> None:
 
 def export_tree(ref: str, into: Path) -> tuple[Path, str]:
     """`src/` of `ref` extracted under `into`; the source folder and the commit's short id."""
-    commit = subprocess.run(
+    found = subprocess.run(
         ["git", "rev-parse", "--short", f"{ref}^{{commit}}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
+        check=False,
+    )
+    if found.returncode != 0:
+        raise SystemExit(f"{ref!r} names no commit of this repository")
+    commit = found.stdout.strip()
     archive = subprocess.run(
         ["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True
     ).stdout
@@ -125,10 +128,14 @@ def check_side(side: Side) -> tuple[set[str], str]:
     if not Path(found).resolve().is_relative_to(side.src.resolve()):
         raise SystemExit(f"{side.name}: voxmeter imported from {found}, not from {side.src}")
     flags = set(re.findall(r"(--[a-z][a-z-]*)", python(side, "-m", "voxmeter", "serve", "--help")))
-    defaults = python(
-        side, "-c", "from voxmeter.config import Settings; print(repr(Settings()))"
-    ).strip()
-    return flags, defaults
+    defaults = subprocess.run(
+        [sys.executable, "-c", "from voxmeter.config import Settings; print(repr(Settings()))"],
+        env={**os.environ, **side.env},
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return flags, defaults or "(not readable)"
 
 
 # Runs CLI commands in one interpreter (a process each would cost a second per token): every
@@ -468,6 +475,14 @@ def main() -> None:
     began = time.monotonic()
     clean_environment()
     folder = Path(tempfile.mkdtemp(prefix="voxmeter-vs-release-"))
+    try:
+        compare(args, folder, began)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def compare(args: argparse.Namespace, folder: Path, began: float) -> None:
+    """The whole run in `folder`: both trees set up, the rounds, the summary."""
     old_src, commit = export_tree(args.ref, folder / "old-tree")
     sides = [
         Side("old", old_src, f"{args.ref} ({commit})"),
@@ -476,7 +491,8 @@ def main() -> None:
     defaults = {}
     for side in sides:
         flags, defaults[side.name] = check_side(side)
-        unknown = [a.split("=")[0] for a in args.serve_arg if a.split("=")[0] not in flags]
+        named = [a.split("=")[0] for a in args.serve_arg if a.startswith("--")]
+        unknown = [name for name in named if name not in flags]
         if unknown:
             sys.exit(f"{side.name} ({side.label}): `serve` has no {', '.join(unknown)}")
     if defaults["old"] != defaults["new"]:
@@ -543,7 +559,6 @@ def main() -> None:
             "seconds": time.monotonic() - began,
         },
     )
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
