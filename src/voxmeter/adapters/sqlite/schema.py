@@ -119,6 +119,28 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO deployment (id) VALUES (lower(hex(randomblob(16))));
     """,
+    # 4: the audit log, append-only: triggers refuse every UPDATE and DELETE of an entry.
+    # operation_id is NULL for deployment-wide changes (maintenance); details is a JSON object.
+    """
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        operation_id INTEGER,
+        details TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_time ON audit_log (time, seq);
+    CREATE INDEX audit_log_by_operation ON audit_log (operation_id, time, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
@@ -147,6 +169,23 @@ def version(conn: sqlite3.Connection) -> int:
     return int(found[0] or 0)
 
 
+def statements(script: str) -> list[str]:
+    """A migration's statements, one by one (`executescript` would commit the transaction the
+    migrations run in). Split at each `;` that ends a complete statement, so a trigger's body
+    (`BEGIN ...; END`) stays whole."""
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        found.append(pending)
+    return found
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the latest version; return how many migrations ran."""
     current = version(conn)
@@ -157,9 +196,8 @@ def migrate(conn: sqlite3.Connection) -> int:
         current = version(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         for number in range(current + 1, LATEST + 1):
-            for statement in MIGRATIONS[number - 1].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
         conn.execute("COMMIT")
     except BaseException:

@@ -6,10 +6,11 @@ hosted-API clients compare exactly, so a field is only ever appended.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from voxmeter.service import audit
 from voxmeter.service.events import MAX_PAGE
 
 DECIMAL = r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
@@ -67,6 +68,28 @@ class EventOut(msgspec.Struct):
     voided: bool
 
 
+class AuditOut(msgspec.Struct):
+    """One audit log entry: who changed what, when."""
+
+    time: Annotated[
+        str,
+        msgspec.Meta(
+            extra_json_schema={"format": "date-time"}, description="In the operation timezone"
+        ),
+    ]
+    actor: Annotated[
+        str,
+        msgspec.Meta(
+            description="A token id (tok_...), cli:<OS user> for the voxmeter command, or "
+            "system for what the server does by itself"
+        ),
+    ]
+    action: Annotated[str, msgspec.Meta(description="What was done, e.g. token.create")]
+    details: Annotated[
+        dict[str, Any], msgspec.Meta(description="What changed; never a secret or token hash")
+    ]
+
+
 class Voided(msgspec.Struct):
     id: str
     product: str
@@ -120,6 +143,11 @@ class EventPage(_Ok, kw_only=True):
     next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
 
 
+class AuditPage(_Ok, kw_only=True):
+    data: Annotated[list[AuditOut], msgspec.Meta(max_length=audit.MAX_PAGE)]
+    next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
+
+
 class VoidResult(_Ok, kw_only=True):
     data: Annotated[list[Voided], msgspec.Meta(min_length=1, max_length=1)]
 
@@ -128,7 +156,7 @@ class Health(msgspec.Struct):
     status: Literal["ok"] = "ok"
 
 
-ENVELOPES = (Figures, TokenInformation, Ingested, EventPage, VoidResult, Health)
+ENVELOPES = (Figures, TokenInformation, Ingested, EventPage, VoidResult, AuditPage, Health)
 """Each endpoint's whole success reply."""
 REPLIES = (*ENVELOPES, Error)
 """The types /openapi.json describes, with every type they contain."""
