@@ -62,7 +62,7 @@ def operation_entries(
     op: Operation,
     start_local: datetime,
     end_local: datetime,
-    after: tuple[int, int] | None,
+    after: tuple[int, int] | None = None,
     limit: int = MAX_PAGE,
 ) -> AuditPage:
     """An operation's own entries in a window of its wall clock (the event listing's window

@@ -6,6 +6,7 @@ import click
 
 from voxmeter import __version__
 from voxmeter.entrypoints.cli import admin
+from voxmeter.entrypoints.cli.audit import audit_command
 from voxmeter.entrypoints.cli.ingest import ingest
 from voxmeter.entrypoints.cli.serve import demo, serve
 from voxmeter.entrypoints.cli.usage import usage
@@ -29,6 +30,7 @@ cli.add_command(ingest)
 cli.add_command(usage)
 cli.add_command(watch)
 cli.add_command(history_command)
+cli.add_command(audit_command)
 
 
 def main() -> None:
