@@ -294,3 +294,18 @@ def test_postgres_refuses_to_truncate_the_log(pg_url: str, clock: FakeClock) -> 
             runner.close()
     finally:
         storage.close()
+
+
+def test_an_operation_update_records_each_changed_field(
+    alice: Context[Database], op: Operation
+) -> None:
+    """What `operation update` calls inside the transaction that saves the operation."""
+    before = entries(alice)
+    bigger = dataclasses.replace(op, licenses=op.licenses + 4)
+    with alice.storage.write() as tx:
+        assert audit.record_operation_update(tx, alice, op, bigger) is True
+        assert audit.record_operation_update(tx, alice, bigger, bigger) is False  # no change
+    added = entries(alice)[len(before) :]
+    assert summary(added) == [
+        (ALICE, actions.OPERATION_UPDATE, op.id, {"licenses": {"from": 1, "to": 5}})
+    ]

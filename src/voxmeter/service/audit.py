@@ -6,10 +6,10 @@ the entry and the change commit together or not at all (docs/behaviour.md, Audit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
-from voxmeter.domain.audit import AuditEntry, new_entry
+from voxmeter.domain.audit import OPERATION_UPDATE, AuditEntry, new_entry
 from voxmeter.domain.months import calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
@@ -31,6 +31,25 @@ def record(
     """Append one entry, by `ctx.actor` at `ctx.clock()`, to the transaction `tx` that makes
     the change. `details` says what changed (a small JSON object, never a secret)."""
     tx.append_audit(new_entry(ctx.clock(), ctx.actor, action, operation_id, details))
+
+
+def record_operation_update(
+    tx: AuditWrites, ctx: Context[object], before: Operation, after: Operation
+) -> bool:
+    """Record an operation's update, made in `tx`: each field that changed, `{"from", "to"}`
+    (every field of Operation but its id and creation time, so a field added later is covered).
+    Nothing is recorded when nothing changed; returns whether an entry was appended."""
+    changed: dict[str, object] = {}
+    for field in fields(Operation):
+        if field.name in ("id", "created"):
+            continue
+        old, new = getattr(before, field.name), getattr(after, field.name)
+        if old != new:
+            changed[field.name] = {"from": old, "to": new}
+    if not changed:
+        return False
+    record(tx, ctx, OPERATION_UPDATE, after.id, changed)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
