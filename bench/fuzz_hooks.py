@@ -124,7 +124,7 @@ def flatmap_body(context: Any, body: Any) -> Any:
     )
 
 
-# GET /api/v2/events and GET /api/v2/billing.php
+# GET /api/v2/events, GET /api/v2/audit and GET /api/v2/billing.php
 
 
 def _stamp(moment: datetime) -> str:
@@ -166,7 +166,9 @@ def _billing(query: dict[str, Any]) -> Any:
 
 @schemathesis.hook
 def flatmap_query(context: Any, query: Any) -> Any:
-    if isinstance(query, dict) and _is(context, "GET", "/api/v2/events"):
+    if isinstance(query, dict) and (
+        _is(context, "GET", "/api/v2/events") or _is(context, "GET", "/api/v2/audit")
+    ):
         return _listing(query)
     if isinstance(query, dict) and _is(context, "GET", "/api/v2/billing.php"):
         return _billing(query)

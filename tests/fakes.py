@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from voxmeter.adapters.sqlite import schema
+from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
@@ -39,6 +40,7 @@ class _State:
     closed: dict[tuple[int, int], dict[str, int]] = dataclasses.field(default_factory=dict)
     counts: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    audit: dict[int, AuditEntry] = dataclasses.field(default_factory=dict)  # seq -> entry
     last_seq: int = 0
 
     def copy(self) -> _State:
@@ -170,6 +172,40 @@ class _Transaction:
             raise ValueError(f"month {month} is already closed")
         self._s.closed[(operation_id, month)] = dict(totals)
 
+    def create_operation(
+        self, name: str, server: str, timezone: str, licenses: int, created: int
+    ) -> Operation:
+        ops = self._s.operations
+        if any(o.name == name and o.server == server for o in ops.values()):
+            raise ValueError(f"operation {name!r} already exists on server {server}")
+        op = Operation(len(ops) + 1, name, server, timezone, licenses, created)
+        ops[op.id] = op
+        return op
+
+    def create_token(self, token: Token, secret_hash: str) -> None:
+        if token.id in self._s.tokens or token.operation_id not in self._s.operations:
+            raise ValueError(f"token {token.id!r} can't be stored")
+        self._s.tokens[token.id] = (token, secret_hash)
+
+    def revoke_token(self, token_id: str, when: int) -> int | None:
+        found = self._s.tokens.get(token_id)
+        if found is None or found[0].revoked is not None:
+            return None
+        self._s.tokens[token_id] = (dataclasses.replace(found[0], revoked=when), found[1])
+        return found[0].operation_id
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        if value is None:
+            self._s.settings.pop(name, None)
+        else:
+            self._s.settings[name] = value
+
+    def append_audit(self, entry: NewEntry) -> None:
+        seq = len(self._s.audit) + 1
+        self._s.audit[seq] = AuditEntry(
+            seq, entry.time, entry.actor, entry.action, entry.operation_id, entry.details
+        )
+
 
 def _stored(seq: int, row: tuple[int, UsageEvent, int, int | None]) -> StoredEvent:
     _, e, received, voided = row
@@ -217,17 +253,6 @@ class MemoryDatabase:
 
     # -- operations and tokens ----------------------------------------------------------------
 
-    def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
-    ) -> Operation:
-        with self._lock:
-            ops = self._state.operations
-            if any(o.name == name and o.server == server for o in ops.values()):
-                raise ValueError(f"operation {name!r} already exists on server {server}")
-            op = Operation(len(ops) + 1, name, server, timezone, licenses, created)
-            ops[op.id] = op
-            return op
-
     def operations(self) -> list[Operation]:
         with self._lock:
             return sorted(self._state.operations.values(), key=lambda o: (o.server, o.name))
@@ -235,12 +260,6 @@ class MemoryDatabase:
     def operation(self, operation_id: int) -> Operation | None:
         with self._lock:
             return self._state.operations.get(operation_id)
-
-    def create_token(self, token: Token, secret_hash: str) -> None:
-        with self._lock:
-            if token.id in self._state.tokens or token.operation_id not in self._state.operations:
-                raise ValueError(f"token {token.id!r} can't be stored")
-            self._state.tokens[token.id] = (token, secret_hash)
 
     def token_by_hash(self, secret_hash: str) -> tuple[Token, str] | None:
         with self._lock:
@@ -257,14 +276,6 @@ class MemoryDatabase:
                 if operation_id is None or t.operation_id == operation_id
             ]
         return sorted(found, key=lambda t: (t.created, t.id))
-
-    def revoke_token(self, token_id: str, when: int) -> bool:
-        with self._lock:
-            found = self._state.tokens.get(token_id)
-            if found is None or found[0].revoked is not None:
-                return False
-            self._state.tokens[token_id] = (dataclasses.replace(found[0], revoked=when), found[1])
-            return True
 
     # -- request counters and settings --------------------------------------------------------
 
@@ -293,13 +304,6 @@ class MemoryDatabase:
     def setting(self, name: str) -> str | None:
         with self._lock:
             return self._state.settings.get(name)
-
-    def set_setting(self, name: str, value: str | None) -> None:
-        with self._lock:
-            if value is None:
-                self._state.settings.pop(name, None)
-            else:
-                self._state.settings[name] = value
 
     def deployment_id(self) -> str:
         return self._deployment
@@ -374,6 +378,26 @@ class MemoryDatabase:
     def first_month(self, operation_id: int) -> int | None:
         with self._lock:
             return _Transaction(self._state).first_month(operation_id)
+
+    def audit_entries(
+        self,
+        operation_id: int | None,
+        start: int | None,
+        end: int | None,
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        with self._lock:
+            found = [
+                e
+                for e in self._state.audit.values()
+                if (operation_id is None or e.operation_id == operation_id)
+                and (start is None or e.time >= start)
+                and (end is None or e.time < end)
+                and (after is None or (e.time, e.seq) > after)
+            ]
+        found.sort(key=lambda e: (e.time, e.seq))
+        return found[:limit]
 
     def events(
         self,

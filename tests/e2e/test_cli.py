@@ -637,6 +637,7 @@ NEEDS_A_DATABASE: dict[str, list[str]] = {
     "month-close": ["month", "close", "--operation", "acme", "--month", "2020-01"],
     "maintenance": ["maintenance", "on"],
     "ingest": ["ingest", "events.ndjson", "--operation", "acme"],
+    "audit": ["audit", "--operation", "acme"],
 }
 
 

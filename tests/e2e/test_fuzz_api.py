@@ -27,6 +27,7 @@ OPERATIONS = (
     "POST /api/v2/events",
     "GET /api/v2/events",
     "DELETE /api/v2/events/{event_id}",
+    "GET /api/v2/audit",
 )
 
 

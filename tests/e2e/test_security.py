@@ -182,11 +182,11 @@ def event(event_id: str, product: str = "ivr_minutes", quantity: str | None = "1
     return out
 
 
-def window(timezone: str = "UTC") -> dict[str, str]:
+def window(back: timedelta = timedelta(hours=2), timezone: str = "UTC") -> dict[str, str]:
     local = datetime.now(ZoneInfo(timezone))
     fmt = "%Y%m%d%H%M%S"
     return {
-        "date_ini": (local - timedelta(hours=2)).strftime(fmt),
+        "date_ini": (local - back).strftime(fmt),
         "date_end": (local + timedelta(hours=1)).strftime(fmt),
     }
 
@@ -248,6 +248,9 @@ def _misuse(srv: VoxServer, ex: Exposure, tokens: dict[str, Tenant]) -> None:
     ).status_code
     status["ingest"] = srv.post_events(main, [event("log-1"), event("log-2")]).status_code
     status["listing"] = srv.get("/api/v2/events", main, params=window()).status_code
+    audit = srv.get("/api/v2/audit", main, params=window(timedelta(days=1)))
+    status["audit"] = audit.status_code
+    ex.cli.append(("GET /api/v2/audit", audit.text))
     status["void"] = requests.delete(
         srv.url("/api/v2/events/log-1"), headers={"wolkvox-token": main}, timeout=30
     ).status_code
@@ -288,6 +291,9 @@ def _misuse(srv: VoxServer, ex: Exposure, tokens: dict[str, Tenant]) -> None:
     status["month-value"] = srv.billing(main, "all", month=main).status_code
     status["listing-params"] = srv.get(
         "/api/v2/events", main, params={"date_ini": main, "date_end": main, "cursor": main}
+    ).status_code
+    status["audit-params"] = srv.get(
+        "/api/v2/audit", main, params={"date_ini": main, "date_end": main, "cursor": main}
     ).status_code
     status["path"] = srv.get(f"/api/v2/{main}", main).status_code
     status["void-id"] = requests.delete(
@@ -468,6 +474,10 @@ def exposure(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             ("token", "list"),
             ("token", "list", "--operation", "main", "--server", "9901"),
             ("operation", "list"),
+            ("audit",),
+            ("audit", "--format", "json"),
+            ("audit", "--format", "csv"),
+            ("audit", "--operation", "main", "--server", "9901"),
         ):
             result = admin.cli(*command)
             ex.cli.append((" ".join(command), result.stdout + result.stderr))
@@ -500,6 +510,7 @@ def test_every_misuse_was_answered_as_documented(exposure: Exposure) -> None:
         "information": 200,
         "ingest": 200,
         "listing": 200,
+        "audit": 200,
         "void": 200,
         "other-server": 200,
         "reader-writes": 403,
@@ -516,6 +527,7 @@ def test_every_misuse_was_answered_as_documented(exposure: Exposure) -> None:
         "api-value": 400,
         "month-value": 400,
         "listing-params": 400,
+        "audit-params": 400,
         "path": 400,
         "void-id": 404,
         "method": 405,
@@ -547,6 +559,11 @@ def test_no_secret_in_the_server_log(exposure: Exposure, backend: str) -> None:
 def test_no_secret_in_cli_output(exposure: Exposure) -> None:
     outputs = dict(exposure.cli)
     assert any(tid in outputs["token list"] for tid in exposure.token_ids), outputs["token list"]
+    for command in ("audit", "audit --format json", "audit --format csv", "GET /api/v2/audit"):
+        # the audit log names every created token (by id), so a leak would show here
+        created = [t for t in exposure.token_ids if t in outputs[command]]
+        assert created, (command, outputs[command])
+        assert [h for h in exposure.hashes if h in outputs[command]] == [], command
     assert "InvalidTokenError" in outputs["usage revoked"], outputs["usage revoked"]
     for command, output in exposure.cli:
         assert leaks(exposure.secrets.values(), output) == [], (command, output)
@@ -582,7 +599,7 @@ def _in_process_request(
     body = None
     if (method, path) == ("get", "/api/v2/information.php"):
         query = f"?api=token_info&token={token}"
-    elif (method, path) == ("get", "/api/v2/events"):
+    elif (method, path) in (("get", "/api/v2/events"), ("get", "/api/v2/audit")):
         stamps = window()
         query = f"?date_ini={stamps['date_ini']}&date_end={stamps['date_end']}&token={token}"
     elif (method, path) == ("post", "/api/v2/events"):
@@ -894,6 +911,21 @@ def _void(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: i
         assert body["data"] == [], body
 
 
+def _audit(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
+    """A's own listing names its token and its void; B's names neither, only B's own token."""
+    own = srv.get("/api/v2/audit", world.a.token, params=window())
+    world.a_own_requests += 1
+    assert world.a.token_id in own.text, own.text
+    assert world.a_voided in own.text, own.text
+    for extra in ({}, {"cursor": world.a_cursor}, {"limit": "1"}):
+        reply = srv.get("/api/v2/audit", b.token, params=window() | extra, headers=headers)
+        body = envelope_ok(reply, 200, None, reply.json()["msg"])
+        assert {e["action"] for e in body["data"]} <= {"operation.create", "token.create"}, body
+        if not extra:
+            assert b.token_id in reply.text, body
+        must_not_show_a(world, reply.text, b)
+
+
 def _operational(path: str) -> Check:
     def check(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
         reply = requests.get(
@@ -915,6 +947,7 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v2/events"): _listing,
     ("POST", "/api/v2/events"): _ingest,
     ("DELETE", "/api/v2/events/{event_id}"): _void,
+    ("GET", "/api/v2/audit"): _audit,
     ("GET", "/healthz"): _operational("/healthz"),
     ("GET", "/metrics"): _operational("/metrics"),
     ("GET", "/openapi.json"): _operational("/openapi.json"),

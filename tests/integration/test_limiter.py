@@ -447,7 +447,8 @@ def test_two_databases_sharing_a_redis_and_a_prefix_never_share_a_counter_or_a_s
                 op = create_operation(ctx, "acme", "9901", "UTC", licenses=1)
                 assert (op.id, op.daily_quota) == (1, 1000)
                 token = Token("tok_000000000001", 1, "same id", frozenset(), clock(), None, None)
-                storage.create_token(token, hash_secret(url))
+                with storage.write() as tx:
+                    tx.create_token(token, hash_secret(url))
                 settings = Settings(database_url=url, redis_url=REDIS_URL, redis_prefix=redis_keys)
                 limiters.append(wired_limiter(settings, ctx))
             first, second = limiters

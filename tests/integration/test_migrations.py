@@ -20,11 +20,12 @@ from voxmeter.bootstrap import limiter as wired_limiter
 from voxmeter.bootstrap import migrate, open_storage
 from voxmeter.config import Settings
 from voxmeter.domain.catalog import Catalog
+from voxmeter.domain.tenancy import SCOPES, Token
 from voxmeter.service.context import Context
 from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.ports import Database
-from voxmeter.service.tenancy import create_operation, create_token
+from voxmeter.service.tenancy import create_operation, hash_secret
 
 DAY = "2026-05-15"
 
@@ -193,9 +194,10 @@ def _upgraded_limits_work(url: str, make: Callable[[], Database], clock: FakeClo
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(module, "LATEST", before)
             assert previous.migrate() == before
-        ctx = Context(storage=previous, catalog=Catalog.load(), clock=clock)
-        op = create_operation(ctx, "acme", "9901", "UTC", licenses=1)
-        token, _ = create_token(ctx, op, "a", [])
+        with previous.write() as tx:  # the storage calls alone: that schema has no audit log
+            op = tx.create_operation("acme", "9901", "UTC", 1, clock())
+            token = Token("tok_000000000001", op.id, "a", frozenset(SCOPES), clock(), None, None)
+            tx.create_token(token, hash_secret("a"))
         previous.save_request_counts({(token.id, DAY): (op.id, 999)}, {})
         with pytest.raises(Exception, match="deployment"):
             previous.deployment_id()  # no such table before the upgrade

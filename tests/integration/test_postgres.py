@@ -171,7 +171,8 @@ def test_insert_new_returns_exactly_the_new_events_in_order(pg: PostgresStorage)
     def event(event_id: str, quantity: int) -> UsageEvent:
         return UsageEvent(event_id, "rsync", 1_777_680_000_000_000, 2026 * 12 + 4, quantity, None)
 
-    op = pg.create_operation("acme", "9901", "UTC", 1, 0)
+    with pg.write() as tx:
+        op = tx.create_operation("acme", "9901", "UTC", 1, 0)
     with pg.write() as tx:
         assert tx.insert_new(op.id, [event("a", 1), event("b", 2)], 5) == [
             event("a", 1),
@@ -206,7 +207,8 @@ def test_insert_new_returns_exactly_the_new_events_in_order(pg: PostgresStorage)
 
 
 def test_meter_totals_beyond_64_bits_stay_exact(pg: PostgresStorage) -> None:
-    op = pg.create_operation("acme", "9901", "UTC", 1, 0)
+    with pg.write() as tx:
+        op = tx.create_operation("acme", "9901", "UTC", 1, 0)
     huge = 2**64 * 10**6 + 123_456
     month = 2026 * 12 + 4
     with pg.write() as tx:

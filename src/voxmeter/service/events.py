@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from voxmeter.domain import audit
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.events import is_possible_id
 from voxmeter.domain.meters import MeterState, contribution, fold
-from voxmeter.domain.months import Month, ZoneCalendar, calendar
+from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.quantities import MICRO
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict, NotFound
+from voxmeter.service.audit import record
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
 from voxmeter.service.ports import EventLog, StoredEvent, Writer, WriteTransaction
+from voxmeter.service.windows import MAX_WINDOW_DAYS, check_window, window_micros
 
-MAX_WINDOW_DAYS = 31
 MAX_PAGE = 60_000
-_SECOND = timedelta(seconds=1)
+__all__ = ["MAX_PAGE", "MAX_WINDOW_DAYS", "Page", "check_listing", "list_events", "void_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ def void_event(ctx: Context[Writer], op: Operation, event_id: str) -> tuple[Stor
         day_state = _corrected(ctx, tx, op, event, (day, *cal.day_window(day), True))
         tx.save_meters(op.id, {(event.product, month): month_state})
         tx.save_day_meters(op.id, {(event.product, day): day_state})
+        _record_void(tx, ctx, op, event, month)
     return replace(event, voided=now), True
 
 
@@ -86,6 +89,13 @@ def _corrected(
     return MeterState(stored.total - contribution(aggregation, event.quantity))
 
 
+def _record_void(
+    tx: WriteTransaction, ctx: Context[object], op: Operation, event: StoredEvent, month: int
+) -> None:
+    details = {"event": event.id, "product": event.product, "month": str(Month.from_index(month))}
+    record(tx, ctx, audit.EVENT_VOID, op.id, details)
+
+
 def check_listing(
     ctx: Context[object],
     start_local: datetime,
@@ -95,10 +105,7 @@ def check_listing(
 ) -> None:
     """The listing's own rules: a window of at most MAX_WINDOW_DAYS, a known product, a page
     size up to MAX_PAGE."""
-    if end_local < start_local:
-        raise BadParameters("date_end is before date_ini")
-    if (end_local - start_local).total_seconds() > MAX_WINDOW_DAYS * 86400:
-        raise BadParameters(f"the window is longer than {MAX_WINDOW_DAYS} days")
+    check_window(start_local, end_local)
     if product is not None and product not in ctx.catalog:
         raise BadParameters(f"unknown product {product!r}")
     if not 1 <= limit <= MAX_PAGE:
@@ -118,20 +125,9 @@ def list_events(
     whole seconds), oldest first, after the (time, seq) position `after`."""
     check_listing(ctx, start_local, end_local, product, limit)
     cal = calendar(op.timezone)
-    # [first moment the clock reads date_ini, first moment it reads past date_end): the end
-    # second is included, and windows that meet (end X, next start X + 1 s) share one bound.
-    start = cal.local_micros(start_local)
-    end = _after(cal, end_local)
+    start, end = window_micros(op, start_local, end_local)
     rows = list(ctx.storage.events(op.id, start, end, product, after, limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     next_after = (rows[-1].time, rows[-1].seq) if more else None
     return Page(rows, cal.zone, next_after)
-
-
-def _after(cal: ZoneCalendar, last: datetime) -> int:
-    """The first instant at which the clock reads a time after the second `last`."""
-    try:
-        return cal.local_micros(last + _SECOND)
-    except OverflowError:  # 9999-12-31 23:59:59: no later wall time exists
-        return cal.local_micros(last) + 1_000_000

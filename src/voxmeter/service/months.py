@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
+from voxmeter.domain import audit
+from voxmeter.domain.audit import SYSTEM
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.meters import MeterState, figure
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
+from voxmeter.service.audit import record
 from voxmeter.service.context import Context
 from voxmeter.service.ports import Months, MonthWrites, Tenancy, Writer
 
@@ -30,14 +34,18 @@ def closed_set(ctx: Context[object], tx: MonthWrites, op: Operation, months: set
     return {m for m in months if m <= through or is_closed_by_grace(ctx, op, m, now)}
 
 
-def close_month(ctx: Context[Writer], op: Operation, month: Month) -> list[Month]:
+def close_month(
+    ctx: Context[Writer], op: Operation, month: Month, *, by_grace: bool = False
+) -> list[Month]:
     """Close `month` and every earlier open month, freezing each one's figures.
 
     Months close in order so that a closed month's carried-in levels can never change.
     Everything the frozen figures depend on, the first metered month included, is read inside
     the transaction that freezes them, after it has the operation to itself: a batch that
     committed just before is in them, and one that comes after finds the months closed.
-    Returns the months newly closed (empty when already closed).
+    Returns the months newly closed (empty when already closed). A close that closes
+    anything is recorded in the audit log, by `ctx.actor`, `by_grace` saying the grace period
+    ended (the server's own close).
     """
     now = ctx.clock()
     current = calendar(op.timezone).current_month(now)
@@ -62,6 +70,13 @@ def close_month(ctx: Context[Writer], op: Operation, month: Month) -> list[Month
             if index not in closed:
                 tx.freeze(op.id, index, totals, now)
                 newly.append(Month.from_index(index))
+        if newly:
+            details = {
+                "month": str(month),
+                "closed": [str(m) for m in newly],
+                "by": "grace" if by_grace else "request",
+            }
+            record(tx, ctx, audit.MONTH_CLOSE, op.id, details)
     return newly
 
 
@@ -74,6 +89,7 @@ def close_due_months(ctx: Context[DueMonths]) -> dict[str, list[Month]]:
     """Freeze every month whose grace period has ended, for every operation."""
     now = ctx.clock()
     done: dict[str, list[Month]] = {}
+    ctx = replace(ctx, actor=SYSTEM)  # the server closes these by itself, whoever runs it
     for op in ctx.storage.operations():
         cal = calendar(op.timezone)
         due = cal.current_month(now) - 1
@@ -85,5 +101,7 @@ def close_due_months(ctx: Context[DueMonths]) -> dict[str, list[Month]]:
         if first is None or due < first:
             continue
         if ctx.storage.frozen_figures(op.id, due) is None:
-            done[f"{op.server}/{op.name}"] = close_month(ctx, op, Month.from_index(due))
+            done[f"{op.server}/{op.name}"] = close_month(
+                ctx, op, Month.from_index(due), by_grace=True
+            )
     return done

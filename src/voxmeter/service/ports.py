@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.tenancy import Operation, Token
@@ -123,7 +124,45 @@ class MonthWrites(Protocol):
         ...
 
 
-class WriteTransaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites, Protocol):
+class TenancyWrites(Protocol):
+    """Operations and tokens changed inside a write transaction, so that each change and its
+    audit entry commit together."""
+
+    def create_operation(
+        self, name: str, server: str, timezone: str, licenses: int, created: int
+    ) -> Operation:
+        """Raises ValueError when the server already has an operation of that name."""
+        ...
+
+    def create_token(self, token: Token, secret_hash: str) -> None: ...
+
+    def revoke_token(self, token_id: str, when: int) -> int | None:
+        """Revoke an active token; its operation's id, or None when no active token has it."""
+        ...
+
+
+class SettingWrites(Protocol):
+    """Deployment-wide settings (the maintenance flag) changed inside a write transaction."""
+
+    def set_setting(self, name: str, value: str | None) -> None: ...
+
+
+class AuditWrites(Protocol):
+    """Appending to the audit log inside the write transaction of the change it records."""
+
+    def append_audit(self, entry: NewEntry) -> None: ...
+
+
+class WriteTransaction(
+    EventWrites,
+    MeterWrites,
+    DayMeterWrites,
+    MonthWrites,
+    TenancyWrites,
+    SettingWrites,
+    AuditWrites,
+    Protocol,
+):
     """One atomic unit of writing: everything in it commits together or not at all.
 
     Concurrent transactions of one operation may store events side by side; meter updates are
@@ -142,25 +181,17 @@ class Writer(Protocol):
 
 
 class Tenancy(Protocol):
-    """Operations and their API tokens."""
-
-    def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
-    ) -> Operation: ...
+    """Operations and their API tokens, as committed (changes go through `Writer.write`)."""
 
     def operations(self) -> list[Operation]: ...
 
     def operation(self, operation_id: int) -> Operation | None: ...
-
-    def create_token(self, token: Token, secret_hash: str) -> None: ...
 
     def token_by_hash(self, secret_hash: str) -> tuple[Token, str] | None:
         """The token whose secret hashes to this value, with the stored hash for a final check."""
         ...
 
     def tokens(self, operation_id: int | None) -> list[Token]: ...
-
-    def revoke_token(self, token_id: str, when: int) -> bool: ...
 
 
 class RequestCounters(Protocol):
@@ -181,8 +212,6 @@ class SettingsStore(Protocol):
     """Named deployment-wide settings (the maintenance flag) and the deployment's id."""
 
     def setting(self, name: str) -> str | None: ...
-
-    def set_setting(self, name: str, value: str | None) -> None: ...
 
     def deployment_id(self) -> str:
         """The random id this database got with its schema: what shared limit state is keyed by."""
@@ -246,6 +275,22 @@ class EventLog(Protocol):
         ...
 
 
+class AuditLog(Protocol):
+    """The audit log as committed, oldest first."""
+
+    def audit_entries(
+        self,
+        operation_id: int | None,
+        start: int | None,
+        end: int | None,
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        """Entries with `start <= time < end` (None: unbounded) of one operation (None: all),
+        ordered by (time, seq), after a (time, seq) cursor; at most `limit`."""
+        ...
+
+
 class Months(Protocol):
     """Which months hold events and which are closed."""
 
@@ -267,6 +312,7 @@ class Storage(
     DayMeterReads,
     EventLog,
     Months,
+    AuditLog,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""

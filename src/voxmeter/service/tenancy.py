@@ -8,6 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from voxmeter.domain import audit
 from voxmeter.domain.months import MonthError, calendar
 from voxmeter.domain.tenancy import (
     Operation,
@@ -17,9 +18,10 @@ from voxmeter.domain.tenancy import (
     check_server,
 )
 from voxmeter.errors import ConfigError
+from voxmeter.service.audit import record
 from voxmeter.service.context import Context
 from voxmeter.service.lru import LruCache
-from voxmeter.service.ports import Tenancy
+from voxmeter.service.ports import Tenancy, Writer
 
 TOKEN_PREFIX = "vxm_"  # noqa: S105 - a prefix, not a secret
 
@@ -30,7 +32,7 @@ def hash_secret(secret: str) -> str:
 
 
 def create_operation(
-    ctx: Context[Tenancy], name: str, server: str, timezone: str = "UTC", licenses: int = 1
+    ctx: Context[Writer], name: str, server: str, timezone: str = "UTC", licenses: int = 1
 ) -> Operation:
     try:
         check_name(name)
@@ -41,9 +43,13 @@ def create_operation(
     if licenses < 1:
         raise ConfigError("licenses must be at least 1")
     try:
-        return ctx.storage.create_operation(name, server, timezone, licenses, ctx.clock())
+        with ctx.storage.write() as tx:
+            op = tx.create_operation(name, server, timezone, licenses, ctx.clock())
+            details = {"name": name, "server": server, "timezone": timezone, "licenses": licenses}
+            record(tx, ctx, audit.OPERATION_CREATE, op.id, details)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    return op
 
 
 def find_operation(ctx: Context[Tenancy], name: str, server: str | None = None) -> Operation:
@@ -63,9 +69,10 @@ def find_operation(ctx: Context[Tenancy], name: str, server: str | None = None) 
 
 
 def create_token(
-    ctx: Context[Tenancy], op: Operation, description: str, scopes: list[str]
+    ctx: Context[Writer], op: Operation, description: str, scopes: list[str]
 ) -> tuple[Token, str]:
-    """Create a token; the secret is returned once and only its hash is stored."""
+    """Create a token; the secret is returned once and only its hash is stored (the audit
+    entry names the token by its id, never by its secret or hash)."""
     if not description.strip():
         raise ConfigError("a token needs a description")
     try:
@@ -82,13 +89,23 @@ def create_token(
         revoked=None,
         last_used=None,
     )
-    ctx.storage.create_token(token, hash_secret(secret))
+    with ctx.storage.write() as tx:
+        tx.create_token(token, hash_secret(secret))
+        details = {
+            "token": token.id,
+            "description": description,
+            "scopes": sorted(granted),
+        }
+        record(tx, ctx, audit.TOKEN_CREATE, op.id, details)
     return token, secret
 
 
-def revoke_token(ctx: Context[Tenancy], token_id: str) -> None:
-    if not ctx.storage.revoke_token(token_id, ctx.clock()):
-        raise ConfigError(f"no active token {token_id!r}")
+def revoke_token(ctx: Context[Writer], token_id: str) -> None:
+    with ctx.storage.write() as tx:
+        operation_id = tx.revoke_token(token_id, ctx.clock())
+        if operation_id is None:
+            raise ConfigError(f"no active token {token_id!r}")
+        record(tx, ctx, audit.TOKEN_REVOKE, operation_id, {"token": token_id})
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,29 @@ MIGRATIONS: list[Migration] = [
     # 3: per-day meters beside the month meters, for the daily breakdown; stored events get
     # theirs here, so an upgraded database answers for its past days at once.
     _add_day_meters,
+    # 4: the audit log, append-only: triggers refuse every UPDATE, DELETE and TRUNCATE.
+    # operation_id is NULL for deployment-wide changes (maintenance); details is a JSON object.
+    """
+    CREATE TABLE audit_log (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        time bigint NOT NULL,
+        actor text NOT NULL,
+        action text NOT NULL,
+        operation_id bigint,
+        details text NOT NULL
+    );
+    CREATE INDEX audit_log_by_time ON audit_log (time, seq);
+    CREATE INDEX audit_log_by_operation ON audit_log (operation_id, time, seq);
+    CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = 'insufficient_privilege';
+    END
+    $$;
+    CREATE TRIGGER audit_log_no_update_or_delete BEFORE UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change();
+    CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

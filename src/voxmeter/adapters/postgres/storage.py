@@ -29,8 +29,10 @@ from voxmeter.adapters.postgres.pool import UNAVAILABLE, Connection, Pool
 from voxmeter.adapters.postgres.products import Products
 from voxmeter.adapters.postgres.settings import Counters
 from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS, SHARED
+from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import POSTGRES
-from voxmeter.adapters.sql.tenancy import SqlTenancy
+from voxmeter.adapters.sql.settings import SqlSettingWrites
+from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.errors import Unavailable
 
 
@@ -47,10 +49,22 @@ def _unavailable_on_failure() -> Iterator[None]:
         raise Unavailable(UNAVAILABLE) from exc
 
 
-class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites):
+class _Transaction(
+    EventWrites,
+    MeterWrites,
+    DayMeterWrites,
+    MonthWrites,
+    SqlTenancyWrites,
+    SqlSettingWrites,
+    SqlAuditWrites,
+):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
-    Its roles' statements are in events.py, meters.py and months.py."""
+    Its roles' statements are in events.py, meters.py and months.py; operations, tokens,
+    settings and the audit log (adapters/sql) need the transaction but no operation's lock."""
+
+    dialect = POSTGRES
+    duplicate = pg_errors.UniqueViolation
 
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
@@ -64,13 +78,21 @@ class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites):
         """The operation alone for the rest of the transaction (closing months, voiding)."""
         self._for(operation_id, EXCLUSIVE)
 
-    def _for(self, operation_id: int, level: int = SHARED) -> Connection:
-        """The transaction's connection, holding `operation_id`'s locks up to `level`."""
-        held = self._level.get(operation_id, 0)
+    def _begun(self) -> Connection:
+        """The transaction's connection, BEGIN sent (no operation's lock taken)."""
         if self._conn is None:
             self._conn = self._storage._pool.get()
             self._conn.execute("BEGIN")
-        conn = self._conn
+        return self._conn
+
+    def _run(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Sequence[Any]]]:
+        cur = self._begun().execute(sql.encode(), args)
+        return cur.rowcount, cur.fetchall() if cur.description is not None else []
+
+    def _for(self, operation_id: int, level: int = SHARED) -> Connection:
+        """The transaction's connection, holding `operation_id`'s locks up to `level`."""
+        held = self._level.get(operation_id, 0)
+        conn = self._begun()
         if held >= level:
             return conn
         if held == 0:
@@ -102,7 +124,9 @@ class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites):
             self._level.clear()
 
 
-class PostgresStorage(SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads, EventLog):
+class PostgresStorage(
+    SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads, EventLog, SqlAuditLog
+):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.
 
@@ -110,7 +134,6 @@ class PostgresStorage(SqlTenancy, Counters, MonthReads, MeterReads, DayMeterRead
     settings are shared with SQLite (adapters/sql)."""
 
     dialect = POSTGRES
-    duplicate = pg_errors.UniqueViolation
 
     def __init__(
         self,

@@ -26,25 +26,18 @@ class SqlStatements:
         raise NotImplementedError
 
 
+class SqlTransactionStatements:
+    """The hook a write transaction's shared mixins run their statements through."""
+
+    dialect: ClassVar[Dialect]
+
+    def _run(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Row]]:
+        """Run one statement inside the transaction: (rows changed, rows returned)."""
+        raise NotImplementedError
+
+
 class SqlTenancy(SqlStatements):
-    """`duplicate` is the error the database raises for a second operation of one name."""
-
-    duplicate: ClassVar[type[Exception]]
-
-    def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
-    ) -> Operation:
-        try:
-            _, returned = self._change(
-                self.dialect.sql(
-                    "INSERT INTO operations (name, server, timezone, licenses, created)"
-                    " VALUES (?, ?, ?, ?, ?) RETURNING id"
-                ),
-                (name, server, timezone, licenses, created),
-            )
-        except self.duplicate as exc:
-            raise ValueError(f"operation {name!r} already exists on server {server}") from exc
-        return Operation(int(returned[0][0]), name, server, timezone, licenses, created)
+    """Operations and tokens as committed."""
 
     def operations(self) -> list[Operation]:
         found = self._rows(
@@ -63,22 +56,6 @@ class SqlTenancy(SqlStatements):
             (operation_id,),
         )
         return rows.operation(found[0]) if found else None
-
-    def create_token(self, token: Token, secret_hash: str) -> None:
-        self._change(
-            self.dialect.sql(
-                "INSERT INTO tokens (id, operation_id, hash, description, scopes, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
-            ),
-            (
-                token.id,
-                token.operation_id,
-                secret_hash,
-                token.description,
-                " ".join(sorted(token.scopes)),
-                token.created,
-            ),
-        )
 
     def token_by_hash(self, secret_hash: str) -> tuple[Token, str] | None:
         found = self._rows(
@@ -102,9 +79,50 @@ class SqlTenancy(SqlStatements):
             )
         return [rows.token(r) for r in found]
 
-    def revoke_token(self, token_id: str, when: int) -> bool:
-        changed, _ = self._change(
-            self.dialect.sql("UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL"),
+
+class SqlTenancyWrites(SqlTransactionStatements):
+    """Creating operations and tokens and revoking tokens inside a write transaction.
+    `duplicate` is the error the database raises for a second operation of one name."""
+
+    duplicate: ClassVar[type[Exception]]
+
+    def create_operation(
+        self, name: str, server: str, timezone: str, licenses: int, created: int
+    ) -> Operation:
+        try:
+            _, returned = self._run(
+                self.dialect.sql(
+                    "INSERT INTO operations (name, server, timezone, licenses, created)"
+                    " VALUES (?, ?, ?, ?, ?) RETURNING id"
+                ),
+                (name, server, timezone, licenses, created),
+            )
+        except self.duplicate as exc:
+            raise ValueError(f"operation {name!r} already exists on server {server}") from exc
+        return Operation(int(returned[0][0]), name, server, timezone, licenses, created)
+
+    def create_token(self, token: Token, secret_hash: str) -> None:
+        self._run(
+            self.dialect.sql(
+                "INSERT INTO tokens (id, operation_id, hash, description, scopes, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            (
+                token.id,
+                token.operation_id,
+                secret_hash,
+                token.description,
+                " ".join(sorted(token.scopes)),
+                token.created,
+            ),
+        )
+
+    def revoke_token(self, token_id: str, when: int) -> int | None:
+        _, returned = self._run(
+            self.dialect.sql(
+                "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL"
+                " RETURNING operation_id"
+            ),
             (when, token_id),
         )
-        return changed == 1
+        return int(returned[0][0]) if returned else None

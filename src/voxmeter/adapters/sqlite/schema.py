@@ -177,6 +177,28 @@ MIGRATIONS: list[Migration] = [
     # 4: per-day meters beside the month meters, for the daily breakdown; stored events get
     # theirs here, so an upgraded database answers for its past days at once.
     _add_day_meters,
+    # 5: the audit log, append-only: triggers refuse every UPDATE and DELETE of an entry.
+    # operation_id is NULL for deployment-wide changes (maintenance); details is a JSON object.
+    """
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        operation_id INTEGER,
+        details TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_by_time ON audit_log (time, seq);
+    CREATE INDEX audit_log_by_operation ON audit_log (operation_id, time, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'the audit log is append-only');
+    END;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
@@ -205,6 +227,23 @@ def version(conn: sqlite3.Connection) -> int:
     return int(found[0] or 0)
 
 
+def statements(script: str) -> list[str]:
+    """A migration's statements, one by one (`executescript` would commit the transaction the
+    migrations run in). Split at each `;` that ends a complete statement, so a trigger's body
+    (`BEGIN ...; END`) stays whole."""
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        found.append(pending)
+    return found
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the latest version; return how many migrations ran."""
     current = version(conn)
@@ -218,9 +257,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             migration = MIGRATIONS[number - 1]
             if callable(migration):
                 migration(conn)
-                migration = ""
-            for statement in migration.split(";"):
-                if statement.strip():
+            else:
+                for statement in statements(migration):
                     conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
         conn.execute("COMMIT")

@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import SQLITE
-from voxmeter.adapters.sql.tenancy import SqlTenancy
+from voxmeter.adapters.sql.settings import SqlSettingWrites
+from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.adapters.sqlite import schema
 from voxmeter.adapters.sqlite.checkpoint import Checkpointer
 from voxmeter.adapters.sqlite.days import DayMeterReads, DayMeterWrites
@@ -35,8 +37,19 @@ def path_from_url(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
-class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites):
+class _Transaction(
+    EventWrites,
+    MeterWrites,
+    DayMeterWrites,
+    MonthWrites,
+    SqlTenancyWrites,
+    SqlSettingWrites,
+    SqlAuditWrites,
+):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
+
+    dialect = SQLITE
+    duplicate = sqlite3.IntegrityError
 
     def __init__(self, conn: sqlite3.Connection, products: Products) -> None:
         self._conn = conn
@@ -45,12 +58,19 @@ class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites):
     def exclusive(self, operation_id: int) -> None:
         """Already so: SQLite has one writer at a time."""
 
+    def _run(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Sequence[Any]]]:
+        cur = self._conn.execute(sql, args)
+        returned = cur.fetchall()
+        return cur.rowcount, returned
+
 
 class _Connection(sqlite3.Connection):
     """A connection that can be referenced weakly (the C type cannot)."""
 
 
-class SqliteStorage(SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads, EventLog):
+class SqliteStorage(
+    SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads, EventLog, SqlAuditLog
+):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
 
@@ -58,7 +78,6 @@ class SqliteStorage(SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads,
     settings are shared with PostgreSQL (adapters/sql)."""
 
     dialect = SQLITE
-    duplicate = sqlite3.IntegrityError
 
     def __init__(self, path: str, *, cache_mib: int = 16, durable: bool = True) -> None:
         self._path = path

@@ -12,9 +12,9 @@ from voxmeter import bootstrap
 from voxmeter.domain.months import Month, MonthError, calendar, from_micros
 from voxmeter.domain.tenancy import SCOPES
 from voxmeter.entrypoints.cli.common import counted, db_option, friendly, open_context
-from voxmeter.entrypoints.http.state import MAINTENANCE
 from voxmeter.errors import ConfigError
 from voxmeter.service import tenancy
+from voxmeter.service.maintenance import set_maintenance
 from voxmeter.service.months import close_month
 
 
@@ -191,8 +191,7 @@ def month_close(operation_name: str, server: str | None, month_text: str, db: st
 @friendly
 def maintenance(state: str, db: str) -> None:
     """Switch maintenance mode: API requests get 403 SERVER IN MAINTENANCE while on."""
-    ctx = open_context(db)
-    ctx.storage.set_setting(MAINTENANCE, "on" if state == "on" else None)
+    set_maintenance(open_context(db), state == "on")
     click.echo(f"maintenance {state} at {datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}")
 
 

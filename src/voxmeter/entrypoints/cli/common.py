@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import os
 import sqlite3
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import click
 from voxmeter import bootstrap
 from voxmeter.adapters.sqlite.schema import SchemaError
 from voxmeter.config import DEFAULT_DATABASE_URL, Settings
+from voxmeter.domain.audit import cli_actor
 from voxmeter.entrypoints.wire.errors import message
 from voxmeter.errors import ConfigError, VoxmeterError
 from voxmeter.service.context import Context
@@ -42,9 +44,19 @@ def settings_for(db: str) -> Settings:
 
 
 def open_context(db: str) -> Context[Storage]:
-    """The context of an existing database (see `require_existing`)."""
+    """The context of an existing database (see `require_existing`), acting as the OS user
+    who runs the command (what the audit log records)."""
     require_existing(db)
-    return bootstrap.context(settings_for(db))
+    return replace(bootstrap.context(settings_for(db)), actor=os_actor())
+
+
+def os_actor() -> str:
+    """`cli:<OS user>`, the audit log's actor for changes made with the command."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        user = ""
+    return cli_actor(user)
 
 
 def require_existing(db: str) -> None:

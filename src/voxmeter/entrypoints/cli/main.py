@@ -6,6 +6,7 @@ import click
 
 from voxmeter import __version__
 from voxmeter.entrypoints.cli import admin
+from voxmeter.entrypoints.cli.audit import audit_command
 from voxmeter.entrypoints.cli.daily import daily
 from voxmeter.entrypoints.cli.ingest import ingest
 from voxmeter.entrypoints.cli.serve import demo, serve
@@ -31,6 +32,7 @@ cli.add_command(daily)
 cli.add_command(usage)
 cli.add_command(watch)
 cli.add_command(history_command)
+cli.add_command(audit_command)
 
 
 def main() -> None:

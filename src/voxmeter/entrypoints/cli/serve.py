@@ -17,7 +17,7 @@ from uvicorn.supervisors import Multiprocess
 
 from voxmeter import bootstrap
 from voxmeter.config import Settings
-from voxmeter.entrypoints.cli.common import db_option, friendly, settings_for
+from voxmeter.entrypoints.cli.common import db_option, friendly, os_actor, settings_for
 from voxmeter.entrypoints.cli.demo_data import load_demo
 from voxmeter.entrypoints.cli.worker_metrics import worker_metrics
 from voxmeter.entrypoints.http import memory
@@ -181,7 +181,7 @@ def demo(port: int, host: str, db: str | None) -> None:
         db = f"sqlite:///{folder / 'demo.db'}"
     settings = replace(settings_for(db), host=host, port=port)
     ctx = bootstrap.context(settings)
-    secret, count = load_demo(ctx)
+    secret, count = load_demo(replace(ctx, actor=os_actor()))
     url = f"http://{host}:{port}/api/v2/billing.php"
     banner = "\n".join(
         [

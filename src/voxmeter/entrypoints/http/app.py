@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from voxmeter.entrypoints.http import (
+    audit,
     billing,
     daily,
     envelope,
@@ -124,6 +125,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             Route("/api/v2/events", events.collection, methods=["GET", "POST"]),
             Route("/api/v2/daily", daily.daily, methods=["GET"]),
             Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
+            Route("/api/v2/audit", audit.list_, methods=["GET"]),
             Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
             Route("/openapi.json", operational.openapi, methods=["GET"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
@@ -135,7 +136,8 @@ async def void(request: Request) -> Response:
     state: AppState = request.app.state.voxmeter
     async with admitted(request, WRITE) as visit:
         event_id = request.path_params["event_id"]
-        event, changed = await in_time(request, void_event, state.ctx, visit.operation, event_id)
+        ctx = replace(state.ctx, actor=visit.caller.token.id)  # the audit log names the token
+        event, changed = await in_time(request, void_event, ctx, visit.operation, event_id)
         msg = "Event voided" if changed else "Event was already voided"
         return envelope.ok(VoidResult(msg=msg, data=[Voided(event.id, event.product)]))
 

@@ -38,6 +38,7 @@ ROUTES = {
     "/api/v2/information.php": "information",
     "/api/v2/events": "events",
     "/api/v2/daily": "daily",
+    "/api/v2/audit": "audit",
     "/healthz": "healthz",
     "/metrics": "metrics",
     "/openapi.json": "openapi",

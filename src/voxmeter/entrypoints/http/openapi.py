@@ -20,6 +20,7 @@ from voxmeter.domain.quantities import MAX_QUANTITY
 from voxmeter.entrypoints.http import replies
 from voxmeter.entrypoints.wire import errors as wire
 from voxmeter.errors import PayloadTooLarge, TooManyInFlight, VoxmeterError
+from voxmeter.service import audit
 from voxmeter.service.events import MAX_PAGE, MAX_WINDOW_DAYS
 
 JSON = "application/json"
@@ -398,6 +399,45 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
                     "responses": {
                         **_reply("Voided (or already void)", replies.VoidResult),
                         **error_responses(*_API_ERRORS, "404", "409"),
+                    },
+                }
+            },
+            "/api/v2/audit": {
+                "get": {
+                    "summary": "The operation's own audit log entries in a window, oldest first",
+                    "security": _AUTH,
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": True,
+                            "description": "YYYYmmddHHiiss, operation timezone; the same window "
+                            f"rules as the event listing (at most {MAX_WINDOW_DAYS} days, both "
+                            "ends included); a window starting in the future is refused",
+                            "schema": {"type": "string", "pattern": "^[0-9]{14}$"},
+                        }
+                        for name in ("date_ini", "date_end")
+                    ]
+                    + [
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "description": "`next_cursor` of the previous page",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": f"Entries per page (default {audit.MAX_PAGE})",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": audit.MAX_PAGE},
+                        },
+                        *_SERVER_HEADERS,
+                    ],
+                    "responses": {
+                        **_reply("Entries, oldest first", replies.AuditPage),
+                        **error_responses(*_API_ERRORS),
                     },
                 }
             },

@@ -6,10 +6,11 @@ hosted-API clients compare exactly, so a field is only ever appended.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from voxmeter.service import audit
 from voxmeter.service.events import MAX_PAGE
 
 DECIMAL = r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
@@ -86,6 +87,28 @@ class EventOut(msgspec.Struct):
     voided: bool
 
 
+class AuditOut(msgspec.Struct):
+    """One audit log entry: who changed what, when."""
+
+    time: Annotated[
+        str,
+        msgspec.Meta(
+            extra_json_schema={"format": "date-time"}, description="In the operation timezone"
+        ),
+    ]
+    actor: Annotated[
+        str,
+        msgspec.Meta(
+            description="A token id (tok_...), cli:<OS user> for the voxmeter command, or "
+            "system for what the server does by itself"
+        ),
+    ]
+    action: Annotated[str, msgspec.Meta(description="What was done, e.g. token.create")]
+    details: Annotated[
+        dict[str, Any], msgspec.Meta(description="What changed; never a secret or token hash")
+    ]
+
+
 class Voided(msgspec.Struct):
     id: str
     product: str
@@ -147,6 +170,11 @@ class EventPage(_Ok, kw_only=True):
     next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
 
 
+class AuditPage(_Ok, kw_only=True):
+    data: Annotated[list[AuditOut], msgspec.Meta(max_length=audit.MAX_PAGE)]
+    next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
+
+
 class VoidResult(_Ok, kw_only=True):
     data: Annotated[list[Voided], msgspec.Meta(min_length=1, max_length=1)]
 
@@ -163,6 +191,7 @@ ENVELOPES = (
     Ingested,
     EventPage,
     VoidResult,
+    AuditPage,
     Health,
 )
 """Each endpoint's whole success reply."""

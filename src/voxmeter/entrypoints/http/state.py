@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from voxmeter.config import Settings
 from voxmeter.entrypoints.http.uploads import BODIES_PER_BUDGET, UploadBudget
 from voxmeter.service.context import Context
+from voxmeter.service.maintenance import MAINTENANCE
 from voxmeter.service.ports import Limiter, Storage
 from voxmeter.service.tenancy import Authenticator
 
-MAINTENANCE = "maintenance"
+__all__ = ["MAINTENANCE", "AppState", "MaintenanceFlag"]
 
 
 @dataclass
