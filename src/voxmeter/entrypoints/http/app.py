@@ -13,7 +13,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from voxmeter.entrypoints.http import billing, envelope, events, memory, metrics, operational
+from voxmeter.entrypoints.http import (
+    billing,
+    envelope,
+    events,
+    forecast,
+    memory,
+    metrics,
+    operational,
+)
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Send
 from voxmeter.entrypoints.wire.errors import message
@@ -115,6 +123,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
         routes=[
             Route("/api/v2/events", events.collection, methods=["GET", "POST"]),
             Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
+            Route("/api/v2/forecast", forecast.forecast, methods=["GET"]),
             Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
             Route("/openapi.json", operational.openapi, methods=["GET"]),

@@ -37,6 +37,7 @@ ROUTES = {
     "/api/v2/billing.php": "billing",
     "/api/v2/information.php": "information",
     "/api/v2/events": "events",
+    "/api/v2/forecast": "forecast",
     "/healthz": "healthz",
     "/metrics": "metrics",
     "/openapi.json": "openapi",

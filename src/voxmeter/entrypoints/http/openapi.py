@@ -269,6 +269,17 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v2/forecast": {
+                "get": {
+                    "summary": "Every product's figure so far and its expected month-end figure",
+                    "security": _AUTH,
+                    "parameters": [_MONTH, *_SERVER_HEADERS],
+                    "responses": {
+                        **_reply("Forecasts, in catalog order", replies.Forecasts),
+                        **error_responses(*_API_ERRORS),
+                    },
+                }
+            },
             "/api/v2/events": {
                 "post": {
                     "summary": f"Ingest up to {MAX_BATCH} usage events, all or nothing",

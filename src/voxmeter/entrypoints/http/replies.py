@@ -46,6 +46,16 @@ class TokenInfo(msgspec.Struct):
     available_consumption_options: Count
 
 
+class ForecastRow(msgspec.Struct):
+    """One product's figure so far and its expected figure at the month's end."""
+
+    api: str
+    description: str
+    unit: str
+    items: Decimal
+    forecast: Decimal
+
+
 class IngestResult(msgspec.Struct):
     accepted: Annotated[int, msgspec.Meta(ge=0)]
     duplicates: Annotated[int, msgspec.Meta(ge=0)]
@@ -111,6 +121,10 @@ class TokenInformation(_Ok, kw_only=True):
     data: Annotated[list[TokenInfo], msgspec.Meta(min_length=1, max_length=1)]
 
 
+class Forecasts(_Ok, kw_only=True):
+    data: Annotated[list[ForecastRow], msgspec.Meta(min_length=1)]
+
+
 class Ingested(_Ok, kw_only=True):
     data: IngestResult
 
@@ -128,7 +142,7 @@ class Health(msgspec.Struct):
     status: Literal["ok"] = "ok"
 
 
-ENVELOPES = (Figures, TokenInformation, Ingested, EventPage, VoidResult, Health)
+ENVELOPES = (Figures, TokenInformation, Forecasts, Ingested, EventPage, VoidResult, Health)
 """Each endpoint's whole success reply."""
 REPLIES = (*ENVELOPES, Error)
 """The types /openapi.json describes, with every type they contain."""

@@ -1,0 +1,129 @@
+"""Forecasts, prices and statements through the API (docs/api.md), on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.backends import REDIS_URL
+from tests.e2e.conftest import Databases
+from tests.e2e.harness import SPEC_CATALOG, Tenant, accepted_msg, admin_context, envelope_ok
+from tests.e2e.inprocess import AppServer
+from voxmeter.domain.months import Month
+from voxmeter.service import tenancy
+from voxmeter.service.months import close_month
+
+GRACE_DAYS = 62
+"""Long enough that last month is still open whatever today's date, so events can be sent."""
+
+
+@dataclass
+class World:
+    srv: AppServer
+    tenant: Tenant
+    this_month: str
+    last_month: str
+    before_last: str
+
+
+def _label(moment: datetime) -> str:
+    return f"{moment:%Y-%m}"
+
+
+@pytest.fixture(scope="module")
+def world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """An operation with usage this month, last month and the month before, the earliest of
+    them closed."""
+    folder: Path = tmp_path_factory.mktemp("money")
+    now = datetime.now(UTC)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last = (first - timedelta(days=1)).replace(day=1)
+    before = (last - timedelta(days=1)).replace(day=1)
+    with ExitStack() as stack:
+        dbs = Databases(backend, folder, stack)
+        db = dbs.new()
+        redis = REDIS_URL if db.startswith("postgresql") else None
+        env = dbs.server_env(db, {"VOXMETER_GRACE_DAYS": str(GRACE_DAYS)})
+        with AppServer(db, redis_url=redis, env=env) as srv:
+            tenant = srv.tenant(licenses=10)
+            events = [
+                {
+                    "id": "b1",
+                    "product": "interactions",
+                    "time": (before + timedelta(days=3)).isoformat(),
+                },
+                {
+                    "id": "l1",
+                    "product": "rsync",
+                    "time": (last + timedelta(days=2)).isoformat(),
+                    "quantity": "2.5",
+                },
+                {
+                    "id": "l2",
+                    "product": "agent_script",
+                    "time": (last + timedelta(days=2)).isoformat(),
+                    "quantity": "3",
+                },
+                {"id": "n1", "product": "interactions", "time": (first).isoformat()},
+                {
+                    "id": "n2",
+                    "product": "rsync",
+                    "time": (now - timedelta(minutes=1)).isoformat(),
+                    "quantity": "0.5",
+                },
+            ]
+            envelope_ok(srv.post_events(tenant.token, events), 200, None, accepted_msg(5))
+            with admin_context(db) as ctx:
+                op = tenancy.find_operation(ctx, tenant.name, tenant.server)
+                close_month(ctx, op, Month(before.year, before.month))
+            yield World(srv, tenant, _label(first), _label(last), _label(before))
+
+
+def _forecast(world: World, month: str | None = None) -> dict:  # type: ignore[type-arg]
+    params = {"month": month} if month else {}
+    reply = world.srv.get("/api/v2/forecast", world.tenant.token, params=params)
+    shown = month or world.this_month
+    return envelope_ok(reply, 200, None, f"Forecast for {shown}")
+
+
+def test_forecast_has_every_product_in_catalog_order(world: World) -> None:
+    body = _forecast(world)
+    assert [r["api"] for r in body["data"]] == [api for api, _, _ in SPEC_CATALOG]
+    assert [r["description"] for r in body["data"]] == [t for _, t, _ in SPEC_CATALOG]
+    billing = world.srv.billing(world.tenant.token, "all").json()["data"]
+    for row, figure in zip(body["data"], billing, strict=True):
+        assert list(row) == ["api", "description", "unit", "items", "forecast"], row
+        assert row["items"] == figure["items"], (row, figure)
+
+
+def test_current_month_forecast_extrapolates_and_rounds_counts_up(world: World) -> None:
+    rows = {r["api"]: r for r in _forecast(world)["data"]}
+    assert rows["interactions"]["items"] == "1"
+    assert "." not in rows["interactions"]["forecast"]
+    assert int(rows["interactions"]["forecast"]) >= 1
+    assert Decimal(rows["rsync"]["forecast"]) >= Decimal("0.5")
+    assert rows["agent_script"]["forecast"] == rows["agent_script"]["items"] == "3"  # carried
+    assert rows["vision"] == {**rows["vision"], "items": "0", "forecast": "0"}
+
+
+@pytest.mark.parametrize("which", ["last_month", "before_last"])
+def test_past_and_closed_months_forecast_their_figure(world: World, which: str) -> None:
+    month = getattr(world, which)
+    rows = _forecast(world, month)["data"]
+    billing = world.srv.billing(world.tenant.token, "all", month).json()["data"]
+    assert [r["forecast"] for r in rows] == [r["items"] for r in rows]
+    assert [r["items"] for r in rows] == [r["items"] for r in billing]
+    assert any(r["items"] != "0" for r in rows)
+
+
+@pytest.mark.parametrize("month", ["2026-13", "26-01", "2199-12", ""])
+def test_forecast_refuses_bad_and_future_months(world: World, month: str) -> None:
+    reply = world.srv.get("/api/v2/forecast", world.tenant.token, params={"month": month})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["msg"].startswith("SOME PARAMETERS ARE REQUIRED"), reply.text
