@@ -183,14 +183,35 @@ class MemoryDatabase:
     # -- operations and tokens ----------------------------------------------------------------
 
     def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
+        self,
+        name: str,
+        server: str,
+        timezone: str,
+        licenses: int,
+        created: int,
+        currency: str = "USD",
     ) -> Operation:
         with self._lock:
             ops = self._state.operations
             if any(o.name == name and o.server == server for o in ops.values()):
                 raise ValueError(f"operation {name!r} already exists on server {server}")
-            op = Operation(len(ops) + 1, name, server, timezone, licenses, created)
+            op = Operation(len(ops) + 1, name, server, timezone, licenses, created, currency)
             ops[op.id] = op
+            return op
+
+    def update_operation(
+        self, operation_id: int, licenses: int | None, currency: str | None
+    ) -> Operation | None:
+        with self._lock:
+            op = self._state.operations.get(operation_id)
+            if op is None:
+                return None
+            op = dataclasses.replace(
+                op,
+                licenses=op.licenses if licenses is None else licenses,
+                currency=op.currency if currency is None else currency,
+            )
+            self._state.operations[operation_id] = op
             return op
 
     def operations(self) -> list[Operation]:

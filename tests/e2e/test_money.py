@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -127,3 +128,56 @@ def test_forecast_refuses_bad_and_future_months(world: World, month: str) -> Non
     reply = world.srv.get("/api/v2/forecast", world.tenant.token, params={"month": month})
     assert reply.status_code == 400, reply.text
     assert reply.json()["msg"].startswith("SOME PARAMETERS ARE REQUIRED"), reply.text
+
+
+# ------------------------------------------------------------------- currency and licences
+
+
+def _token_limit(world: World, token: str) -> str:
+    reply = world.srv.get("/api/v2/information.php", token, params={"api": "token_info"})
+    return str(reply.json()["data"][0]["token_limit"])
+
+
+def test_new_licences_lift_a_used_up_quota_within_the_token_cache_time(world: World) -> None:
+    """The quota is read from the operation on every admission, through the token cache (1 s):
+    an operation that used its day up gets the new licences' quota within about a second."""
+    tenant = world.srv.tenant(licenses=1)
+    for _ in range(1000):
+        assert world.srv.get("/api/v2/forecast", tenant.token).status_code == 200
+    refused = world.srv.get("/api/v2/forecast", tenant.token)
+    envelope_ok(refused, 403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED")
+    result = world.srv.cli("operation", "update", tenant.name, "--licenses", "2")
+    assert "2 licenses, 2000 requests a day" in result.stdout, result.stdout
+    changed = time.monotonic()
+    while world.srv.get("/api/v2/forecast", tenant.token).status_code != 200:
+        assert time.monotonic() - changed < 5, "the new quota was not applied"
+        time.sleep(0.05)
+    assert _token_limit(world, tenant.token) == "2000"
+
+
+def test_operation_currency_defaults_and_refusals(world: World) -> None:
+    srv = world.srv
+    made = srv.cli(
+        "operation", "create", "cur-env", "--server", "9901", env={"VOXMETER_CURRENCY": "CLP"}
+    )
+    assert "billed in CLP" in made.stdout, made.stdout
+    made = srv.cli("operation", "create", "cur-usd", "--server", "9901")
+    assert "billed in USD" in made.stdout, made.stdout
+    bad = srv.cli(
+        "operation", "create", "cur-bad", "--server", "9901", "--currency", "XYZ", check=False
+    )
+    assert bad.returncode != 0
+    assert "unknown currency 'XYZ'" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr, bad.stderr
+    bad = srv.cli(
+        "operation", "update", "cur-usd", "--currency", "usd", "--licenses", "7", check=False
+    )
+    assert bad.returncode != 0
+    assert "ISO 4217" in bad.stderr, bad.stderr
+    listed = srv.cli("operation", "list").stdout
+    assert "cur-bad" not in listed
+    row = next(line for line in listed.splitlines() if "cur-usd" in line)
+    assert " USD " in row, row
+    assert " 7 " not in row, row  # the refused update changed nothing
+    done = srv.cli("operation", "update", "cur-usd", "--currency", "COP")
+    assert "billed in COP" in done.stdout, done.stdout

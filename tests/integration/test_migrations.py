@@ -20,6 +20,7 @@ from voxmeter.bootstrap import limiter as wired_limiter
 from voxmeter.bootstrap import migrate, open_storage
 from voxmeter.config import Settings
 from voxmeter.domain.catalog import Catalog
+from voxmeter.domain.tenancy import Operation
 from voxmeter.service.context import Context
 from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
@@ -112,6 +113,10 @@ def test_an_unmigrated_database_is_refused_without_migrate(tmp_path: Path) -> No
     assert "migrate" in str(caught.value)
 
 
+V1_COLUMNS = {"operations": "id, name, server, timezone, licenses, created"}
+"""Columns of version 1's tables where later migrations added some."""
+
+
 def _v1_copy(source: Path, target: Path) -> None:
     """A version 1 database (schema made by the v1 SQL) holding `source`'s rows."""
     conn = sqlite3.connect(target, isolation_level=None)
@@ -123,7 +128,8 @@ def _v1_copy(source: Path, target: Path) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         conn.execute("ATTACH ? AS source", (str(source),))
         for table in ("operations", "products", "events", "meters", "subjects"):
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM source.{table}")
+            columns = V1_COLUMNS.get(table, "*")
+            conn.execute(f"INSERT INTO main.{table} SELECT {columns} FROM source.{table}")
         conn.execute("DETACH source")
     finally:
         conn.close()
@@ -178,13 +184,22 @@ def _upgraded_limits_work(url: str, make: Callable[[], Database], clock: FakeClo
     request short of its quota (saved counts), upgraded with `migrate` as `voxmeter migrate`
     does: it gets a deployment id, and its limits go on from the saved counts, keyed by it."""
     module = pg_schema if url.startswith("postgresql") else schema
+    before = next(i for i, sql in enumerate(module.MIGRATIONS) if "TABLE deployment" in sql)
     previous = make()
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(module, "LATEST", module.LATEST - 1)
-            assert previous.migrate() == module.LATEST
+            patch.setattr(module, "LATEST", before)
+            assert previous.migrate() == before
         ctx = Context(storage=previous, catalog=Catalog.load(), clock=clock)
-        op = create_operation(ctx, "acme", "9901", "UTC", licenses=1)
+        # the columns operations had then (later migrations add some)
+        _, made = previous._change(  # type: ignore[attr-defined]
+            previous.dialect.sql(  # type: ignore[attr-defined]
+                "INSERT INTO operations (name, server, timezone, licenses, created)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id"
+            ),
+            ("acme", "9901", "UTC", 1, 0),
+        )
+        op = Operation(int(made[0][0]), "acme", "9901", "UTC", 1, 0)
         token, _ = create_token(ctx, op, "a", [])
         previous.save_request_counts({(token.id, DAY): (op.id, 999)}, {})
         with pytest.raises(Exception, match="deployment"):
@@ -194,7 +209,7 @@ def _upgraded_limits_work(url: str, make: Callable[[], Database], clock: FakeClo
     with pytest.raises(schema.SchemaError, match="migrate"):
         open_storage(url, create=False)
 
-    assert migrate(url) == (module.LATEST, 1)
+    assert migrate(url) == (module.LATEST, module.LATEST - before)
     upgraded = open_storage(url, create=False)
     try:
         deployment = upgraded.deployment_id()

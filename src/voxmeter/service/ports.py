@@ -117,8 +117,21 @@ class Tenancy(Protocol):
     """Operations and their API tokens."""
 
     def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
+        self,
+        name: str,
+        server: str,
+        timezone: str,
+        licenses: int,
+        created: int,
+        currency: str = "USD",
     ) -> Operation: ...
+
+    def update_operation(
+        self, operation_id: int, licenses: int | None, currency: str | None
+    ) -> Operation | None:
+        """Change what is given (None keeps it) in one statement; None if there is no such
+        operation."""
+        ...
 
     def operations(self) -> list[Operation]: ...
 

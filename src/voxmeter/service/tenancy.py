@@ -8,6 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from voxmeter.domain.money import DEFAULT_CURRENCY, CurrencyError, check_currency
 from voxmeter.domain.months import MonthError, calendar
 from voxmeter.domain.tenancy import (
     Operation,
@@ -30,20 +31,51 @@ def hash_secret(secret: str) -> str:
 
 
 def create_operation(
-    ctx: Context[Tenancy], name: str, server: str, timezone: str = "UTC", licenses: int = 1
+    ctx: Context[Tenancy],
+    name: str,
+    server: str,
+    timezone: str = "UTC",
+    licenses: int = 1,
+    currency: str = DEFAULT_CURRENCY,
 ) -> Operation:
     try:
         check_name(name)
         check_server(server)
         calendar(timezone)
+        check_currency(currency)
     except (ValueError, MonthError) as exc:
         raise ConfigError(str(exc)) from exc
-    if licenses < 1:
-        raise ConfigError("licenses must be at least 1")
+    _check_licenses(licenses)
     try:
-        return ctx.storage.create_operation(name, server, timezone, licenses, ctx.clock())
+        return ctx.storage.create_operation(name, server, timezone, licenses, ctx.clock(), currency)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def _check_licenses(licenses: int) -> None:
+    if licenses < 1:
+        raise ConfigError("licenses must be at least 1")
+
+
+def update_operation(
+    ctx: Context[Tenancy], op: Operation, licenses: int | None, currency: str | None
+) -> Operation:
+    """Change an operation's licences (its daily quota, at once) and billing currency, in one
+    write; nothing changes when any value is refused. Open months' statements are priced in
+    the new currency; closed months keep the statement stored when they closed."""
+    if licenses is None and currency is None:
+        raise ConfigError("nothing to change: pass --licenses and/or --currency")
+    if licenses is not None:
+        _check_licenses(licenses)
+    if currency is not None:
+        try:
+            check_currency(currency)
+        except CurrencyError as exc:
+            raise ConfigError(str(exc)) from exc
+    updated = ctx.storage.update_operation(op.id, licenses, currency)
+    if updated is None:
+        raise ConfigError(f"no operation named {op.name!r} on server {op.server}")
+    return updated
 
 
 def find_operation(ctx: Context[Tenancy], name: str, server: str | None = None) -> Operation:

@@ -111,6 +111,10 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO deployment (id) VALUES (replace(gen_random_uuid()::text, '-', ''));
     """,
+    # 3: each operation bills in one currency (ISO 4217); operations made before bill in USD.
+    """
+    ALTER TABLE operations ADD COLUMN currency text NOT NULL DEFAULT 'USD';
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -32,19 +32,38 @@ class SqlTenancy(SqlStatements):
     duplicate: ClassVar[type[Exception]]
 
     def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
+        self,
+        name: str,
+        server: str,
+        timezone: str,
+        licenses: int,
+        created: int,
+        currency: str = "USD",
     ) -> Operation:
         try:
             _, returned = self._change(
                 self.dialect.sql(
-                    "INSERT INTO operations (name, server, timezone, licenses, created)"
-                    " VALUES (?, ?, ?, ?, ?) RETURNING id"
+                    "INSERT INTO operations (name, server, timezone, licenses, created, currency)"
+                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
                 ),
-                (name, server, timezone, licenses, created),
+                (name, server, timezone, licenses, created, currency),
             )
         except self.duplicate as exc:
             raise ValueError(f"operation {name!r} already exists on server {server}") from exc
-        return Operation(int(returned[0][0]), name, server, timezone, licenses, created)
+        return Operation(int(returned[0][0]), name, server, timezone, licenses, created, currency)
+
+    def update_operation(
+        self, operation_id: int, licenses: int | None, currency: str | None
+    ) -> Operation | None:
+        found = self._change(
+            self.dialect.sql(
+                "UPDATE operations SET licenses = coalesce(?, licenses),"  # noqa: S608
+                " currency = coalesce(?, currency) WHERE id = ?"
+                f" RETURNING {rows.OPERATION_COLUMNS}"
+            ),
+            (licenses, currency, operation_id),
+        )[1]
+        return rows.operation(found[0]) if found else None
 
     def operations(self) -> list[Operation]:
         found = self._rows(

@@ -119,6 +119,10 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO deployment (id) VALUES (lower(hex(randomblob(16))));
     """,
+    # 4: each operation bills in one currency (ISO 4217); operations made before bill in USD.
+    """
+    ALTER TABLE operations ADD COLUMN currency TEXT NOT NULL DEFAULT 'USD';
+    """,
 ]
 
 LATEST = len(MIGRATIONS)
