@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from voxmeter.adapters.sqlite import schema
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import MeterKey, MeterState
+from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.service.ports import MonthMeters, StoredEvent
 
@@ -37,6 +38,7 @@ class _State:
     closed: dict[tuple[int, int], dict[str, int]] = dataclasses.field(default_factory=dict)
     counts: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    prices: dict[tuple[int, str, str], Price] = dataclasses.field(default_factory=dict)
     last_seq: int = 0
 
     def copy(self) -> _State:
@@ -289,6 +291,36 @@ class MemoryDatabase:
 
     def deployment_id(self) -> str:
         return self._deployment
+
+    # -- prices -------------------------------------------------------------------------------
+
+    def set_price(self, operation_id: int | None, price: Price) -> None:
+        with self._lock:
+            self._state.prices[(operation_id or 0, price.product, price.currency)] = price
+
+    def delete_price(self, operation_id: int | None, product: str, currency: str) -> bool:
+        with self._lock:
+            return self._state.prices.pop((operation_id or 0, product, currency), None) is not None
+
+    def all_prices(self) -> list[tuple[int | None, Price]]:
+        with self._lock:
+            return [(scope or None, p) for (scope, _, _), p in sorted(self._state.prices.items())]
+
+    def prices_for(self, operation_id: int, currency: str) -> dict[str, Price]:
+        with self._lock:
+            found = {
+                p.product: p
+                for (s, _, c), p in self._state.prices.items()
+                if s == 0 and c == currency
+            }
+            found.update(
+                {
+                    p.product: p
+                    for (s, _, c), p in self._state.prices.items()
+                    if s == operation_id and c == currency
+                }
+            )
+            return found
 
     # -- figures and events -------------------------------------------------------------------
 

@@ -181,3 +181,88 @@ def test_operation_currency_defaults_and_refusals(world: World) -> None:
     assert " 7 " not in row, row  # the refused update changed nothing
     done = srv.cli("operation", "update", "cur-usd", "--currency", "COP")
     assert "billed in COP" in done.stdout, done.stdout
+
+
+# ------------------------------------------------------------------------------------ prices
+
+
+def test_price_commands_set_list_and_delete_and_refuse_bad_prices(world: World) -> None:
+    srv, name = world.srv, world.tenant.name
+    made = srv.cli(
+        "price",
+        "set",
+        "--product",
+        "tts_chars",
+        "--currency",
+        "EUR",
+        "--tier",
+        "1000:0.05",
+        "--tier",
+        "inf:0.03",
+        "--included",
+        "10",
+    )
+    assert "graduated 1000:0.05 inf:0.03, 10 included" in made.stdout, made.stdout
+    srv.cli(
+        "price",
+        "set",
+        "--product",
+        "tts_chars",
+        "--currency",
+        "EUR",
+        "--unit-price",
+        "0.02",
+        "--operation",
+        name,
+    )
+    for bad, message in (
+        (["--unit-price", "-1"], "must not be negative"),
+        (["--unit-price", "0.1234567"], "more than 6 decimal places"),
+        (["--tier", "10:1", "--tier", "5:1", "--tier", "inf:1"], "increasing order"),
+        (["--tier", "10:1"], "last tier must be inf"),
+        (["--unit-price", "1", "--tier", "inf:1"], "exactly one"),
+    ):
+        result = srv.cli(
+            "price", "set", "--product", "tts_chars", "--currency", "EUR", *bad, check=False
+        )
+        assert result.returncode != 0, bad
+        assert message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    for product, currency, message in (
+        ("nope", "EUR", "unknown product"),
+        ("tts_chars", "EURO", "unknown currency"),
+    ):
+        result = srv.cli(
+            "price",
+            "set",
+            "--product",
+            product,
+            "--currency",
+            currency,
+            "--unit-price",
+            "1",
+            check=False,
+        )
+        assert result.returncode != 0
+        assert message in result.stderr, result.stderr
+    listed = srv.cli("price", "list", "--operation", name).stdout
+    rows = [line for line in listed.splitlines() if "tts_chars" in line]
+    assert len(rows) == 2, listed
+    assert "1000:0.05 inf:0.03" in rows[0], rows  # nothing refused changed the default
+    assert "0.02" in rows[1], rows
+    srv.cli("price", "delete", "--product", "tts_chars", "--currency", "EUR", "--operation", name)
+    gone = srv.cli(
+        "price",
+        "delete",
+        "--product",
+        "tts_chars",
+        "--currency",
+        "EUR",
+        "--operation",
+        name,
+        check=False,
+    )
+    assert gone.returncode != 0
+    assert "no price of tts_chars in EUR" in gone.stderr, gone.stderr
+    srv.cli("price", "delete", "--product", "tts_chars", "--currency", "EUR")
+    assert "tts_chars" not in srv.cli("price", "list").stdout

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import MeterKey, MeterState
+from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation, Token
 
 
@@ -214,6 +215,28 @@ class EventLog(Protocol):
         ...
 
 
+class Prices(Protocol):
+    """Prices per product and currency: the deployment's defaults (operation None) and each
+    operation's overrides. Each change is one statement, committed on its own."""
+
+    def set_price(self, operation_id: int | None, price: Price) -> None:
+        """Store the price, replacing any of the same scope, product and currency."""
+        ...
+
+    def delete_price(self, operation_id: int | None, product: str, currency: str) -> bool:
+        """Remove a price; False when there was none."""
+        ...
+
+    def all_prices(self) -> list[tuple[int | None, Price]]:
+        """Every price with its operation (None: a default), defaults first."""
+        ...
+
+    def prices_for(self, operation_id: int, currency: str) -> dict[str, Price]:
+        """The prices in effect for an operation in a currency, by product: its own where it
+        has one, else the default."""
+        ...
+
+
 class Months(Protocol):
     """Which months hold events and which are closed."""
 
@@ -234,6 +257,7 @@ class Storage(
     MeterReads,
     EventLog,
     Months,
+    Prices,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""

@@ -115,6 +115,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE operations ADD COLUMN currency text NOT NULL DEFAULT 'USD';
     """,
+    # 4: prices per (scope, product, currency); scope 0 is the deployment's default, else the
+    # operation whose price overrides it. The price is JSON text (adapters/sql/prices.py).
+    """
+    CREATE TABLE prices (
+        scope bigint NOT NULL,
+        product text NOT NULL,
+        currency text NOT NULL,
+        price text NOT NULL,
+        PRIMARY KEY (scope, product, currency)
+    );
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

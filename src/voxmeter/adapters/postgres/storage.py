@@ -29,6 +29,7 @@ from voxmeter.adapters.postgres.products import Products
 from voxmeter.adapters.postgres.settings import Counters
 from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS, SHARED
 from voxmeter.adapters.sql.dialect import POSTGRES
+from voxmeter.adapters.sql.prices import SqlPrices
 from voxmeter.adapters.sql.tenancy import SqlTenancy
 from voxmeter.errors import Unavailable
 
@@ -101,7 +102,7 @@ class _Transaction(EventWrites, MeterWrites, MonthWrites):
             self._level.clear()
 
 
-class PostgresStorage(SqlTenancy, Counters, MonthReads, MeterReads, EventLog):
+class PostgresStorage(SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.
 

@@ -123,6 +123,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE operations ADD COLUMN currency TEXT NOT NULL DEFAULT 'USD';
     """,
+    # 5: prices per (scope, product, currency); scope 0 is the deployment's default, else the
+    # operation whose price overrides it. The price is JSON text (adapters/sql/prices.py).
+    """
+    CREATE TABLE prices (
+        scope INTEGER NOT NULL,
+        product TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        price TEXT NOT NULL,
+        PRIMARY KEY (scope, product, currency)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

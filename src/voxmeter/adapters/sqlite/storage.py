@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from voxmeter.adapters.sql.dialect import SQLITE
+from voxmeter.adapters.sql.prices import SqlPrices
 from voxmeter.adapters.sql.tenancy import SqlTenancy
 from voxmeter.adapters.sqlite import schema
 from voxmeter.adapters.sqlite.checkpoint import Checkpointer
@@ -49,7 +50,7 @@ class _Connection(sqlite3.Connection):
     """A connection that can be referenced weakly (the C type cannot)."""
 
 
-class SqliteStorage(SqlTenancy, Counters, MonthReads, MeterReads, EventLog):
+class SqliteStorage(SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
 

@@ -24,7 +24,7 @@ from voxmeter.service import tenancy
 from voxmeter.service.months import close_month
 
 
-def _console() -> Console:
+def console() -> Console:
     """Full values when piped: rich would otherwise wrap and cut tables at 80 columns."""
     console = Console()
     return console if console.is_terminal else Console(width=400)
@@ -110,7 +110,7 @@ def operation_list(db: str) -> None:
             op.currency,
             _when(op.created),
         )
-    _console().print(table)
+    console().print(table)
 
 
 @click.group()
@@ -186,7 +186,7 @@ def token_list(operation_name: str | None, server: str | None, db: str) -> None:
             str(uses),
             status,
         )
-    _console().print(table)
+    console().print(table)
 
 
 @token.command("revoke")
