@@ -149,7 +149,7 @@ def _listing(query: dict[str, Any]) -> Any:
     ).map(window)
 
 
-MONTH_PATHS = ("/api/v2/billing.php", "/api/v2/forecast")
+MONTH_PATHS = ("/api/v2/billing.php", "/api/v2/forecast", "/api/v2/statement")
 """Reads that take a `month`: drawn mostly among past months, so that not nearly every case is
 a refusal of a far-future month."""
 

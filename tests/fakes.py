@@ -39,6 +39,7 @@ class _State:
     counts: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
     prices: dict[tuple[int, str, str], Price] = dataclasses.field(default_factory=dict)
+    statements: dict[tuple[int, int], bytes] = dataclasses.field(default_factory=dict)
     last_seq: int = 0
 
     def copy(self) -> _State:
@@ -136,6 +137,11 @@ class _Transaction:
         if (operation_id, month) in self._s.closed:
             raise ValueError(f"month {month} is already closed")
         self._s.closed[(operation_id, month)] = dict(totals)
+
+    def store_statement(self, operation_id: int, month: int, body: bytes) -> None:
+        if (operation_id, month) in self._s.statements:
+            raise ValueError(f"month {month} already has a final statement")
+        self._s.statements[(operation_id, month)] = bytes(body)
 
 
 def _stored(seq: int, row: tuple[int, UsageEvent, int, int | None]) -> StoredEvent:
@@ -291,6 +297,10 @@ class MemoryDatabase:
 
     def deployment_id(self) -> str:
         return self._deployment
+
+    def final_statement(self, operation_id: int, month: int) -> bytes | None:
+        with self._lock:
+            return self._state.statements.get((operation_id, month))
 
     # -- prices -------------------------------------------------------------------------------
 

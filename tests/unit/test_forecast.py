@@ -42,8 +42,8 @@ def model(
     with localcontext() as ctx:
         ctx.prec = 80
         seconds = Decimal(remaining // timedelta(microseconds=1))
-        rate = items / Decimal(elapsed // timedelta(microseconds=1))
-        value = items + rate * seconds
+        # items x remaining first: a quotient that is a whole number then stays exact
+        value = items + items * seconds / Decimal(elapsed // timedelta(microseconds=1))
         if aggregation in (Aggregation.COUNT, Aggregation.SUM_ROUND_UP):
             return value.quantize(Decimal(1), rounding=ROUND_CEILING)
         return value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)

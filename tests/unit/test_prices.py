@@ -26,15 +26,15 @@ def amount(price: Price, items: str) -> str:
 
 def test_graduated_tiers_bill_each_tier_at_its_own_price() -> None:
     price = make_price("ivr_minutes", "USD", None, ["1000:0.05", "inf:0.03"], [], None)
-    assert amount(price, "1000") == "50.00"
-    assert amount(price, "1500") == "65.00"  # 1000 x 0.05 + 500 x 0.03
+    assert amount(price, "1000") == "50"
+    assert amount(price, "1500") == "65"  # 1000 x 0.05 + 500 x 0.03
     got = charge(price, 1500 * MICRO)
     assert [(p.units // MICRO, p.amount) for p in got.pieces] == [(1000, 5000), (500, 1500)]
 
 
 def test_volume_tiers_bill_every_unit_at_the_tier_of_the_total() -> None:
     price = make_price("ivr_minutes", "USD", None, [], ["1000:0.05", "inf:0.03"], None)
-    assert amount(price, "1000") == "50.00"
+    assert amount(price, "1000") == "50"
     assert amount(price, "1001") == "30.03"
     got = charge(price, 1001 * MICRO)
     assert [p.units // MICRO for p in got.pieces] == [0, 1001]
@@ -44,7 +44,7 @@ def test_included_units_are_free_and_counted_first() -> None:
     price = make_price("rsync", "USD", None, ["10:1", "inf:0.5"], [], "100")
     got = charge(price, 105 * MICRO)
     assert (got.included, got.billable) == (100 * MICRO, 5 * MICRO)
-    assert format_minor(got.amount, "USD") == "5.00"  # the first tier, not the last
+    assert format_minor(got.amount, "USD") == "5"  # the first tier, not the last
     assert charge(price, 40 * MICRO).amount == 0
 
 

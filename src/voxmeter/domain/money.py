@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from babel.numbers import get_currency_precision, is_currency
 
+from voxmeter.domain.quantities import format_decimal
+
 DEFAULT_CURRENCY = "USD"
 PICO = 10**12
 """Amounts before rounding are in 10^-12 of the currency: micro-units times micro-prices."""
@@ -66,6 +68,5 @@ def round_amount(pico: int, code: str) -> int:
 
 
 def format_minor(minor: int, code: str) -> str:
-    """A count of minor units as plain decimal text with the currency's digits: 12.50, 1200."""
-    digits = minor_units(code)
-    return f"{Decimal(minor).scaleb(-digits):f}"
+    """A count of minor units as a plain decimal (no exponent, no trailing zeros): 12.5, 1200."""
+    return format_decimal(Decimal(minor).scaleb(-minor_units(code)))

@@ -96,7 +96,15 @@ class MonthWrites(Protocol):
         ...
 
 
-class WriteTransaction(EventWrites, MeterWrites, MonthWrites, Protocol):
+class StatementWrites(Protocol):
+    """Final statements inside the write transaction that closes their month."""
+
+    def store_statement(self, operation_id: int, month: int, body: bytes) -> None:
+        """Keep a month's final statement, encoded; it is never replaced."""
+        ...
+
+
+class WriteTransaction(EventWrites, MeterWrites, MonthWrites, StatementWrites, Protocol):
     """One atomic unit of writing: everything in it commits together or not at all.
 
     Concurrent transactions of one operation may store events side by side; meter updates are
@@ -237,6 +245,15 @@ class Prices(Protocol):
         ...
 
 
+class Statements(Protocol):
+    """Final statements as stored when their month closed."""
+
+    def final_statement(self, operation_id: int, month: int) -> bytes | None:
+        """The stored bytes, or None (the month is open, or closed before statements were
+        kept)."""
+        ...
+
+
 class Months(Protocol):
     """Which months hold events and which are closed."""
 
@@ -258,6 +275,7 @@ class Storage(
     EventLog,
     Months,
     Prices,
+    Statements,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""

@@ -126,6 +126,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (scope, product, currency)
     );
     """,
+    # 5: final statements, encoded once in the transaction that closes their month.
+    """
+    CREATE TABLE statements (
+        operation_id bigint NOT NULL,
+        month integer NOT NULL,
+        body bytea NOT NULL,
+        PRIMARY KEY (operation_id, month)
+    );
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -22,6 +22,7 @@ from psycopg import errors as pg_errors
 
 from voxmeter.adapters.postgres import schema
 from voxmeter.adapters.postgres.events import EventLog, EventWrites
+from voxmeter.adapters.postgres.final_statements import StatementReads, StatementWrites
 from voxmeter.adapters.postgres.meters import MeterReads, MeterWrites
 from voxmeter.adapters.postgres.months import MonthReads, MonthWrites
 from voxmeter.adapters.postgres.pool import UNAVAILABLE, Connection, Pool
@@ -47,7 +48,7 @@ def _unavailable_on_failure() -> Iterator[None]:
         raise Unavailable(UNAVAILABLE) from exc
 
 
-class _Transaction(EventWrites, MeterWrites, MonthWrites):
+class _Transaction(EventWrites, MeterWrites, MonthWrites, StatementWrites):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
     Its roles' statements are in events.py, meters.py and months.py."""
@@ -102,7 +103,9 @@ class _Transaction(EventWrites, MeterWrites, MonthWrites):
             self._level.clear()
 
 
-class PostgresStorage(SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog):
+class PostgresStorage(
+    SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog, StatementReads
+):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.
 

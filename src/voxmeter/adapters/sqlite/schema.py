@@ -134,6 +134,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (scope, product, currency)
     ) WITHOUT ROWID;
     """,
+    # 6: final statements, encoded once in the transaction that closes their month.
+    """
+    CREATE TABLE statements (
+        operation_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (operation_id, month)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

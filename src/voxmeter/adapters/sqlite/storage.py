@@ -16,6 +16,7 @@ from voxmeter.adapters.sql.tenancy import SqlTenancy
 from voxmeter.adapters.sqlite import schema
 from voxmeter.adapters.sqlite.checkpoint import Checkpointer
 from voxmeter.adapters.sqlite.events import EventLog, EventWrites
+from voxmeter.adapters.sqlite.final_statements import StatementReads, StatementWrites
 from voxmeter.adapters.sqlite.meters import MeterReads, MeterWrites
 from voxmeter.adapters.sqlite.months import MonthReads, MonthWrites
 from voxmeter.adapters.sqlite.products import Products
@@ -35,7 +36,7 @@ def path_from_url(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
-class _Transaction(EventWrites, MeterWrites, MonthWrites):
+class _Transaction(EventWrites, MeterWrites, MonthWrites, StatementWrites):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
     def __init__(self, conn: sqlite3.Connection, products: Products) -> None:
@@ -50,7 +51,9 @@ class _Connection(sqlite3.Connection):
     """A connection that can be referenced weakly (the C type cannot)."""
 
 
-class SqliteStorage(SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog):
+class SqliteStorage(
+    SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog, StatementReads
+):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
 

@@ -38,6 +38,7 @@ ROUTES = {
     "/api/v2/information.php": "information",
     "/api/v2/events": "events",
     "/api/v2/forecast": "forecast",
+    "/api/v2/statement": "statement",
     "/healthz": "healthz",
     "/metrics": "metrics",
     "/openapi.json": "openapi",
