@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -10,13 +13,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
+import requests
 
 from tests.backends import REDIS_URL
 from tests.e2e.conftest import Databases
 from tests.e2e.harness import SPEC_CATALOG, Tenant, accepted_msg, admin_context, envelope_ok
 from tests.e2e.inprocess import AppServer
 from voxmeter.domain.months import Month
+from voxmeter.entrypoints.http.replies import StatementReply
 from voxmeter.service import tenancy
 from voxmeter.service.months import close_month
 
@@ -266,3 +272,102 @@ def test_price_commands_set_list_and_delete_and_refuse_bad_prices(world: World) 
     assert "no price of tts_chars in EUR" in gone.stderr, gone.stderr
     srv.cli("price", "delete", "--product", "tts_chars", "--currency", "EUR")
     assert "tts_chars" not in srv.cli("price", "list").stdout
+
+
+# -------------------------------------------------------------------------------- statements
+
+
+def _statement(world: World, **params: str) -> requests.Response:
+    return world.srv.get("/api/v2/statement", world.tenant.token, params=params)
+
+
+def test_statement_json_has_every_product_and_decodes_as_documented(world: World) -> None:
+    reply = _statement(world, month=world.last_month)
+    body = envelope_ok(reply, 200, None, f"Statement for {world.last_month}")
+    data = msgspec.json.decode(reply.content, type=StatementReply).data
+    assert data.operation == world.tenant.name
+    assert (data.month, data.status, data.currency) == (world.last_month, "draft", "USD")
+    assert [line.api for line in data.lines] == [api for api, _, _ in SPEC_CATALOG]
+    assert list(body["data"]) == [
+        "operation",
+        "server",
+        "month",
+        "status",
+        "currency",
+        "lines",
+        "total",
+        "forecast_total",
+    ]
+    default = envelope_ok(_statement(world), 200, None, f"Statement for {world.this_month}")
+    assert default["data"]["month"] == world.this_month
+
+
+def test_statement_csv_has_a_row_per_line(world: World) -> None:
+    reply = _statement(world, month=world.last_month, format="csv")
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("text/csv"), reply.headers
+    rows = list(csv.DictReader(io.StringIO(reply.text)))
+    assert [r["api"] for r in rows] == [api for api, _, _ in SPEC_CATALOG]
+    assert {r["operation"] for r in rows} == {world.tenant.name}
+    rsync = next(r for r in rows if r["api"] == "rsync")
+    assert rsync["items"] == "2.5"
+
+
+@pytest.mark.parametrize("fmt", ["xml", "JSON", ""])
+def test_statement_refuses_other_formats(world: World, fmt: str) -> None:
+    reply = _statement(world, format=fmt)
+    envelope_ok(
+        reply, 400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED: format must be json or csv"
+    )
+
+
+def test_a_final_statement_never_changes_after_its_month_closes(world: World) -> None:
+    """Prices change after the month closed: the statement read twice is the same bytes, the
+    same as when it closed; the open month's draft follows the new price."""
+    srv, name = world.srv, world.tenant.name
+    price = ("price", "set", "--product", "interactions", "--currency", "USD", "--operation", name)
+    srv.cli(*price, "--unit-price", "0.75")
+    srv.cli("month", "close", "--operation", name, "--month", world.last_month)
+    first = _statement(world, month=world.last_month).content
+    first_csv = _statement(world, month=world.last_month, format="csv").content
+    assert json.loads(first)["data"]["status"] == "final"
+    before_last = json.loads(_statement(world, month=world.before_last).content)["data"]
+    assert before_last["status"] == "final"
+    srv.cli(*price, "--unit-price", "5")
+    srv.cli("operation", "update", name, "--currency", "EUR")
+    assert _statement(world, month=world.last_month).content == first
+    assert _statement(world, month=world.last_month).content == first
+    assert _statement(world, month=world.last_month, format="csv").content == first_csv
+    draft = json.loads(_statement(world).content)["data"]
+    assert (draft["status"], draft["currency"]) == ("draft", "EUR")
+    srv.cli("operation", "update", name, "--currency", "USD")
+    srv.cli(*price, "--unit-price", "0.75")
+    draft = json.loads(_statement(world).content)["data"]
+    interactions = next(line for line in draft["lines"] if line["api"] == "interactions")
+    assert (interactions["items"], interactions["unit_price"]) == ("1", "0.75")
+    assert interactions["amount"] == "0.75"
+    assert Decimal(draft["forecast_total"]) >= Decimal(draft["total"])
+
+
+def test_statement_command_for_one_operation_and_for_all(world: World) -> None:
+    srv, name = world.srv, world.tenant.name
+    one = json.loads(srv.cli("statement", "--operation", name, "--month", world.last_month).stdout)
+    api = json.loads(_statement(world, month=world.last_month).content)["data"]
+    assert one == api
+    every = json.loads(srv.cli("statement", "--all", "--month", world.last_month).stdout)
+    assert name in [s["operation"] for s in every]
+    with admin_context(srv.db) as ctx:
+        assert [s["operation"] for s in every] == [op.name for op in ctx.storage.operations()]
+    table = srv.cli("statement", "--all", "--month", world.last_month, "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert len(rows) == len(every) * len(SPEC_CATALOG)
+    assert {r["operation"] for r in rows} == {s["operation"] for s in every}
+    for args, message in (
+        (("--all",), "--all needs --month"),
+        (("--operation", name, "--all", "--month", world.last_month), "either --operation"),
+        (("--operation", name, "--month", "2199-12"), "in the future"),
+        (("--operation", name, "--month", "2026-13"), "MM from 01 to 12"),
+    ):
+        bad = srv.cli("statement", *args, check=False)
+        assert bad.returncode != 0, args
+        assert message in bad.stderr, bad.stderr
