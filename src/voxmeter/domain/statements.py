@@ -61,18 +61,8 @@ class Statement:
 def _line(product: Product, items: int, price: Price | None, currency: str) -> tuple[Line, int]:
     """The product's line and its amount in minor units."""
     if price is None:
-        zero = "0"
-        return Line(
-            product.api,
-            product.title,
-            product.unit,
-            format_micro(items),
-            zero,
-            format_micro(items),
-            "",
-            [],
-            zero,
-        ), 0
+        text = format_micro(items)
+        return Line(product.api, product.title, product.unit, text, "0", text, "", [], "0"), 0
     got = charge(price, items)
     tiers: list[TierLine] = []
     unit_price = ""

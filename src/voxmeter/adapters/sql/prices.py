@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import lru_cache
 
 from voxmeter.adapters.sql.tenancy import SqlStatements
 from voxmeter.domain.prices import Price, Scheme, Tier
@@ -28,7 +29,9 @@ def encode_price(price: Price) -> str:
     )
 
 
+@lru_cache(maxsize=4096)
 def decode_price(product: str, currency: str, text: str) -> Price:
+    """A stored price (cached: statements read the same few prices over and over)."""
     doc = json.loads(text)
     tiers = tuple(
         Tier(None if upto is None else to_micro(Decimal(upto)), to_micro(Decimal(unit)))
