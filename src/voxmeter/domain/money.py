@@ -7,11 +7,9 @@ currency's minor unit. No binary float anywhere.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from functools import lru_cache
 
 from babel.numbers import get_currency_precision, is_currency
-
-from voxmeter.domain.quantities import format_decimal
 
 DEFAULT_CURRENCY = "USD"
 PICO = 10**12
@@ -50,6 +48,7 @@ def check_currency(code: str) -> str:
     return code
 
 
+@lru_cache(maxsize=512)
 def minor_units(code: str) -> int:
     """Digits after the decimal point of the currency's smallest unit (USD 2, CLP 0, BHD 3)."""
     found = ISO_MINOR_UNITS.get(code)
@@ -69,4 +68,9 @@ def round_amount(pico: int, code: str) -> int:
 
 def format_minor(minor: int, code: str) -> str:
     """A count of minor units as a plain decimal (no exponent, no trailing zeros): 12.5, 1200."""
-    return format_decimal(Decimal(minor).scaleb(-minor_units(code)))
+    digits = minor_units(code)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**digits)
+    if frac == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:0{digits}d}".rstrip("0")

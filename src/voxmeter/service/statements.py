@@ -51,7 +51,11 @@ def month_statement(ctx: Context[StatementReads], op: Operation, month: int) -> 
         return final_statement(ctx.catalog, op, month, figures, prices)
     now = ctx.clock()
     start, end = calendar(op.timezone).window(month)
-    forecasts = {p.api: forecast(p.aggregation, figures[p.api], start, end, now) for p in products}
+    forecasts = {  # only priced products add to the forecast total
+        p.api: forecast(p.aggregation, figures[p.api], start, end, now)
+        for p in products
+        if p.api in prices
+    }
     return statements.encode(
         statements.build(
             operation=op.name,
