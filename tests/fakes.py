@@ -302,6 +302,20 @@ class MemoryDatabase:
         with self._lock:
             return self._state.statements.get((operation_id, month))
 
+    def every_month_meters(self, month: int, levels: tuple[str, ...]) -> dict[int, MonthMeters]:
+        with self._lock:
+            products = tuple(sorted({api for (_, api, _) in self._state.meters}))
+            found = {}
+            for op in self._state.operations:
+                meters = self.month_meters(op, month, products, levels)
+                if meters.frozen is not None or meters.states or meters.carried:
+                    found[op] = meters
+            return found
+
+    def final_statements(self, month: int) -> dict[int, bytes]:
+        with self._lock:
+            return {op: body for (op, m), body in self._state.statements.items() if m == month}
+
     # -- prices -------------------------------------------------------------------------------
 
     def set_price(self, operation_id: int | None, price: Price) -> None:

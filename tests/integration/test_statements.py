@@ -12,8 +12,8 @@ from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_month
 from voxmeter.service.prices import delete_price, set_price
-from voxmeter.service.statements import month_statement
-from voxmeter.service.tenancy import update_operation
+from voxmeter.service.statements import all_statements, month_statement
+from voxmeter.service.tenancy import create_operation, update_operation
 
 
 def test_a_final_statement_is_read_back_byte_for_byte(
@@ -47,3 +47,37 @@ def test_a_final_statement_is_read_back_byte_for_byte(
     update_operation(ctx, op, 5, "EUR")
     assert month_statement(ctx, op, april) == final
     assert month_statement(ctx, op, april) == final
+
+
+def test_the_export_gives_each_operation_the_statement_it_reads_alone(
+    ctx: Context, op: Operation, clock: FakeClock
+) -> None:
+    """Bulk reads (a few statements for every operation) against the per-operation path: open
+    and closed months, levels carried from earlier months, own prices, other currencies, an
+    operation without any usage."""
+    clock.set("2026-04-02T12:00:00Z")
+    other = create_operation(ctx, "globex", "9901", "Asia/Kathmandu", currency="CLP")
+    idle = create_operation(ctx, "initech", "0042", "UTC")
+    ingest_batch(ctx, op, [ev("l1", "agent_script", "2026-03-30T00:00:00Z", "4")])
+    ingest_batch(ctx, other, [ev("l2", "agent_script", "2026-03-30T00:00:00Z", "2")])
+    clock.set("2026-05-01T12:00:00Z")
+    for target in (op, other):
+        ingest_batch(
+            ctx,
+            target,
+            [
+                ev("a", "ivr_minutes", "2026-04-03T00:00:00Z", "14.2"),
+                ev("b", "interactions", "2026-04-04T00:00:00Z"),
+                ev("c", "rsync", "2026-05-01T00:00:00Z", "2"),
+            ],
+        )
+    set_price(ctx, None, "ivr_minutes", "USD", tiers=["10:0.5", "inf:0.25"], included="2")
+    set_price(ctx, None, "agent_script", "CLP", unit_price="5000")
+    set_price(ctx, other, "interactions", "CLP", volume_tiers=["1:900", "inf:800"])
+    set_price(ctx, idle, "rsync", "USD", unit_price="3")
+    close_month(ctx, other, Month(2026, 4))
+    for month in (Month(2026, 3), Month(2026, 4), Month(2026, 5)):
+        alone = [month_statement(ctx, o, month.index) for o in ctx.storage.operations()]
+        assert all_statements(ctx, month) == alone, month
+    statuses = [json.loads(b)["status"] for b in all_statements(ctx, Month(2026, 4))]
+    assert sorted(statuses) == ["draft", "draft", "final"]

@@ -8,7 +8,7 @@ from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
-from voxmeter.service.ports import MeterReads
+from voxmeter.service.ports import MeterReads, MonthMeters
 
 
 def month_figures(
@@ -25,9 +25,13 @@ def month_figures_frozen(
     consistent read."""
     apis = tuple(p.api for p in products)
     levels = tuple(p.api for p in products if p.aggregation.is_level)
-    meters = ctx.storage.month_meters(op.id, month, apis, levels)
+    return figures_of(ctx.storage.month_meters(op.id, month, apis, levels), products)
+
+
+def figures_of(meters: MonthMeters, products: list[Product]) -> tuple[dict[str, int], bool]:
+    """A month read's figures of `products`, and whether they are the frozen ones."""
     if meters.frozen is not None:
-        return {api: meters.frozen.get(api, 0) for api in apis}, True
+        return {p.api: meters.frozen.get(p.api, 0) for p in products}, True
     states, carried = meters.states, meters.carried
     figures = {
         p.api: figure(p.aggregation, states.get(p.api), carried.get(p.api)) for p in products

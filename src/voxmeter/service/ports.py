@@ -254,6 +254,19 @@ class Statements(Protocol):
         ...
 
 
+class BulkReads(Protocol):
+    """Every operation's month at once (exporting all statements)."""
+
+    def every_month_meters(self, month: int, levels: tuple[str, ...]) -> dict[int, MonthMeters]:
+        """One consistent read of the month for every operation with meters or a frozen month,
+        by operation id: as `month_meters` with every product, `levels` carried in."""
+        ...
+
+    def final_statements(self, month: int) -> dict[int, bytes]:
+        """The month's stored final statements, by operation id."""
+        ...
+
+
 class Months(Protocol):
     """Which months hold events and which are closed."""
 
@@ -276,6 +289,7 @@ class Storage(
     Months,
     Prices,
     Statements,
+    BulkReads,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""

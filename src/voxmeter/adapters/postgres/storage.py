@@ -30,6 +30,7 @@ from voxmeter.adapters.postgres.products import Products
 from voxmeter.adapters.postgres.settings import Counters
 from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS, SHARED
 from voxmeter.adapters.sql.dialect import POSTGRES
+from voxmeter.adapters.sql.export import SqlBulkReads
 from voxmeter.adapters.sql.prices import SqlPrices
 from voxmeter.adapters.sql.tenancy import SqlTenancy
 from voxmeter.errors import Unavailable
@@ -104,7 +105,7 @@ class _Transaction(EventWrites, MeterWrites, MonthWrites, StatementWrites):
 
 
 class PostgresStorage(
-    SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog, StatementReads
+    SqlTenancy, SqlPrices, SqlBulkReads, Counters, MonthReads, MeterReads, EventLog, StatementReads
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.
@@ -212,6 +213,13 @@ class PostgresStorage(
     def _rows(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
         with self._conn() as conn:
             return conn.execute(sql.encode(), args).fetchall()
+
+    def _snapshot(
+        self, queries: list[tuple[str, Sequence[object]]]
+    ) -> list[Sequence[Sequence[Any]]]:
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return [conn.execute(sql.encode(), args).fetchall() for sql, args in queries]
 
     def _change(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Sequence[Any]]]:
         with self._conn() as conn:

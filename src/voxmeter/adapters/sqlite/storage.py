@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from voxmeter.adapters.sql.dialect import SQLITE
+from voxmeter.adapters.sql.export import SqlBulkReads
 from voxmeter.adapters.sql.prices import SqlPrices
 from voxmeter.adapters.sql.tenancy import SqlTenancy
 from voxmeter.adapters.sqlite import schema
@@ -52,7 +53,7 @@ class _Connection(sqlite3.Connection):
 
 
 class SqliteStorage(
-    SqlTenancy, SqlPrices, Counters, MonthReads, MeterReads, EventLog, StatementReads
+    SqlTenancy, SqlPrices, SqlBulkReads, Counters, MonthReads, MeterReads, EventLog, StatementReads
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
@@ -181,6 +182,16 @@ class SqliteStorage(
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
         return self._reader().execute(sql, args).fetchall()
+
+    def _snapshot(
+        self, queries: list[tuple[str, Sequence[object]]]
+    ) -> list[Sequence[Sequence[Any]]]:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            return [conn.execute(sql, args).fetchall() for sql, args in queries]
+        finally:
+            conn.execute("COMMIT")
 
     def _change(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Sequence[Any]]]:
         with self._write_lock:
