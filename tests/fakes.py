@@ -17,10 +17,10 @@ from contextlib import contextmanager
 
 from voxmeter.adapters.sqlite import schema
 from voxmeter.domain.events import UsageEvent, first_copies
-from voxmeter.domain.meters import MeterKey, MeterState
+from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation, Token
-from voxmeter.service.ports import MonthMeters, StoredEvent
+from voxmeter.service.ports import DayMeters, MonthMeters, StoredEvent
 
 
 @dataclasses.dataclass
@@ -35,6 +35,8 @@ class _State:
     ids: dict[tuple[int, str], int] = dataclasses.field(default_factory=dict)  # -> seq
     meters: dict[tuple[int, str, int], MeterState] = dataclasses.field(default_factory=dict)
     subjects: dict[tuple[int, str, int, str], int] = dataclasses.field(default_factory=dict)
+    day_meters: dict[tuple[int, str, int], MeterState] = dataclasses.field(default_factory=dict)
+    day_subjects: dict[tuple[int, str, int, str], int] = dataclasses.field(default_factory=dict)
     closed: dict[tuple[int, int], dict[str, int]] = dataclasses.field(default_factory=dict)
     counts: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -105,6 +107,39 @@ class _Transaction:
     def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None:
         for (product, month), state in states.items():
             self._s.meters[(operation_id, product, month)] = state.copy()
+
+    def add_day_subjects(
+        self, operation_id: int, uses: list[tuple[str, int, str]]
+    ) -> dict[DayKey, int]:
+        new: dict[DayKey, int] = defaultdict(int)
+        for product, day, subject in uses:
+            key = (operation_id, product, day, subject)
+            seen = self._s.day_subjects.get(key, 0)
+            self._s.day_subjects[key] = seen + 1
+            new[(product, day)] += int(seen == 0)
+        return dict(new)
+
+    def remove_day_subject(self, operation_id: int, product: str, day: int, subject: str) -> bool:
+        key = (operation_id, product, day, subject)
+        if key not in self._s.day_subjects:
+            return False
+        self._s.day_subjects[key] -= 1
+        if self._s.day_subjects[key] <= 0:
+            del self._s.day_subjects[key]
+            return True
+        return False
+
+    def day_meters(self, operation_id: int, keys: Iterable[DayKey]) -> dict[DayKey, MeterState]:
+        found = {}
+        for product, day in keys:
+            state = self._s.day_meters.get((operation_id, product, day))
+            if state is not None:
+                found[(product, day)] = state.copy()
+        return found
+
+    def save_day_meters(self, operation_id: int, states: dict[DayKey, MeterState]) -> None:
+        for (product, day), state in states.items():
+            self._s.day_meters[(operation_id, product, day)] = state.copy()
 
     def event_for_void(self, operation_id: int, event_id: str) -> StoredEvent | None:
         seq = self._s.ids.get((operation_id, event_id))
@@ -382,6 +417,31 @@ class MemoryDatabase:
                 if state.last_time is not None and (api not in latest or latest[api][0] < m):
                     latest[api] = (m, state.last_value)
         return {api: value for api, (_, value) in latest.items()}
+
+    def day_states(
+        self,
+        operation_id: int,
+        first_day: int,
+        last_day: int,
+        products: tuple[str, ...],
+        levels: tuple[str, ...],
+    ) -> DayMeters:
+        states: dict[DayKey, MeterState] = {}
+        latest: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for (owner, api, day), state in self._state.day_meters.items():
+                if owner != operation_id:
+                    continue
+                if api in products and first_day <= day <= last_day:
+                    states[(api, day)] = state.copy()
+                elif (
+                    api in levels
+                    and day < first_day
+                    and state.last_time is not None
+                    and (api not in latest or latest[api][0] < day)
+                ):
+                    latest[api] = (day, state.last_value)
+        return DayMeters(states, {api: value for api, (_, value) in latest.items()})
 
     def frozen_figures(self, operation_id: int, month: int) -> dict[str, int] | None:
         with self._lock:

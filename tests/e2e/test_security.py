@@ -835,6 +835,25 @@ def _billing(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k
         must_not_show_a(world, reply.text, b)
 
 
+def _daily(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
+    """B's days show B's events only: A's products all "0", B's own adding up to its posts."""
+    for query in ({"api": "all"}, {"api": "ivr_minutes"}, {"api": B_PRODUCT}):
+        own = srv.get("/api/v2/daily", world.a.token, params=query)
+        world.a_own_requests += 1
+        assert own.ok, own.text
+        reply = srv.get("/api/v2/daily", b.token, params=query, headers=headers)
+        body = envelope_ok(reply, 200, None, "Information found for the current month")
+        mine = 0
+        for row in body["data"]:
+            if row.get("api", query["api"]) == B_PRODUCT:
+                mine += int(row["items"])
+            else:
+                assert row["items"] == "0", row
+        if query["api"] != "ivr_minutes":
+            assert mine == world.b_posted.get(b.token, 0), body
+        must_not_show_a(world, reply.text, b)
+
+
 def _information(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
     params = {"api": "token_info"}
     reply = srv.get("/api/v2/information.php", b.token, params=params, headers=headers)
@@ -920,6 +939,7 @@ def _operational(path: str) -> Check:
 ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v2/billing.php"): _billing,
     ("GET", "/api/v2/information.php"): _information,
+    ("GET", "/api/v2/daily"): _daily,
     ("GET", "/api/v2/forecast"): _forecast,
     ("GET", "/api/v2/statement"): _statement,
     ("GET", "/api/v2/events"): _listing,

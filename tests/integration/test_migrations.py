@@ -5,7 +5,7 @@ upgrade that gives a database its deployment id, on both backends, with its limi
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -179,12 +179,21 @@ def test_version_1_events_keep_their_figures_and_ids_after_upgrading(tmp_path: P
     assert query(path, "SELECT count(*) FROM event_ids") == [(3,)]
 
 
+def _deployment_migration(migrations: Sequence[object]) -> int:
+    """The number of the migration that makes the deployment id (later ones may follow it)."""
+    return next(
+        number
+        for number, migration in enumerate(migrations, 1)
+        if isinstance(migration, str) and "CREATE TABLE deployment" in migration
+    )
+
+
 def _upgraded_limits_work(url: str, make: Callable[[], Database], clock: FakeClock) -> None:
     """A database made by the previous schema version, holding an operation whose day is one
     request short of its quota (saved counts), upgraded with `migrate` as `voxmeter migrate`
     does: it gets a deployment id, and its limits go on from the saved counts, keyed by it."""
     module = pg_schema if url.startswith("postgresql") else schema
-    before = next(i for i, sql in enumerate(module.MIGRATIONS) if "TABLE deployment" in sql)
+    before = _deployment_migration(module.MIGRATIONS) - 1
     previous = make()
     try:
         with pytest.MonkeyPatch.context() as patch:

@@ -6,13 +6,14 @@ batch, now and then an invalid event), voids events, closes months by hand, clos
 a batch commits (just before the close's transaction opens, or once it holds the operation: on
 two threads, through the real locks), lets the server's auto-close run, moves the fake clock
 over grace periods (a short or a long one per example), and after every step compares every
-month's figures with figures recomputed from the model's own record of the accepted first copies.
+month's figures, and every day's figures of every month begun, with figures recomputed from the
+model's own record of the accepted first copies.
 The model knows nothing of voxmeter's meters: it keeps plain events with Decimal quantities and
-works months out with zoneinfo. A closed month's figures are remembered and must never change.
-Prices of two products are set, replaced and deleted (defaults and the operation's own) between
-steps; every month's statement is checked against the model's prices (a draft while the month is
-open), and a closed month's statement must be the one priced when it closed, the same bytes on
-every read.
+works months and days out with zoneinfo. A closed month's figures and days are remembered and
+must never change. Prices of two products are set, replaced and deleted (defaults and the
+operation's own) between steps; every month's statement is checked against the model's prices
+(a draft while the month is open), and a closed month's statement must be the one priced when
+it closed, the same bytes on every read.
 
 Runs on SQLite (a fresh file per example) and PostgreSQL (a fresh schema per example).
 """
@@ -25,7 +26,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -50,11 +51,13 @@ from voxmeter.adapters.postgres import PostgresStorage
 from voxmeter.adapters.sqlite import SqliteStorage
 from voxmeter.domain.catalog import Aggregation, Catalog, Product
 from voxmeter.domain.months import Month
+from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.wire.codec import EventIn
 from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.errors import BadParameters, Conflict, NotFound
 from voxmeter.service.context import Context
+from voxmeter.service.daily import daily_figures
 from voxmeter.service.events import void_event
 from voxmeter.service.ingest import IngestResult, ingest_batch
 from voxmeter.service.months import close_due_months, close_month
@@ -163,6 +166,7 @@ class MeteringMachine(RuleBasedStateMachine):
         self.closed_through: YearMonth | None = None
         self.frozen: set[YearMonth] = set()
         self.snapshots: dict[YearMonth, dict[str, str]] = {}
+        self.day_snapshots: dict[YearMonth, dict[str, list[str]]] = {}
         self.default_prices: dict[str, Decimal] = {}
         self.own_prices: dict[str, Decimal] = {}
         self.final_totals: dict[YearMonth, Decimal] = {}
@@ -237,6 +241,47 @@ class MeteringMachine(RuleBasedStateMachine):
         for ym in months:
             self.final_totals[ym] = self.statement_total(ym)
         self.frozen |= set(months)
+
+    def days(self, ym: YearMonth) -> list[date]:
+        """The days the daily breakdown shows: the 1st to today, or to the month's last day."""
+        first = date(ym[0], ym[1], 1)
+        last = date(*next_month(ym), 1) - timedelta(days=1)
+        if ym == self.current():
+            last = instant(self.clock.now).astimezone(self.zone).date()
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+    def reference_days(self, ym: YearMonth) -> dict[str, list[str]]:
+        """Each product's figure per local day: a day's total (each event rounded up on its
+        own), its distinct subjects, or the level at its end (the last report before the next
+        day's local midnight; 0 before any)."""
+        live = [e for e in self.events.values() if not e.voided]
+        result: dict[str, list[str]] = {}
+        for api, kind in KINDS.items():
+            mine = [e for e in live if e.product == api]
+            figures_: list[str] = []
+            for day in self.days(ym):
+                start = micros(datetime(day.year, day.month, day.day, tzinfo=self.zone))
+                following = day + timedelta(days=1)
+                end = micros(
+                    datetime(following.year, following.month, following.day, tzinfo=self.zone)
+                )
+                that_day = [e for e in mine if start <= e.time < end]
+                quantities = [Decimal(1) if e.quantity is None else e.quantity for e in that_day]
+                if kind in ("sum", "count"):
+                    value = sum(quantities, Decimal(0))
+                elif kind == "round_up":
+                    value = sum(
+                        (q.to_integral_value(ROUND_CEILING) for q in quantities), Decimal(0)
+                    )
+                elif kind == "unique":
+                    value = Decimal(len({e.subject for e in that_day}))
+                else:
+                    before = [e for e in mine if e.time < end]
+                    last = max(before, key=lambda e: (e.time, e.seq), default=None)
+                    value = Decimal(0) if last is None else last.quantity or Decimal(0)
+                figures_.append(plain(value))
+            result[api] = figures_
+        return result
 
     # ---- drawing events ----
 
@@ -657,6 +702,28 @@ class MeteringMachine(RuleBasedStateMachine):
     def snapshot_all(self) -> dict[YearMonth, dict[str, str]]:
         assert self.op is not None
         return {ym: figures(self.ctx, self.op, label(ym), APIS) for ym in UNIVERSE}
+
+    def daily_all(self) -> dict[YearMonth, dict[str, list[str]]]:
+        assert self.op is not None
+        products = [p for p in (self.ctx.catalog.get(api) for api in APIS) if p is not None]
+        found: dict[YearMonth, dict[str, list[str]]] = {}
+        for ym in UNIVERSE:
+            if ym > self.current():
+                continue
+            days = daily_figures(self.ctx, self.op, products, Month(*ym).index)
+            assert days.days == self.days(ym), label(ym)
+            found[ym] = {api: [format_micro(m) for m in days.figures[api]] for api in APIS}
+        return found
+
+    @invariant()
+    def days_match_the_model(self) -> None:
+        if self.op is None:
+            return
+        for ym, actual in self.daily_all().items():
+            assert actual == self.reference_days(ym), (label(ym), self.closed_through)
+            if self.is_closed(ym):
+                frozen = self.day_snapshots.setdefault(ym, actual)
+                assert actual == frozen, f"the days of closed month {label(ym)} changed"
 
     @invariant()
     def figures_match_the_model(self) -> None:

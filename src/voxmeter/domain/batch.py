@@ -20,8 +20,8 @@ from voxmeter.domain.events import (
     UsageEvent,
     explain,
 )
-from voxmeter.domain.meters import MeterKey, MeterState
-from voxmeter.domain.months import EPOCH, MICROSECOND, ZoneCalendar
+from voxmeter.domain.meters import DayKey, MeterKey, MeterState, roll_up
+from voxmeter.domain.months import EPOCH, MICROSECOND, ZoneCalendar, month_of_day
 from voxmeter.domain.quantities import MICRO, micro_or_invalid
 
 
@@ -32,6 +32,8 @@ class CheckedBatch(NamedTuple):
     """Every problem found (not just the first); the batch is refused if there is any."""
     deltas: dict[MeterKey, MeterState]
     """`fold` of `events`: exact only for a batch without problems or repeated ids."""
+    day_deltas: dict[DayKey, MeterState]
+    """`fold` of `events` by local day, which `deltas` is rolled up from; exact likewise."""
 
 
 def validate_batch(
@@ -51,10 +53,11 @@ def check_and_fold(
     calendar: ZoneCalendar,
     now_micros: int,
 ) -> CheckedBatch:
-    """Check every event and fold the valid ones into one delta state per (product, month)."""
+    """Check every event and fold the valid ones into one delta state per (product, local
+    day), rolled up into one per (product, month)."""
     events: list[UsageEvent] = []
     problems: list[Problem] = []
-    deltas: dict[MeterKey, MeterState] = {}
+    deltas: dict[DayKey, MeterState] = {}
     aggregations = {p.api: p.aggregation for p in catalog}
     latest = min(now_micros + MAX_FUTURE_MICROS, calendar.max_micros)
     earliest = calendar.min_micros
@@ -70,6 +73,8 @@ def check_and_fold(
     append = events.append
     get_delta = deltas.get
     new = tuple.__new__  # skips the named tuple's Python-level __new__: 2x faster
+    month_days = calendar.month_days
+    days_month, first_day, day_starts = -1, 0, starts  # the last event's month and its days
     for index, raw in enumerate(incoming):
         product = raw.product
         aggregation = aggregations.get(product)
@@ -102,7 +107,10 @@ def check_and_fold(
         append(new(UsageEvent, (raw.id, product, micros, month, quantity, subject)))
         if problems:
             continue  # the batch is refused: no need to fold
-        key = (product, month)
+        if month != days_month:  # events mostly come in time order: rarely taken
+            days_month = month
+            first_day, day_starts = month_days(month)
+        key = (product, first_day + bisect_right(day_starts, micros) - 1)
         state = get_delta(key)
         if state is None:
             state = deltas[key] = MeterState()
@@ -116,4 +124,4 @@ def check_and_fold(
             if state.last_time is None or micros >= state.last_time:
                 state.last_time = micros
                 state.last_value = quantity
-    return CheckedBatch(events, problems, deltas)
+    return CheckedBatch(events, problems, roll_up(catalog, deltas, month_of_day), deltas)

@@ -57,6 +57,12 @@ class Month:
         return f"{self.year:04d}-{self.month:02d}"
 
 
+def month_of_day(day: int) -> int:
+    """The month index of a local day given as a date ordinal."""
+    moment = date.fromordinal(day)
+    return moment.year * 12 + moment.month - 1
+
+
 def to_micros(moment: datetime) -> int:
     """An aware datetime as integer microseconds since the epoch (exact, no float)."""
     return (moment - EPOCH) // MICROSECOND
@@ -89,6 +95,7 @@ class ZoneCalendar:
         ]
         self.min_micros = self.month_starts[0]
         self.max_micros = self.month_starts[(LAST_YEAR + 1 - FIRST_YEAR) * 12] - 1
+        self._month_days: dict[int, tuple[int, list[int]]] = {}
 
     def month_of(self, micros: int) -> int:
         """The month index containing the instant (instants must be within the supported years)."""
@@ -111,6 +118,29 @@ class ZoneCalendar:
     def day_start(self, day: date) -> int:
         """The day's first instant: when the clock first reads its 00:00 or later."""
         return self.local_micros(datetime(day.year, day.month, day.day))
+
+    def month_days(self, month_index: int) -> tuple[int, list[int]]:
+        """The month's first day (a date ordinal) and the first instant of each of its local
+        days, for bisecting; built once per month and kept (a month of days is 31 instants)."""
+        found = self._month_days.get(month_index)
+        if found is None:
+            month = Month.from_index(month_index)
+            first = date(month.year, month.month, 1)
+            after = Month.from_index(month_index + 1)
+            count = (date(after.year, after.month, 1) - first).days
+            starts = [self.day_start(first + timedelta(days=d)) for d in range(count)]
+            found = self._month_days[month_index] = (first.toordinal(), starts)
+        return found
+
+    def day_of(self, micros: int) -> int:
+        """The local day containing the instant, as a date ordinal (`date.fromordinal`)."""
+        first, starts = self.month_days(self.month_of(micros))
+        return first + bisect_right(starts, micros) - 1
+
+    def day_window(self, day: int) -> tuple[int, int]:
+        """The local day's `[start, end)` in epoch microseconds (23 or 25 hours across DST)."""
+        moment = date.fromordinal(day)
+        return self.day_start(moment), self.day_start(moment + timedelta(days=1))
 
     def closes_at(self, month_index: int, grace_days: int) -> int:
         """When an open month closes by itself: local midnight `grace_days` after it ends."""

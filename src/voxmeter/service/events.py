@@ -15,7 +15,7 @@ from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict, NotFound
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
-from voxmeter.service.ports import EventLog, StoredEvent, Writer
+from voxmeter.service.ports import EventLog, StoredEvent, Writer, WriteTransaction
 
 MAX_WINDOW_DAYS = 31
 MAX_PAGE = 60_000
@@ -51,23 +51,39 @@ def void_event(ctx: Context[Writer], op: Operation, event_id: str) -> tuple[Stor
             raise Conflict(str(Month.from_index(month)))
         now = ctx.clock()
         tx.mark_voided(op.id, event.seq, now)
-        product = ctx.catalog.get(event.product)
-        aggregation = product.aggregation if product else Aggregation.SUM
-        key = (event.product, month)
-        state = tx.meters(op.id, [key]).get(key, MeterState())
-        if aggregation is Aggregation.MAX:
-            start, end = cal.window(month)
-            remaining = tx.month_events(op.id, event.product, month, start, end)
-            state = fold(ctx.catalog, remaining).get(key, MeterState())
-        elif aggregation is Aggregation.UNIQUE:
-            if event.subject is not None and tx.remove_subject(
-                op.id, event.product, month, event.subject
-            ):
-                state = MeterState(state.total - MICRO)
-        else:
-            state = MeterState(state.total - contribution(aggregation, event.quantity))
-        tx.save_meters(op.id, {key: state})
+        day = cal.day_of(event.time)
+        month_state = _corrected(ctx, tx, op, event, (month, *cal.window(month), False))
+        day_state = _corrected(ctx, tx, op, event, (day, *cal.day_window(day), True))
+        tx.save_meters(op.id, {(event.product, month): month_state})
+        tx.save_day_meters(op.id, {(event.product, day): day_state})
     return replace(event, voided=now), True
+
+
+def _corrected(
+    ctx: Context[object],
+    tx: WriteTransaction,
+    op: Operation,
+    event: StoredEvent,
+    period: tuple[int, int, int, bool],
+) -> MeterState:
+    """A month's or a day's meter without a voided event, by the same rules for both.
+    `period` is (month or day, its window's start and end, whether it is a day). A level is
+    refolded from the period's remaining events; a sum loses the event's contribution; a
+    unique count loses its subject if no other event of the period has it."""
+    index, start, end, is_day = period
+    key = (event.product, index)
+    product = ctx.catalog.get(event.product)
+    aggregation = product.aggregation if product else Aggregation.SUM
+    if aggregation is Aggregation.MAX:
+        remaining = tx.month_events(op.id, event.product, index, start, end)
+        return fold(ctx.catalog, remaining, lambda _: index).get(key, MeterState())
+    stored = (tx.day_meters if is_day else tx.meters)(op.id, [key]).get(key, MeterState())
+    if aggregation is Aggregation.UNIQUE:
+        remove = tx.remove_day_subject if is_day else tx.remove_subject
+        if event.subject is not None and remove(op.id, event.product, index, event.subject):
+            return MeterState(stored.total - MICRO)
+        return stored
+    return MeterState(stored.total - contribution(aggregation, event.quantity))
 
 
 def check_listing(

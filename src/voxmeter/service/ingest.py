@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from voxmeter.domain.batch import check_and_fold, validate_batch
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.events import IncomingEvent, Problem, UsageEvent, first_copies
-from voxmeter.domain.meters import MeterState, fold, merge, unique_total
-from voxmeter.domain.months import Month, calendar
+from voxmeter.domain.meters import DayKey, MeterKey, MeterState, fold, merge, roll_up, unique_total
+from voxmeter.domain.months import Month, ZoneCalendar, calendar, month_of_day
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
 from voxmeter.service.context import Context
@@ -76,13 +76,14 @@ def ingest_batch(
 ) -> IngestResult:
     """All or nothing: any invalid event rejects the batch with every problem listed."""
     now = ctx.clock()
-    events, problems, folded = check_and_fold(incoming, ctx.catalog, calendar(op.timezone), now)
+    cal = calendar(op.timezone)
+    events, problems, folded, day_folded = check_and_fold(incoming, ctx.catalog, cal, now)
     if problems:
         raise BadParameters("invalid events", [p.as_dict() for p in problems])
     firsts = first_copies(events)
     # Folded before taking the write lock: in the usual case every first copy is new.
     planned_for = firsts
-    planned = folded if firsts is events else fold(ctx.catalog, firsts)
+    planned = (folded, day_folded) if firsts is events else fold_by_day(ctx, cal, firsts)
     with ctx.storage.write() as tx:
         # Every copy must be valid, later copies of an id included: check all their months.
         closed = closed_set(ctx, tx, op, {e.month for e in events})
@@ -92,19 +93,38 @@ def ingest_batch(
                 raise BadParameters("invalid events", [p.as_dict() for p in refused])
             firsts = [e for e in firsts if e.month not in closed]
         new = tx.insert_new(op.id, firsts, now)
-        deltas = planned if new is planned_for else fold(ctx.catalog, new)
+        deltas, day_deltas = planned if new is planned_for else fold_by_day(ctx, cal, new)
         if any(_aggregation(ctx, key[0]) is Aggregation.UNIQUE for key in deltas):
-            for key, count in tx.add_subjects(op.id, _unique_events(ctx, new)).items():
+            uniques = _unique_events(ctx, new)
+            for key, count in tx.add_subjects(op.id, uniques).items():
                 deltas[key] = MeterState(unique_total(count))
+            uses = [(e.product, cal.day_of(e.time), e.subject) for e in uniques if e.subject]
+            for key, count in tx.add_day_subjects(op.id, uses).items():
+                day_deltas[key] = MeterState(unique_total(count))
         stored = tx.meters(op.id, deltas.keys())
-        tx.save_meters(
-            op.id,
-            {
-                key: merge(_aggregation(ctx, key[0]), stored.get(key), delta)
-                for key, delta in deltas.items()
-            },
-        )
+        tx.save_meters(op.id, _merged(ctx, stored, deltas))
+        stored_days = tx.day_meters(op.id, day_deltas.keys())
+        tx.save_day_meters(op.id, _merged(ctx, stored_days, day_deltas))
     return IngestResult(len(new), len(events) - len(new), tuple(new))
+
+
+def fold_by_day(
+    ctx: Context[object], cal: ZoneCalendar, events: list[UsageEvent]
+) -> tuple[dict[MeterKey, MeterState], dict[DayKey, MeterState]]:
+    """A batch's month and day deltas: folded by local day, the months rolled up from them."""
+    days = fold(ctx.catalog, events, lambda e: cal.day_of(e.time))
+    return roll_up(ctx.catalog, days, month_of_day), days
+
+
+def _merged(
+    ctx: Context[object],
+    stored: dict[tuple[str, int], MeterState],
+    deltas: dict[tuple[str, int], MeterState],
+) -> dict[tuple[str, int], MeterState]:
+    return {
+        key: merge(_aggregation(ctx, key[0]), stored.get(key), delta)
+        for key, delta in deltas.items()
+    }
 
 
 def _aggregation(ctx: Context[object], api: str) -> Aggregation:

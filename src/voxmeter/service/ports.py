@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from voxmeter.domain.events import UsageEvent
-from voxmeter.domain.meters import MeterKey, MeterState
+from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation, Token
 
@@ -33,6 +33,15 @@ class MonthMeters:
 
     frozen: dict[str, int] | None
     states: dict[str, MeterState]
+    carried: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DayMeters:
+    """Everything needed for a run of days' figures, read in one snapshot: the day states of
+    the products asked for, and each level's last report before the first day."""
+
+    states: dict[DayKey, MeterState]
     carried: dict[str, int]
 
 
@@ -81,6 +90,25 @@ class MeterWrites(Protocol):
     def save_meters(self, operation_id: int, states: dict[MeterKey, MeterState]) -> None: ...
 
 
+class DayMeterWrites(Protocol):
+    """The per-day meters (and a day's unique subjects) inside a write transaction: kept beside
+    the month meters, by the same rules, keyed by (product, local day)."""
+
+    def add_day_subjects(
+        self, operation_id: int, uses: list[tuple[str, int, str]]
+    ) -> dict[DayKey, int]:
+        """Count (product, day, subject) uses; return how many subjects are new to each day."""
+        ...
+
+    def remove_day_subject(self, operation_id: int, product: str, day: int, subject: str) -> bool:
+        """Drop one use of a subject; True when it no longer occurs on the day."""
+        ...
+
+    def day_meters(self, operation_id: int, keys: Iterable[DayKey]) -> dict[DayKey, MeterState]: ...
+
+    def save_day_meters(self, operation_id: int, states: dict[DayKey, MeterState]) -> None: ...
+
+
 class MonthWrites(Protocol):
     """Closed months inside a write transaction."""
 
@@ -104,7 +132,9 @@ class StatementWrites(Protocol):
         ...
 
 
-class WriteTransaction(EventWrites, MeterWrites, MonthWrites, StatementWrites, Protocol):
+class WriteTransaction(
+    EventWrites, MeterWrites, DayMeterWrites, MonthWrites, StatementWrites, Protocol
+):
     """One atomic unit of writing: everything in it commits together or not at all.
 
     Concurrent transactions of one operation may store events side by side; meter updates are
@@ -207,6 +237,23 @@ class MeterReads(Protocol):
         ...
 
 
+class DayMeterReads(Protocol):
+    """The per-day meters, as committed."""
+
+    def day_states(
+        self,
+        operation_id: int,
+        first_day: int,
+        last_day: int,
+        products: tuple[str, ...],
+        levels: tuple[str, ...],
+    ) -> DayMeters:
+        """One consistent read: the states of `products` from `first_day` to `last_day`
+        (date ordinals, both included) and the last level reported before `first_day` of each
+        of `levels`."""
+        ...
+
+
 class EventLog(Protocol):
     """Events listed for reconciliation."""
 
@@ -285,6 +332,7 @@ class Storage(
     RequestCounters,
     SettingsStore,
     MeterReads,
+    DayMeterReads,
     EventLog,
     Months,
     Prices,

@@ -6,9 +6,11 @@ independent deployments (the tests give every test its own schema).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 
-from voxmeter.adapters.sql import schema_checks
+from voxmeter.adapters.sql import day_backfill, schema_checks
 from voxmeter.adapters.sql.schema_checks import stored_deployment
 from voxmeter.errors import SchemaError
 
@@ -18,7 +20,67 @@ __all__ = ["LATEST", "MIGRATIONS", "SchemaError", "check", "deployment_id", "mig
 #: serializes migrations of processes starting at the same time.
 MIGRATION_LOCK = (0x766F78, 1)
 
-MIGRATIONS: list[str] = [
+Migration = str | Callable[[psycopg.Connection[tuple[object, ...]]], None]
+"""SQL statements, or a function run inside the migration transaction (for what SQL cannot
+do alone, such as folding events by the catalog's rules)."""
+
+_DAY_METER_TABLES = """
+    CREATE TABLE day_meters (
+        operation_id bigint NOT NULL,
+        product_id integer NOT NULL,
+        day integer NOT NULL,
+        total numeric NOT NULL,
+        last_time bigint,
+        last_value bigint NOT NULL,
+        PRIMARY KEY (operation_id, product_id, day)
+    );
+    CREATE TABLE day_subjects (
+        operation_id bigint NOT NULL,
+        product_id integer NOT NULL,
+        day integer NOT NULL,
+        subject text COLLATE "C" NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (operation_id, product_id, day, subject)
+    );
+"""
+
+
+def _add_day_meters(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Day meters (keyed by the local day as a date ordinal), filled from the stored events
+    with the domain's fold (read through a server-side cursor: memory stays flat)."""
+    conn.execute(_DAY_METER_TABLES.encode())
+    zones = {int(i): str(tz) for i, tz in conn.execute("SELECT id, timezone FROM operations")}  # type: ignore[call-overload]
+    apis = {int(i): str(api) for i, api in conn.execute("SELECT id, api FROM products")}  # type: ignore[call-overload]
+    with conn.cursor(name="day_meter_events") as rows:
+        rows.itersize = 10_000
+        rows.execute(
+            "SELECT operation_id, product_id, time, quantity, subject FROM events"
+            " WHERE voided IS NULL ORDER BY seq"
+        )
+        states, subjects = day_backfill.day_meters(
+            (
+                (int(op), apis[int(pid)], int(t), int(q), None if s is None else str(s))  # type: ignore[call-overload]
+                for op, pid, t, q, s in rows
+            ),
+            zones,
+            day_backfill.migration_catalog(),
+        )
+    ids = {api: pid for pid, api in apis.items()}
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO day_meters VALUES (%s, %s, %s, %s::numeric, %s, %s)",
+            [
+                (op, ids[api], day, str(s.total), s.last_time, s.last_value)
+                for (op, api, day), s in states.items()
+            ],
+        )
+        cur.executemany(
+            "INSERT INTO day_subjects VALUES (%s, %s, %s, %s, %s)",
+            [(op, ids[api], day, subject, n) for (op, api, day, subject), n in subjects.items()],
+        )
+
+
+MIGRATIONS: list[Migration] = [
     # 1: the core service. Times and quantities are integer micro-units (bigint); meter totals
     # are NUMERIC because a month's sum may pass 2^63 micro-units.
     """
@@ -111,11 +173,14 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO deployment (id) VALUES (replace(gen_random_uuid()::text, '-', ''));
     """,
-    # 3: each operation bills in one currency (ISO 4217); operations made before bill in USD.
+    # 3: per-day meters beside the month meters, for the daily breakdown; stored events get
+    # theirs here, so an upgraded database answers for its past days at once.
+    _add_day_meters,
+    # 4: each operation bills in one currency (ISO 4217); operations made before bill in USD.
     """
     ALTER TABLE operations ADD COLUMN currency text NOT NULL DEFAULT 'USD';
     """,
-    # 4: prices per (scope, product, currency); scope 0 is the deployment's default, else the
+    # 5: prices per (scope, product, currency); scope 0 is the deployment's default, else the
     # operation whose price overrides it. The price is JSON text (adapters/sql/prices.py).
     """
     CREATE TABLE prices (
@@ -126,7 +191,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (scope, product, currency)
     );
     """,
-    # 5: final statements, encoded once in the transaction that closes their month.
+    # 6: final statements, encoded once in the transaction that closes their month.
     """
     CREATE TABLE statements (
         operation_id bigint NOT NULL,
@@ -174,11 +239,13 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
             current = version(conn)
             if current > LATEST:
                 raise SchemaError(schema_checks.newer(current, LATEST))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)"
-            )
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY)")
             for number in range(current + 1, LATEST + 1):
-                conn.execute(MIGRATIONS[number - 1].encode())
+                migration = MIGRATIONS[number - 1]
+                if callable(migration):
+                    migration(conn)
+                else:
+                    conn.execute(migration.encode())
                 conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", MIGRATION_LOCK)

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from voxmeter.adapters.postgres import schema
+from voxmeter.adapters.postgres.days import DayMeterReads, DayMeterWrites
 from voxmeter.adapters.postgres.events import EventLog, EventWrites
 from voxmeter.adapters.postgres.final_statements import StatementReads, StatementWrites
 from voxmeter.adapters.postgres.meters import MeterReads, MeterWrites
@@ -49,7 +50,7 @@ def _unavailable_on_failure() -> Iterator[None]:
         raise Unavailable(UNAVAILABLE) from exc
 
 
-class _Transaction(EventWrites, MeterWrites, MonthWrites, StatementWrites):
+class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites, StatementWrites):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
     Its roles' statements are in events.py, meters.py and months.py."""
@@ -105,12 +106,20 @@ class _Transaction(EventWrites, MeterWrites, MonthWrites, StatementWrites):
 
 
 class PostgresStorage(
-    SqlTenancy, SqlPrices, SqlBulkReads, Counters, MonthReads, MeterReads, EventLog, StatementReads
+    SqlTenancy,
+    SqlPrices,
+    SqlBulkReads,
+    Counters,
+    MonthReads,
+    MeterReads,
+    DayMeterReads,
+    EventLog,
+    StatementReads,
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.
 
-    Each role port is a module of its own (events, meters, months, settings); tenancy and
+    Each role port is a module of its own (events, meters, days, months, settings); tenancy and
     settings are shared with SQLite (adapters/sql)."""
 
     dialect = POSTGRES

@@ -3,12 +3,67 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from voxmeter import errors
-from voxmeter.adapters.sql import schema_checks
+from voxmeter.adapters.sql import day_backfill, schema_checks
 from voxmeter.adapters.sql.schema_checks import stored_deployment
 
-MIGRATIONS: list[str] = [
+Migration = str | Callable[[sqlite3.Connection], None]
+"""SQL statements, or a function run inside the migration transaction (for what SQL cannot
+do alone, such as local days in an IANA timezone)."""
+
+_DAY_METER_TABLES = """
+    CREATE TABLE day_meters (
+        operation_id INTEGER NOT NULL,
+        product_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        total TEXT NOT NULL,
+        last_time INTEGER,
+        last_value INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, product_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE day_subjects (
+        operation_id INTEGER NOT NULL,
+        product_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, product_id, day, subject)
+    ) WITHOUT ROWID
+"""
+
+
+def _add_day_meters(conn: sqlite3.Connection) -> None:
+    """Day meters (keyed by the local day as a date ordinal), filled from the stored events."""
+    for statement in _DAY_METER_TABLES.split(";"):
+        conn.execute(statement)
+    zones = {int(i): str(tz) for i, tz in conn.execute("SELECT id, timezone FROM operations")}
+    apis = {int(i): str(api) for i, api in conn.execute("SELECT id, api FROM products")}
+    rows = conn.execute(
+        "SELECT operation_id, product_id, time, quantity, subject FROM events"
+        " WHERE voided IS NULL ORDER BY seq"
+    )
+    states, subjects = day_backfill.day_meters(
+        ((op, apis[pid], t, q, s) for op, pid, t, q, s in rows),
+        zones,
+        day_backfill.migration_catalog(),
+    )
+    ids = {api: pid for pid, api in apis.items()}
+    conn.executemany(
+        "INSERT INTO day_meters VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (op, ids[api], day, str(s.total), s.last_time, s.last_value)
+            for (op, api, day), s in states.items()
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO day_subjects VALUES (?, ?, ?, ?, ?)",
+        [(op, ids[api], day, subject, n) for (op, api, day, subject), n in subjects.items()],
+    )
+
+
+MIGRATIONS: list[Migration] = [
     # 1: the core service
     """
     CREATE TABLE operations (
@@ -119,11 +174,14 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO deployment (id) VALUES (lower(hex(randomblob(16))));
     """,
-    # 4: each operation bills in one currency (ISO 4217); operations made before bill in USD.
+    # 4: per-day meters beside the month meters, for the daily breakdown; stored events get
+    # theirs here, so an upgraded database answers for its past days at once.
+    _add_day_meters,
+    # 5: each operation bills in one currency (ISO 4217); operations made before bill in USD.
     """
     ALTER TABLE operations ADD COLUMN currency TEXT NOT NULL DEFAULT 'USD';
     """,
-    # 5: prices per (scope, product, currency); scope 0 is the deployment's default, else the
+    # 6: prices per (scope, product, currency); scope 0 is the deployment's default, else the
     # operation whose price overrides it. The price is JSON text (adapters/sql/prices.py).
     """
     CREATE TABLE prices (
@@ -134,7 +192,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (scope, product, currency)
     ) WITHOUT ROWID;
     """,
-    # 6: final statements, encoded once in the transaction that closes their month.
+    # 7: final statements, encoded once in the transaction that closes their month.
     """
     CREATE TABLE statements (
         operation_id INTEGER NOT NULL,
@@ -181,7 +239,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         current = version(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         for number in range(current + 1, LATEST + 1):
-            for statement in MIGRATIONS[number - 1].split(";"):
+            migration = MIGRATIONS[number - 1]
+            if callable(migration):
+                migration(conn)
+                migration = ""
+            for statement in migration.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))

@@ -16,6 +16,7 @@ from voxmeter.adapters.sql.prices import SqlPrices
 from voxmeter.adapters.sql.tenancy import SqlTenancy
 from voxmeter.adapters.sqlite import schema
 from voxmeter.adapters.sqlite.checkpoint import Checkpointer
+from voxmeter.adapters.sqlite.days import DayMeterReads, DayMeterWrites
 from voxmeter.adapters.sqlite.events import EventLog, EventWrites
 from voxmeter.adapters.sqlite.final_statements import StatementReads, StatementWrites
 from voxmeter.adapters.sqlite.meters import MeterReads, MeterWrites
@@ -37,7 +38,7 @@ def path_from_url(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
-class _Transaction(EventWrites, MeterWrites, MonthWrites, StatementWrites):
+class _Transaction(EventWrites, MeterWrites, DayMeterWrites, MonthWrites, StatementWrites):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
     def __init__(self, conn: sqlite3.Connection, products: Products) -> None:
@@ -53,12 +54,20 @@ class _Connection(sqlite3.Connection):
 
 
 class SqliteStorage(
-    SqlTenancy, SqlPrices, SqlBulkReads, Counters, MonthReads, MeterReads, EventLog, StatementReads
+    SqlTenancy,
+    SqlPrices,
+    SqlBulkReads,
+    Counters,
+    MonthReads,
+    MeterReads,
+    DayMeterReads,
+    EventLog,
+    StatementReads,
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
 
-    Each role port is a module of its own (events, meters, months, settings); tenancy and
+    Each role port is a module of its own (events, meters, days, months, settings); tenancy and
     settings are shared with PostgreSQL (adapters/sql)."""
 
     dialect = SQLITE

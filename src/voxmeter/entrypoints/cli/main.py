@@ -6,6 +6,7 @@ import click
 
 from voxmeter import __version__
 from voxmeter.entrypoints.cli import admin
+from voxmeter.entrypoints.cli.daily import daily
 from voxmeter.entrypoints.cli.ingest import ingest
 from voxmeter.entrypoints.cli.prices import price
 from voxmeter.entrypoints.cli.serve import demo, serve
@@ -30,6 +31,7 @@ cli.add_command(admin.migrate)
 cli.add_command(price)
 cli.add_command(statement)
 cli.add_command(ingest)
+cli.add_command(daily)
 cli.add_command(usage)
 cli.add_command(watch)
 cli.add_command(history_command)

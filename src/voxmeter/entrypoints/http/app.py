@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from voxmeter.entrypoints.http import (
     billing,
+    daily,
     envelope,
     events,
     forecast,
@@ -123,6 +124,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/api/v2/events", events.collection, methods=["GET", "POST"]),
+            Route("/api/v2/daily", daily.daily, methods=["GET"]),
             Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
             Route("/api/v2/forecast", forecast.forecast, methods=["GET"]),
             Route("/api/v2/statement", statement.statement, methods=["GET"]),

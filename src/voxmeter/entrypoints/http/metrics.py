@@ -37,6 +37,7 @@ ROUTES = {
     "/api/v2/billing.php": "billing",
     "/api/v2/information.php": "information",
     "/api/v2/events": "events",
+    "/api/v2/daily": "daily",
     "/api/v2/forecast": "forecast",
     "/api/v2/statement": "statement",
     "/healthz": "healthz",

@@ -250,6 +250,40 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v2/daily": {
+                "get": {
+                    "summary": "Each local day's figure of the month, from the 1st to today "
+                    "(current month) or to the last day; with api=all, every product in catalog "
+                    "order, then by date",
+                    "security": _AUTH,
+                    "parameters": [
+                        {
+                            "name": "api",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "enum": [*apis, "all"]},
+                        },
+                        _MONTH,
+                        *_SERVER_HEADERS,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Daily figures (DailyAllFigures with api=all)",
+                            "content": {
+                                JSON: {
+                                    "schema": {
+                                        "anyOf": [
+                                            _COMPONENTS["DailyFigures"],
+                                            _COMPONENTS["DailyAllFigures"],
+                                        ]
+                                    }
+                                }
+                            },
+                        },
+                        **error_responses(*_API_ERRORS),
+                    },
+                }
+            },
             "/api/v2/information.php": {
                 "get": {
                     "summary": "Quota use of the token and its operation (api=token_info)",

@@ -39,6 +39,25 @@ class UsageRow(msgspec.Struct):
     ]
 
 
+class DayRow(msgspec.Struct):
+    """One local day's figure of the product asked for (daily)."""
+
+    date: Annotated[
+        str, msgspec.Meta(pattern=DATE, description="YYYY-MM-DD, a day in the operation timezone")
+    ]
+    items: Decimal
+
+
+class ProductDayRow(msgspec.Struct):
+    """One local day's figure of one product (daily with api=all)."""
+
+    api: str
+    date: Annotated[
+        str, msgspec.Meta(pattern=DATE, description="YYYY-MM-DD, a day in the operation timezone")
+    ]
+    items: Decimal
+
+
 class TokenInfo(msgspec.Struct):
     """The token's and its operation's quota use today (information.php)."""
 
@@ -164,6 +183,14 @@ class Figures(_Ok, kw_only=True):
     data: Annotated[list[UsageRow], msgspec.Meta(min_length=1)]
 
 
+class DailyFigures(_Ok, kw_only=True):
+    data: Annotated[list[DayRow], msgspec.Meta(min_length=1, max_length=31)]
+
+
+class DailyAllFigures(_Ok, kw_only=True):
+    data: Annotated[list[ProductDayRow], msgspec.Meta(min_length=1)]
+
+
 class TokenInformation(_Ok, kw_only=True):
     data: Annotated[list[TokenInfo], msgspec.Meta(min_length=1, max_length=1)]
 
@@ -195,6 +222,8 @@ class Health(msgspec.Struct):
 
 ENVELOPES = (
     Figures,
+    DailyFigures,
+    DailyAllFigures,
     TokenInformation,
     Forecasts,
     StatementReply,
