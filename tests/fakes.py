@@ -19,6 +19,7 @@ from voxmeter.adapters.sqlite import schema
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
+from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.service.ports import DayMeters, MonthMeters, StoredEvent
 
@@ -41,6 +42,8 @@ class _State:
     counts: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
     audit: dict[int, AuditEntry] = dataclasses.field(default_factory=dict)  # seq -> entry
+    prices: dict[tuple[int, str, str], Price] = dataclasses.field(default_factory=dict)
+    statements: dict[tuple[int, int], bytes] = dataclasses.field(default_factory=dict)
     last_seq: int = 0
 
     def copy(self) -> _State:
@@ -173,13 +176,33 @@ class _Transaction:
         self._s.closed[(operation_id, month)] = dict(totals)
 
     def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
+        self,
+        name: str,
+        server: str,
+        timezone: str,
+        licenses: int,
+        created: int,
+        currency: str = "USD",
     ) -> Operation:
         ops = self._s.operations
         if any(o.name == name and o.server == server for o in ops.values()):
             raise ValueError(f"operation {name!r} already exists on server {server}")
-        op = Operation(len(ops) + 1, name, server, timezone, licenses, created)
+        op = Operation(len(ops) + 1, name, server, timezone, licenses, created, currency)
         ops[op.id] = op
+        return op
+
+    def update_operation(
+        self, operation_id: int, licenses: int | None, currency: str | None
+    ) -> Operation | None:
+        op = self._s.operations.get(operation_id)
+        if op is None:
+            return None
+        op = dataclasses.replace(
+            op,
+            licenses=op.licenses if licenses is None else licenses,
+            currency=op.currency if currency is None else currency,
+        )
+        self._s.operations[operation_id] = op
         return op
 
     def create_token(self, token: Token, secret_hash: str) -> None:
@@ -205,6 +228,17 @@ class _Transaction:
         self._s.audit[seq] = AuditEntry(
             seq, entry.time, entry.actor, entry.action, entry.operation_id, entry.details
         )
+
+    def store_statement(self, operation_id: int, month: int, body: bytes) -> None:
+        if (operation_id, month) in self._s.statements:
+            raise ValueError(f"month {month} already has a final statement")
+        self._s.statements[(operation_id, month)] = bytes(body)
+
+    def set_price(self, operation_id: int | None, price: Price) -> None:
+        self._s.prices[(operation_id or 0, price.product, price.currency)] = price
+
+    def delete_price(self, operation_id: int | None, product: str, currency: str) -> bool:
+        return self._s.prices.pop((operation_id or 0, product, currency), None) is not None
 
 
 def _stored(seq: int, row: tuple[int, UsageEvent, int, int | None]) -> StoredEvent:
@@ -307,6 +341,46 @@ class MemoryDatabase:
 
     def deployment_id(self) -> str:
         return self._deployment
+
+    def final_statement(self, operation_id: int, month: int) -> bytes | None:
+        with self._lock:
+            return self._state.statements.get((operation_id, month))
+
+    def every_month_meters(self, month: int, levels: tuple[str, ...]) -> dict[int, MonthMeters]:
+        with self._lock:
+            products = tuple(sorted({api for (_, api, _) in self._state.meters}))
+            found = {}
+            for op in self._state.operations:
+                meters = self.month_meters(op, month, products, levels)
+                if meters.frozen is not None or meters.states or meters.carried:
+                    found[op] = meters
+            return found
+
+    def final_statements(self, month: int) -> dict[int, bytes]:
+        with self._lock:
+            return {op: body for (op, m), body in self._state.statements.items() if m == month}
+
+    # -- prices -------------------------------------------------------------------------------
+
+    def all_prices(self) -> list[tuple[int | None, Price]]:
+        with self._lock:
+            return [(scope or None, p) for (scope, _, _), p in sorted(self._state.prices.items())]
+
+    def prices_for(self, operation_id: int, currency: str) -> dict[str, Price]:
+        with self._lock:
+            found = {
+                p.product: p
+                for (s, _, c), p in self._state.prices.items()
+                if s == 0 and c == currency
+            }
+            found.update(
+                {
+                    p.product: p
+                    for (s, _, c), p in self._state.prices.items()
+                    if s == operation_id and c == currency
+                }
+            )
+            return found
 
     # -- figures and events -------------------------------------------------------------------
 

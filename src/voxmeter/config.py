@@ -41,6 +41,8 @@ class Settings:
     """Seconds between GIL hand-offs (sys.setswitchinterval). Shorter than Python's 5 ms
     default so an ingest thread that finishes its SQLite work gets the interpreter back quickly;
     measured at about +30 % ingest throughput on 2 cores."""
+    currency: str = "USD"
+    """The billing currency of operations created without `--currency` (ISO 4217)."""
     auto_close_interval: float = 60.0
     """Seconds between checks for months whose grace period has ended."""
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -86,6 +88,8 @@ class Settings:
             settings = replace(settings, sqlite_cache_mib=int(cache))
         if timeout := env.get("VOXMETER_REQUEST_TIMEOUT"):
             settings = replace(settings, request_timeout=float(timeout))
+        if currency := env.get("VOXMETER_CURRENCY"):
+            settings = replace(settings, currency=currency)
         if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):
             settings = replace(settings, max_in_flight=int(in_flight))
         return settings

@@ -24,6 +24,8 @@ SEED = int(os.environ.get("VOXMETER_FUZZ_SEED", "20261122"))
 OPERATIONS = (
     "GET /api/v2/billing.php",
     "GET /api/v2/information.php",
+    "GET /api/v2/forecast",
+    "GET /api/v2/statement",
     "POST /api/v2/events",
     "GET /api/v2/events",
     "DELETE /api/v2/events/{event_id}",

@@ -881,6 +881,34 @@ def _information(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str
     must_not_show_a(world, reply.text, b)
 
 
+def _forecast(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
+    own = srv.get("/api/v2/forecast", world.a.token)
+    world.a_own_requests += 1
+    assert own.ok, own.text
+    reply = srv.get("/api/v2/forecast", b.token, headers=headers)
+    body = envelope_ok(reply, 200, None, reply.json()["msg"])
+    for row in body["data"]:
+        if row["api"] != B_PRODUCT:
+            assert row["items"] == row["forecast"] == "0", row
+    must_not_show_a(world, reply.text, b)
+
+
+def _statement(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
+    for fmt in ("json", "csv"):
+        own = srv.get("/api/v2/statement", world.a.token, params={"format": fmt})
+        world.a_own_requests += 1
+        assert own.ok, own.text
+        reply = srv.get("/api/v2/statement", b.token, params={"format": fmt}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        if fmt == "json":
+            data = reply.json()["data"]
+            assert (data["operation"], data["server"]) == (b.name, b.server), data
+            for line in data["lines"]:
+                if line["api"] != B_PRODUCT:
+                    assert line["items"] == "0", line
+        must_not_show_a(world, reply.text, b)
+
+
 def _listing(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
     for extra in ({}, {"product": "ivr_minutes"}, {"cursor": world.a_cursor}):
         reply = srv.get("/api/v2/events", b.token, params=window() | extra, headers=headers)
@@ -944,6 +972,8 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("GET", "/api/v2/billing.php"): _billing,
     ("GET", "/api/v2/information.php"): _information,
     ("GET", "/api/v2/daily"): _daily,
+    ("GET", "/api/v2/forecast"): _forecast,
+    ("GET", "/api/v2/statement"): _statement,
     ("GET", "/api/v2/events"): _listing,
     ("POST", "/api/v2/events"): _ingest,
     ("DELETE", "/api/v2/events/{event_id}"): _void,

@@ -19,7 +19,7 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, ConfigError, Conflict, NotFound
-from voxmeter.service import audit, maintenance, months, tenancy
+from voxmeter.service import audit, maintenance, months, prices, tenancy
 from voxmeter.service.context import Context
 from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
@@ -72,7 +72,13 @@ def test_each_change_is_recorded_with_who_made_it(
             ALICE,
             actions.OPERATION_CREATE,
             op.id,
-            {"name": "acme", "server": "9901", "timezone": "America/Bogota", "licenses": 3},
+            {
+                "name": "acme",
+                "server": "9901",
+                "timezone": "America/Bogota",
+                "licenses": 3,
+                "currency": "USD",
+            },
         ),
         (
             ALICE,
@@ -309,3 +315,55 @@ def test_an_operation_update_records_each_changed_field(
     assert summary(added) == [
         (ALICE, actions.OPERATION_UPDATE, op.id, {"licenses": {"from": 1, "to": 5}})
     ]
+
+
+def test_operation_update_and_price_changes_are_recorded_with_their_change(
+    alice: Context[Database], op: Operation
+) -> None:
+    """`operation update`, `price set` and `price delete` record their entry in the write that
+    makes the change; a refused change records nothing."""
+    before = len(entries(alice))
+    updated = tenancy.update_operation(alice, op, 3, "EUR")
+    prices.set_price(alice, updated, "ivr_minutes", "EUR", tiers=["1000:0.05", "inf:0.03"])
+    prices.set_price(alice, None, "ivr_minutes", "USD", unit_price="0.01", included="10")
+    prices.delete_price(alice, None, "ivr_minutes", "USD")
+    with pytest.raises(ConfigError):
+        prices.set_price(alice, updated, "ivr_minutes", "EUR", unit_price="-1")
+    with pytest.raises(ConfigError):
+        prices.delete_price(alice, updated, "ivr_minutes", "JPY")
+    with pytest.raises(ConfigError):
+        tenancy.update_operation(alice, updated, 0, None)
+    assert summary(entries(alice)[before:]) == [
+        (
+            ALICE,
+            actions.OPERATION_UPDATE,
+            op.id,
+            {"licenses": {"from": 1, "to": 3}, "currency": {"from": "USD", "to": "EUR"}},
+        ),
+        (
+            ALICE,
+            actions.PRICE_SET,
+            op.id,
+            {
+                "product": "ivr_minutes",
+                "currency": "EUR",
+                "scheme": "graduated",
+                "included": "0",
+                "tiers": [["1000", "0.05"], ["inf", "0.03"]],
+            },
+        ),
+        (
+            ALICE,
+            actions.PRICE_SET,
+            None,
+            {
+                "product": "ivr_minutes",
+                "currency": "USD",
+                "scheme": "unit",
+                "included": "10",
+                "tiers": [["inf", "0.01"]],
+            },
+        ),
+        (ALICE, actions.PRICE_DELETE, None, {"product": "ivr_minutes", "currency": "USD"}),
+    ]
+    assert [p.product for _, p in prices.list_prices(alice, updated)] == ["ivr_minutes"]

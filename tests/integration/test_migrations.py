@@ -20,7 +20,7 @@ from voxmeter.bootstrap import limiter as wired_limiter
 from voxmeter.bootstrap import migrate, open_storage
 from voxmeter.config import Settings
 from voxmeter.domain.catalog import Catalog
-from voxmeter.domain.tenancy import SCOPES, Token
+from voxmeter.domain.tenancy import SCOPES, Operation, Token
 from voxmeter.service.context import Context
 from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
@@ -113,6 +113,10 @@ def test_an_unmigrated_database_is_refused_without_migrate(tmp_path: Path) -> No
     assert "migrate" in str(caught.value)
 
 
+V1_COLUMNS = {"operations": "id, name, server, timezone, licenses, created"}
+"""Columns of version 1's tables where later migrations added some."""
+
+
 def _v1_copy(source: Path, target: Path) -> None:
     """A version 1 database (schema made by the v1 SQL) holding `source`'s rows."""
     conn = sqlite3.connect(target, isolation_level=None)
@@ -124,7 +128,8 @@ def _v1_copy(source: Path, target: Path) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         conn.execute("ATTACH ? AS source", (str(source),))
         for table in ("operations", "products", "events", "meters", "subjects"):
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM source.{table}")
+            columns = V1_COLUMNS.get(table, "*")
+            conn.execute(f"INSERT INTO main.{table} SELECT {columns} FROM source.{table}")
         conn.execute("DETACH source")
     finally:
         conn.close()
@@ -194,8 +199,16 @@ def _upgraded_limits_work(url: str, make: Callable[[], Database], clock: FakeClo
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(module, "LATEST", before)
             assert previous.migrate() == before
-        with previous.write() as tx:  # the storage calls alone: that schema has no audit log
-            op = tx.create_operation("acme", "9901", "UTC", 1, clock())
+        # the columns operations had then (later migrations add some), and no audit log yet
+        _, made = previous._change(  # type: ignore[attr-defined]
+            previous.dialect.sql(  # type: ignore[attr-defined]
+                "INSERT INTO operations (name, server, timezone, licenses, created)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id"
+            ),
+            ("acme", "9901", "UTC", 1, 0),
+        )
+        op = Operation(int(made[0][0]), "acme", "9901", "UTC", 1, 0)
+        with previous.write() as tx:
             token = Token("tok_000000000001", op.id, "a", frozenset(SCOPES), clock(), None, None)
             tx.create_token(token, hash_secret("a"))
         previous.save_request_counts({(token.id, DAY): (op.id, 999)}, {})

@@ -10,7 +10,10 @@ month's figures, and every day's figures of every month begun, with figures reco
 model's own record of the accepted first copies.
 The model knows nothing of voxmeter's meters: it keeps plain events with Decimal quantities and
 works months and days out with zoneinfo. A closed month's figures and days are remembered and
-must never change.
+must never change. Prices of two products are set, replaced and deleted (defaults and the
+operation's own) between steps; every month's statement is checked against the model's prices
+(a draft while the month is open), and a closed month's statement must be the one priced when
+it closed, the same bytes on every read.
 
 Runs on SQLite (a fresh file per example) and PostgreSQL (a fresh schema per example).
 """
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -58,6 +62,8 @@ from voxmeter.service.events import void_event
 from voxmeter.service.ingest import IngestResult, ingest_batch
 from voxmeter.service.months import close_due_months, close_month
 from voxmeter.service.ports import Database
+from voxmeter.service.prices import delete_price, set_price
+from voxmeter.service.statements import month_statement
 from voxmeter.service.tenancy import create_operation
 
 #: The model's own idea of each product's aggregation (checked against the catalog once).
@@ -85,6 +91,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_FUTURE = 300 * 10**6
 
 YearMonth = tuple[int, int]
+#: Products the machine prices (flat unit prices in USD, the operation's currency).
+PRICED = ["rsync", "interactions"]
 
 
 def micros(moment: datetime) -> int:
@@ -159,6 +167,10 @@ class MeteringMachine(RuleBasedStateMachine):
         self.frozen: set[YearMonth] = set()
         self.snapshots: dict[YearMonth, dict[str, str]] = {}
         self.day_snapshots: dict[YearMonth, dict[str, list[str]]] = {}
+        self.default_prices: dict[str, Decimal] = {}
+        self.own_prices: dict[str, Decimal] = {}
+        self.final_totals: dict[YearMonth, Decimal] = {}
+        self.finals: dict[YearMonth, bytes] = {}
 
     # ---- the model's calendar (zoneinfo only) ----
 
@@ -211,6 +223,24 @@ class MeteringMachine(RuleBasedStateMachine):
                 value = max(levels, default=Decimal(0))
             result[api] = plain(value)
         return result
+
+    def statement_total(self, ym: YearMonth) -> Decimal:
+        """Each priced product's figure times its price (the operation's own, else the
+        default), rounded half-even to the cent, then added up."""
+        figures = self.reference(ym)
+        total = Decimal(0)
+        for api in PRICED:
+            price = self.own_prices.get(api, self.default_prices.get(api))
+            if price is not None:
+                line = Decimal(figures[api]) * price
+                total += line.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+        return total
+
+    def newly_frozen(self, months: list[YearMonth]) -> None:
+        """Months just closed: their statement is priced now, once."""
+        for ym in months:
+            self.final_totals[ym] = self.statement_total(ym)
+        self.frozen |= set(months)
 
     def days(self, ym: YearMonth) -> list[date]:
         """The days the daily breakdown shows: the 1st to today, or to the month's last day."""
@@ -574,7 +604,7 @@ class MeteringMachine(RuleBasedStateMachine):
         assert not set(newly) & self.frozen, (newly, self.frozen)
         if ym not in self.frozen:
             assert ym in newly
-        self.frozen |= set(newly)
+        self.newly_frozen(newly)
         self.closed_through = max(ym, self.closed_through or ym)
 
     @rule()
@@ -586,7 +616,24 @@ class MeteringMachine(RuleBasedStateMachine):
         assert not set(newly) & self.frozen
         for ym in newly:
             assert self.clock.now >= self.closes_at(ym), ym  # only months past their grace
-        self.frozen |= set(newly)
+        self.newly_frozen(newly)
+
+    @precondition(lambda self: self.op is not None)
+    @rule(data=st.data())
+    def reprice(self, data: st.DataObject) -> None:
+        """Set or delete a default or an own price; drafts follow, finals do not."""
+        assert self.op is not None
+        api = data.draw(st.sampled_from(PRICED), label="product")
+        own = data.draw(st.booleans(), label="own")
+        prices = self.own_prices if own else self.default_prices
+        scope = self.op if own else None
+        if api in prices and data.draw(st.booleans(), label="delete"):
+            delete_price(self.ctx, scope, api, "USD")
+            del prices[api]
+            return
+        price = data.draw(st.decimals(0, 50, places=3, allow_nan=False), label="price")
+        set_price(self.ctx, scope, api, "USD", unit_price=str(price))
+        prices[api] = price
 
     @precondition(lambda self: self.op is not None and self.clock.now < self.limit())
     @rule(data=st.data())
@@ -687,6 +734,21 @@ class MeteringMachine(RuleBasedStateMachine):
             if self.is_closed(ym):
                 frozen = self.snapshots.setdefault(ym, actual)
                 assert actual == frozen, f"closed month {label(ym)} changed"
+
+    @invariant()
+    def statements_match_the_model(self) -> None:
+        if self.op is None:
+            return
+        for ym in UNIVERSE:
+            body = month_statement(self.ctx, self.op, Month(*ym).index)
+            data = json.loads(body)
+            if ym in self.frozen:
+                assert data["status"] == "final", label(ym)
+                assert Decimal(data["total"]) == self.final_totals[ym], label(ym)
+                assert body == self.finals.setdefault(ym, body), f"{label(ym)} changed"
+            else:
+                assert data["status"] == "draft", label(ym)
+                assert Decimal(data["total"]) == self.statement_total(ym), label(ym)
 
     def teardown(self) -> None:
         self.stack.close()

@@ -14,7 +14,13 @@ from voxmeter.entrypoints.wire.listing import list_events
 from voxmeter.service.context import Context
 from voxmeter.service.events import void_event
 from voxmeter.service.ingest import ingest_batch
-from voxmeter.service.tenancy import Authenticator, create_operation, create_token, revoke_token
+from voxmeter.service.tenancy import (
+    Authenticator,
+    create_operation,
+    create_token,
+    revoke_token,
+    update_operation,
+)
 
 
 def test_operations_are_isolated(ctx: Context, sql: Sql) -> None:
@@ -187,3 +193,18 @@ def test_authenticator_resolves_refuses_revoked_and_sees_new_tokens(ctx: Context
     resolved = auth.resolve(fresh_secret)
     assert resolved is not None
     assert resolved.token.id == fresh.id
+
+
+def test_operation_update_is_stored_and_seen_by_new_lookups(ctx: Context) -> None:
+    op = create_operation(ctx, "acme", "9901", "UTC", currency="CLP")
+    _, secret = create_token(ctx, op, "reader", [READ])
+    auth = Authenticator(ctx, ttl=0.0)  # no caching: every lookup reads the storage
+    assert auth.resolve(secret).operation.daily_quota == 1000  # type: ignore[union-attr]
+    updated = update_operation(ctx, op, 4, "COP")
+    assert (updated.licenses, updated.currency) == (4, "COP")
+    assert ctx.storage.operation(op.id) == updated
+    assert [o for o in ctx.storage.operations() if o.id == op.id] == [updated]
+    caller = auth.resolve(secret)
+    assert caller is not None
+    assert caller.operation.daily_quota == 4000
+    assert update_operation(ctx, op, None, "USD").licenses == 4  # only what is given changes

@@ -20,6 +20,8 @@ class Operation:
     timezone: str
     licenses: int
     created: int
+    currency: str = "USD"
+    """The ISO 4217 code its statements are priced and rounded in."""
 
     @property
     def daily_quota(self) -> int:

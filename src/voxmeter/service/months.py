@@ -14,10 +14,16 @@ from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
 from voxmeter.service.audit import record
 from voxmeter.service.context import Context
-from voxmeter.service.ports import Months, MonthWrites, Tenancy, Writer
+from voxmeter.service.ports import Months, MonthWrites, Prices, Tenancy, Writer
+from voxmeter.service.statements import final_statement
 
 
-class DueMonths(Tenancy, Months, Writer, Protocol):
+class Closing(Writer, Prices, Protocol):
+    """What closing a month reads and writes: its figures, and its statement at the prices of
+    the moment."""
+
+
+class DueMonths(Tenancy, Months, Closing, Protocol):
     """What closing due months reads and writes."""
 
 
@@ -35,9 +41,10 @@ def closed_set(ctx: Context[object], tx: MonthWrites, op: Operation, months: set
 
 
 def close_month(
-    ctx: Context[Writer], op: Operation, month: Month, *, by_grace: bool = False
+    ctx: Context[Closing], op: Operation, month: Month, *, by_grace: bool = False
 ) -> list[Month]:
-    """Close `month` and every earlier open month, freezing each one's figures.
+    """Close `month` and every earlier open month, freezing each one's figures and storing its
+    final statement (priced once, here, at the operation's prices of the moment).
 
     Months close in order so that a closed month's carried-in levels can never change.
     Everything the frozen figures depend on, the first metered month included, is read inside
@@ -52,6 +59,7 @@ def close_month(
     if month.index >= current:
         raise BadParameters(f"month {month} has not ended yet")
     products = list(ctx.catalog)
+    prices = ctx.storage.prices_for(op.id, op.currency)
     newly: list[Month] = []
     with ctx.storage.write() as tx:
         tx.exclusive(op.id)
@@ -69,6 +77,9 @@ def close_month(
                     _carry(carried, p.api, state)
             if index not in closed:
                 tx.freeze(op.id, index, totals, now)
+                tx.store_statement(
+                    op.id, index, final_statement(ctx.catalog, op, index, totals, prices)
+                )
                 newly.append(Month.from_index(index))
         if newly:
             details = {

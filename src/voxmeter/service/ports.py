@@ -10,6 +10,7 @@ from typing import Protocol
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
+from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation, Token
 
 
@@ -129,9 +130,21 @@ class TenancyWrites(Protocol):
     audit entry commit together."""
 
     def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
+        self,
+        name: str,
+        server: str,
+        timezone: str,
+        licenses: int,
+        created: int,
+        currency: str = "USD",
     ) -> Operation:
         """Raises ValueError when the server already has an operation of that name."""
+        ...
+
+    def update_operation(
+        self, operation_id: int, licenses: int | None, currency: str | None
+    ) -> Operation | None:
+        """Change what is given (None keeps it); None if there is no such operation."""
         ...
 
     def create_token(self, token: Token, secret_hash: str) -> None: ...
@@ -147,6 +160,26 @@ class SettingWrites(Protocol):
     def set_setting(self, name: str, value: str | None) -> None: ...
 
 
+class PriceWrites(Protocol):
+    """Prices changed inside a write transaction, beside their audit entry."""
+
+    def set_price(self, operation_id: int | None, price: Price) -> None:
+        """Store the price, replacing any of the same scope, product and currency."""
+        ...
+
+    def delete_price(self, operation_id: int | None, product: str, currency: str) -> bool:
+        """Remove a price; False when there was none."""
+        ...
+
+
+class StatementWrites(Protocol):
+    """Final statements inside the write transaction that closes their month."""
+
+    def store_statement(self, operation_id: int, month: int, body: bytes) -> None:
+        """Keep a month's final statement, encoded; it is never replaced."""
+        ...
+
+
 class AuditWrites(Protocol):
     """Appending to the audit log inside the write transaction of the change it records."""
 
@@ -158,8 +191,10 @@ class WriteTransaction(
     MeterWrites,
     DayMeterWrites,
     MonthWrites,
+    StatementWrites,
     TenancyWrites,
     SettingWrites,
+    PriceWrites,
     AuditWrites,
     Protocol,
 ):
@@ -291,6 +326,42 @@ class AuditLog(Protocol):
         ...
 
 
+class Prices(Protocol):
+    """Prices per product and currency: the deployment's defaults (operation None) and each
+    operation's overrides, as committed (changes go through `Writer.write`)."""
+
+    def all_prices(self) -> list[tuple[int | None, Price]]:
+        """Every price with its operation (None: a default), defaults first."""
+        ...
+
+    def prices_for(self, operation_id: int, currency: str) -> dict[str, Price]:
+        """The prices in effect for an operation in a currency, by product: its own where it
+        has one, else the default."""
+        ...
+
+
+class Statements(Protocol):
+    """Final statements as stored when their month closed."""
+
+    def final_statement(self, operation_id: int, month: int) -> bytes | None:
+        """The stored bytes, or None (the month is open, or closed before statements were
+        kept)."""
+        ...
+
+
+class BulkReads(Protocol):
+    """Every operation's month at once (exporting all statements)."""
+
+    def every_month_meters(self, month: int, levels: tuple[str, ...]) -> dict[int, MonthMeters]:
+        """One consistent read of the month for every operation with meters or a frozen month,
+        by operation id: as `month_meters` with every product, `levels` carried in."""
+        ...
+
+    def final_statements(self, month: int) -> dict[int, bytes]:
+        """The month's stored final statements, by operation id."""
+        ...
+
+
 class Months(Protocol):
     """Which months hold events and which are closed."""
 
@@ -313,6 +384,9 @@ class Storage(
     EventLog,
     Months,
     AuditLog,
+    Prices,
+    Statements,
+    BulkReads,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""

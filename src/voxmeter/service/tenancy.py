@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from voxmeter.domain import audit
+from voxmeter.domain.money import DEFAULT_CURRENCY, CurrencyError, check_currency
 from voxmeter.domain.months import MonthError, calendar
 from voxmeter.domain.tenancy import (
     Operation,
@@ -18,7 +19,7 @@ from voxmeter.domain.tenancy import (
     check_server,
 )
 from voxmeter.errors import ConfigError
-from voxmeter.service.audit import record
+from voxmeter.service.audit import record, record_operation_update
 from voxmeter.service.context import Context
 from voxmeter.service.lru import LruCache
 from voxmeter.service.ports import Tenancy, Writer
@@ -32,24 +33,65 @@ def hash_secret(secret: str) -> str:
 
 
 def create_operation(
-    ctx: Context[Writer], name: str, server: str, timezone: str = "UTC", licenses: int = 1
+    ctx: Context[Writer],
+    name: str,
+    server: str,
+    timezone: str = "UTC",
+    licenses: int = 1,
+    currency: str = DEFAULT_CURRENCY,
 ) -> Operation:
     try:
         check_name(name)
         check_server(server)
         calendar(timezone)
+        check_currency(currency)
     except (ValueError, MonthError) as exc:
         raise ConfigError(str(exc)) from exc
-    if licenses < 1:
-        raise ConfigError("licenses must be at least 1")
+    _check_licenses(licenses)
     try:
         with ctx.storage.write() as tx:
-            op = tx.create_operation(name, server, timezone, licenses, ctx.clock())
-            details = {"name": name, "server": server, "timezone": timezone, "licenses": licenses}
+            op = tx.create_operation(
+                name, server, timezone, licenses, ctx.clock(), currency
+            )
+            details = {
+                "name": name,
+                "server": server,
+                "timezone": timezone,
+                "licenses": licenses,
+                "currency": currency,
+            }
             record(tx, ctx, audit.OPERATION_CREATE, op.id, details)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     return op
+
+
+def _check_licenses(licenses: int) -> None:
+    if licenses < 1:
+        raise ConfigError("licenses must be at least 1")
+
+
+def update_operation(
+    ctx: Context[Writer], op: Operation, licenses: int | None, currency: str | None
+) -> Operation:
+    """Change an operation's licences (its daily quota, at once) and billing currency, in one
+    write; nothing changes when any value is refused. Open months' statements are priced in
+    the new currency; closed months keep the statement stored when they closed."""
+    if licenses is None and currency is None:
+        raise ConfigError("nothing to change: pass --licenses and/or --currency")
+    if licenses is not None:
+        _check_licenses(licenses)
+    if currency is not None:
+        try:
+            check_currency(currency)
+        except CurrencyError as exc:
+            raise ConfigError(str(exc)) from exc
+    with ctx.storage.write() as tx:
+        updated = tx.update_operation(op.id, licenses, currency)
+        if updated is None:
+            raise ConfigError(f"no operation named {op.name!r} on server {op.server}")
+        record_operation_update(tx, ctx, op, updated)
+    return updated
 
 
 def find_operation(ctx: Context[Tenancy], name: str, server: str | None = None) -> Operation:

@@ -199,6 +199,30 @@ MIGRATIONS: list[Migration] = [
     CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
         FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
     """,
+    # 5: each operation bills in one currency (ISO 4217); operations made before bill in USD.
+    """
+    ALTER TABLE operations ADD COLUMN currency text NOT NULL DEFAULT 'USD';
+    """,
+    # 6: prices per (scope, product, currency); scope 0 is the deployment's default, else the
+    # operation whose price overrides it. The price is JSON text (adapters/sql/prices.py).
+    """
+    CREATE TABLE prices (
+        scope bigint NOT NULL,
+        product text NOT NULL,
+        currency text NOT NULL,
+        price text NOT NULL,
+        PRIMARY KEY (scope, product, currency)
+    );
+    """,
+    # 7: final statements, encoded once in the transaction that closes their month.
+    """
+    CREATE TABLE statements (
+        operation_id bigint NOT NULL,
+        month integer NOT NULL,
+        body bytea NOT NULL,
+        PRIMARY KEY (operation_id, month)
+    );
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

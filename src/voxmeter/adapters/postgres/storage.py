@@ -23,6 +23,7 @@ from psycopg import errors as pg_errors
 from voxmeter.adapters.postgres import schema
 from voxmeter.adapters.postgres.days import DayMeterReads, DayMeterWrites
 from voxmeter.adapters.postgres.events import EventLog, EventWrites
+from voxmeter.adapters.postgres.final_statements import StatementReads, StatementWrites
 from voxmeter.adapters.postgres.meters import MeterReads, MeterWrites
 from voxmeter.adapters.postgres.months import MonthReads, MonthWrites
 from voxmeter.adapters.postgres.pool import UNAVAILABLE, Connection, Pool
@@ -31,6 +32,8 @@ from voxmeter.adapters.postgres.settings import Counters
 from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS, SHARED
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import POSTGRES
+from voxmeter.adapters.sql.export import SqlBulkReads
+from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.errors import Unavailable
@@ -54,8 +57,10 @@ class _Transaction(
     MeterWrites,
     DayMeterWrites,
     MonthWrites,
+    StatementWrites,
     SqlTenancyWrites,
     SqlSettingWrites,
+    SqlPriceWrites,
     SqlAuditWrites,
 ):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
@@ -125,7 +130,16 @@ class _Transaction(
 
 
 class PostgresStorage(
-    SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads, EventLog, SqlAuditLog
+    SqlTenancy,
+    SqlPrices,
+    SqlBulkReads,
+    Counters,
+    MonthReads,
+    MeterReads,
+    DayMeterReads,
+    EventLog,
+    StatementReads,
+    SqlAuditLog,
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.
@@ -232,6 +246,13 @@ class PostgresStorage(
     def _rows(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
         with self._conn() as conn:
             return conn.execute(sql.encode(), args).fetchall()
+
+    def _snapshot(
+        self, queries: list[tuple[str, Sequence[object]]]
+    ) -> list[Sequence[Sequence[Any]]]:
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return [conn.execute(sql.encode(), args).fetchall() for sql, args in queries]
 
     def _change(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Sequence[Any]]]:
         with self._conn() as conn:

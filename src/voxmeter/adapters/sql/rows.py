@@ -8,7 +8,7 @@ from typing import Any
 from voxmeter.domain.meters import MeterState
 from voxmeter.domain.tenancy import Operation, Token
 
-OPERATION_COLUMNS = "id, name, server, timezone, licenses, created"
+OPERATION_COLUMNS = "id, name, server, timezone, licenses, created, currency"
 TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
 
 
@@ -20,6 +20,7 @@ def operation(row: Sequence[Any]) -> Operation:
         timezone=str(row[3]),
         licenses=int(row[4]),
         created=int(row[5]),
+        currency=str(row[6]),
     )
 
 

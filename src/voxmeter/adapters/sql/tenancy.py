@@ -87,19 +87,38 @@ class SqlTenancyWrites(SqlTransactionStatements):
     duplicate: ClassVar[type[Exception]]
 
     def create_operation(
-        self, name: str, server: str, timezone: str, licenses: int, created: int
+        self,
+        name: str,
+        server: str,
+        timezone: str,
+        licenses: int,
+        created: int,
+        currency: str = "USD",
     ) -> Operation:
         try:
             _, returned = self._run(
                 self.dialect.sql(
-                    "INSERT INTO operations (name, server, timezone, licenses, created)"
-                    " VALUES (?, ?, ?, ?, ?) RETURNING id"
+                    "INSERT INTO operations (name, server, timezone, licenses, created, currency)"
+                    " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
                 ),
-                (name, server, timezone, licenses, created),
+                (name, server, timezone, licenses, created, currency),
             )
         except self.duplicate as exc:
             raise ValueError(f"operation {name!r} already exists on server {server}") from exc
-        return Operation(int(returned[0][0]), name, server, timezone, licenses, created)
+        return Operation(int(returned[0][0]), name, server, timezone, licenses, created, currency)
+
+    def update_operation(
+        self, operation_id: int, licenses: int | None, currency: str | None
+    ) -> Operation | None:
+        found = self._run(
+            self.dialect.sql(
+                "UPDATE operations SET licenses = coalesce(?, licenses),"  # noqa: S608
+                " currency = coalesce(?, currency) WHERE id = ?"
+                f" RETURNING {rows.OPERATION_COLUMNS}"
+            ),
+            (licenses, currency, operation_id),
+        )[1]
+        return rows.operation(found[0]) if found else None
 
     def create_token(self, token: Token, secret_hash: str) -> None:
         self._run(

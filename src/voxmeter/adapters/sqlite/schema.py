@@ -199,6 +199,30 @@ MIGRATIONS: list[Migration] = [
         SELECT RAISE(ABORT, 'the audit log is append-only');
     END;
     """,
+    # 6: each operation bills in one currency (ISO 4217); operations made before bill in USD.
+    """
+    ALTER TABLE operations ADD COLUMN currency TEXT NOT NULL DEFAULT 'USD';
+    """,
+    # 7: prices per (scope, product, currency); scope 0 is the deployment's default, else the
+    # operation whose price overrides it. The price is JSON text (adapters/sql/prices.py).
+    """
+    CREATE TABLE prices (
+        scope INTEGER NOT NULL,
+        product TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        price TEXT NOT NULL,
+        PRIMARY KEY (scope, product, currency)
+    ) WITHOUT ROWID;
+    """,
+    # 8: final statements, encoded once in the transaction that closes their month.
+    """
+    CREATE TABLE statements (
+        operation_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (operation_id, month)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

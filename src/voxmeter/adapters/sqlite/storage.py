@@ -12,12 +12,15 @@ from typing import Any
 
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import SQLITE
+from voxmeter.adapters.sql.export import SqlBulkReads
+from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.adapters.sqlite import schema
 from voxmeter.adapters.sqlite.checkpoint import Checkpointer
 from voxmeter.adapters.sqlite.days import DayMeterReads, DayMeterWrites
 from voxmeter.adapters.sqlite.events import EventLog, EventWrites
+from voxmeter.adapters.sqlite.final_statements import StatementReads, StatementWrites
 from voxmeter.adapters.sqlite.meters import MeterReads, MeterWrites
 from voxmeter.adapters.sqlite.months import MonthReads, MonthWrites
 from voxmeter.adapters.sqlite.products import Products
@@ -42,8 +45,10 @@ class _Transaction(
     MeterWrites,
     DayMeterWrites,
     MonthWrites,
+    StatementWrites,
     SqlTenancyWrites,
     SqlSettingWrites,
+    SqlPriceWrites,
     SqlAuditWrites,
 ):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
@@ -69,7 +74,16 @@ class _Connection(sqlite3.Connection):
 
 
 class SqliteStorage(
-    SqlTenancy, Counters, MonthReads, MeterReads, DayMeterReads, EventLog, SqlAuditLog
+    SqlTenancy,
+    SqlPrices,
+    SqlBulkReads,
+    Counters,
+    MonthReads,
+    MeterReads,
+    DayMeterReads,
+    EventLog,
+    StatementReads,
+    SqlAuditLog,
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
@@ -197,6 +211,16 @@ class SqliteStorage(
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> Sequence[Sequence[Any]]:
         return self._reader().execute(sql, args).fetchall()
+
+    def _snapshot(
+        self, queries: list[tuple[str, Sequence[object]]]
+    ) -> list[Sequence[Sequence[Any]]]:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            return [conn.execute(sql, args).fetchall() for sql, args in queries]
+        finally:
+            conn.execute("COMMIT")
 
     def _change(self, sql: str, args: Sequence[object]) -> tuple[int, Sequence[Sequence[Any]]]:
         with self._write_lock:

@@ -11,14 +11,20 @@ from rich.table import Table
 from voxmeter import bootstrap
 from voxmeter.domain.months import Month, MonthError, calendar, from_micros
 from voxmeter.domain.tenancy import SCOPES
-from voxmeter.entrypoints.cli.common import counted, db_option, friendly, open_context
+from voxmeter.entrypoints.cli.common import (
+    counted,
+    db_option,
+    friendly,
+    open_context,
+    settings_for,
+)
 from voxmeter.errors import ConfigError
 from voxmeter.service import tenancy
 from voxmeter.service.maintenance import set_maintenance
 from voxmeter.service.months import close_month
 
 
-def _console() -> Console:
+def console() -> Console:
     """Full values when piped: rich would otherwise wrap and cut tables at 80 columns."""
     console = Console()
     return console if console.is_terminal else Console(width=400)
@@ -40,14 +46,51 @@ def operation() -> None:
 @click.option("--server", required=True, help="4-digit server code, e.g. 9901.")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA timezone.")
 @click.option("--licenses", default=1, show_default=True, type=int, help="Sets the daily quota.")
+@click.option(
+    "--currency",
+    default=None,
+    help="ISO 4217 billing currency.  [default: $VOXMETER_CURRENCY, else USD]",
+)
 @db_option
 @friendly
-def operation_create(name: str, server: str, timezone: str, licenses: int, db: str) -> None:
+def operation_create(
+    name: str, server: str, timezone: str, licenses: int, currency: str | None, db: str
+) -> None:
     """Create operation NAME on a server."""
-    op = tenancy.create_operation(open_context(db), name, server, timezone, licenses)
+    code = currency if currency is not None else settings_for(db).currency
+    op = tenancy.create_operation(open_context(db), name, server, timezone, licenses, code)
     click.echo(
         f"created operation {op.name} on server {op.server} ({op.timezone}, "
-        f"{counted(op.licenses, 'license')}, {op.daily_quota} requests a day)"
+        f"{counted(op.licenses, 'license')}, {op.daily_quota} requests a day, "
+        f"billed in {op.currency})"
+    )
+
+
+@operation.command("update")
+@click.argument("name")
+@click.option(
+    "--server",
+    default=None,
+    help="The operation's server (4 digits), when its name is used on several servers.",
+)
+@click.option("--licenses", default=None, type=int, help="Sets the daily quota (at once).")
+@click.option("--currency", default=None, help="ISO 4217 billing currency.")
+@db_option
+@friendly
+def operation_update(
+    name: str, server: str | None, licenses: int | None, currency: str | None, db: str
+) -> None:
+    """Change operation NAME's licences and/or billing currency.
+
+    A running server applies a new licence count within a second (its token cache's lifetime)."""
+    ctx = open_context(db)
+    op = tenancy.update_operation(
+        ctx, tenancy.find_operation(ctx, name, server), licenses, currency
+    )
+    click.echo(
+        f"updated operation {op.name} on server {op.server}: "
+        f"{counted(op.licenses, 'license')}, {op.daily_quota} requests a day, "
+        f"billed in {op.currency}"
     )
 
 
@@ -56,7 +99,7 @@ def operation_create(name: str, server: str, timezone: str, licenses: int, db: s
 @friendly
 def operation_list(db: str) -> None:
     """List every operation."""
-    table = Table("server", "name", "timezone", "licenses", "daily quota", "created")
+    table = Table("server", "name", "timezone", "licenses", "daily quota", "currency", "created")
     for op in open_context(db).storage.operations():
         table.add_row(
             op.server,
@@ -64,9 +107,10 @@ def operation_list(db: str) -> None:
             op.timezone,
             str(op.licenses),
             str(op.daily_quota),
+            op.currency,
             _when(op.created),
         )
-    _console().print(table)
+    console().print(table)
 
 
 @click.group()
@@ -142,7 +186,7 @@ def token_list(operation_name: str | None, server: str | None, db: str) -> None:
             str(uses),
             status,
         )
-    _console().print(table)
+    console().print(table)
 
 
 @token.command("revoke")

@@ -9,7 +9,9 @@ from voxmeter.entrypoints.cli import admin
 from voxmeter.entrypoints.cli.audit import audit_command
 from voxmeter.entrypoints.cli.daily import daily
 from voxmeter.entrypoints.cli.ingest import ingest
+from voxmeter.entrypoints.cli.prices import price
 from voxmeter.entrypoints.cli.serve import demo, serve
+from voxmeter.entrypoints.cli.statement import statement
 from voxmeter.entrypoints.cli.usage import usage
 from voxmeter.entrypoints.cli.watch import history_command, watch
 
@@ -27,6 +29,8 @@ cli.add_command(admin.token)
 cli.add_command(admin.month)
 cli.add_command(admin.maintenance)
 cli.add_command(admin.migrate)
+cli.add_command(price)
+cli.add_command(statement)
 cli.add_command(ingest)
 cli.add_command(daily)
 cli.add_command(usage)

@@ -19,9 +19,11 @@ from voxmeter.entrypoints.http import (
     daily,
     envelope,
     events,
+    forecast,
     memory,
     metrics,
     operational,
+    statement,
 )
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Send
@@ -126,6 +128,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             Route("/api/v2/daily", daily.daily, methods=["GET"]),
             Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
             Route("/api/v2/audit", audit.list_, methods=["GET"]),
+            Route("/api/v2/forecast", forecast.forecast, methods=["GET"]),
+            Route("/api/v2/statement", statement.statement, methods=["GET"]),
             Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
             Route("/openapi.json", operational.openapi, methods=["GET"]),

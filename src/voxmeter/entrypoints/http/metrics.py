@@ -39,6 +39,8 @@ ROUTES = {
     "/api/v2/events": "events",
     "/api/v2/daily": "daily",
     "/api/v2/audit": "audit",
+    "/api/v2/forecast": "forecast",
+    "/api/v2/statement": "statement",
     "/healthz": "healthz",
     "/metrics": "metrics",
     "/openapi.json": "openapi",

@@ -304,6 +304,45 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v2/forecast": {
+                "get": {
+                    "summary": "Every product's figure so far and its expected month-end figure",
+                    "security": _AUTH,
+                    "parameters": [_MONTH, *_SERVER_HEADERS],
+                    "responses": {
+                        **_reply("Forecasts, in catalog order", replies.Forecasts),
+                        **error_responses(*_API_ERRORS),
+                    },
+                }
+            },
+            "/api/v2/statement": {
+                "get": {
+                    "summary": "The month's statement: every product priced in the operation's "
+                    "currency (draft while the month is open, final once it has closed)",
+                    "security": _AUTH,
+                    "parameters": [
+                        _MONTH,
+                        {
+                            "name": "format",
+                            "in": "query",
+                            "required": False,
+                            "description": "json (default): the envelope; csv: one row per line",
+                            "schema": {"type": "string", "enum": ["json", "csv"]},
+                        },
+                        *_SERVER_HEADERS,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The statement",
+                            "content": {
+                                JSON: {"schema": _COMPONENTS[replies.StatementReply.__name__]},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **error_responses(*_API_ERRORS),
+                    },
+                }
+            },
             "/api/v2/events": {
                 "post": {
                     "summary": f"Ingest up to {MAX_BATCH} usage events, all or nothing",

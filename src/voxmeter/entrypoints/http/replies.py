@@ -18,6 +18,9 @@ DECIMAL = r"^(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$"
 zeros (`0`, `12`, `12.5`)."""
 DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 COUNT = r"^(0|[1-9][0-9]*)$"
+OPTIONAL_DECIMAL = r"^((0|[1-9][0-9]*)(\.[0-9]*[1-9])?)?$"
+UPTO = r"^(inf|(0|[1-9][0-9]*)(\.[0-9]*[1-9])?)$"
+MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 Decimal = Annotated[
     str, msgspec.Meta(pattern=DECIMAL, description="Plain decimal, no exponent, no trailing zeros")
@@ -64,6 +67,60 @@ class TokenInfo(msgspec.Struct):
     token_use_today: Count
     all_token_today: Count
     available_consumption_options: Count
+
+
+class ForecastRow(msgspec.Struct):
+    """One product's figure so far and its expected figure at the month's end."""
+
+    api: str
+    description: str
+    unit: str
+    items: Decimal
+    forecast: Decimal
+
+
+class TierOut(msgspec.Struct):
+    """One tier of a tiered price on a statement line."""
+
+    upto: Annotated[
+        str, msgspec.Meta(pattern=UPTO, description="Cumulative billable units, or inf")
+    ]
+    unit_price: Decimal
+    units: Decimal
+    amount: Decimal
+
+
+class StatementLine(msgspec.Struct):
+    """One catalog product's usage and amount for the month."""
+
+    api: str
+    description: str
+    unit: str
+    items: Decimal
+    included: Decimal
+    billable: Decimal
+    unit_price: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=OPTIONAL_DECIMAL,
+            description="A flat price per unit; empty for tiered prices and unpriced products",
+        ),
+    ]
+    tiers: list[TierOut]
+    amount: Decimal
+
+
+class StatementData(msgspec.Struct):
+    """A month's statement in the operation's currency."""
+
+    operation: str
+    server: str
+    month: Annotated[str, msgspec.Meta(pattern=MONTH)]
+    status: Literal["draft", "final"]
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    lines: Annotated[list[StatementLine], msgspec.Meta(min_length=1)]
+    total: Decimal
+    forecast_total: Decimal
 
 
 class IngestResult(msgspec.Struct):
@@ -161,6 +218,14 @@ class TokenInformation(_Ok, kw_only=True):
     data: Annotated[list[TokenInfo], msgspec.Meta(min_length=1, max_length=1)]
 
 
+class Forecasts(_Ok, kw_only=True):
+    data: Annotated[list[ForecastRow], msgspec.Meta(min_length=1)]
+
+
+class StatementReply(_Ok, kw_only=True):
+    data: StatementData
+
+
 class Ingested(_Ok, kw_only=True):
     data: IngestResult
 
@@ -188,6 +253,8 @@ ENVELOPES = (
     DailyFigures,
     DailyAllFigures,
     TokenInformation,
+    Forecasts,
+    StatementReply,
     Ingested,
     EventPage,
     VoidResult,

@@ -1,0 +1,126 @@
+"""Statements: drafts priced at read time while a month is open, finals stored when it closes."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from voxmeter.domain import statements
+from voxmeter.domain.catalog import Catalog
+from voxmeter.domain.forecast import forecast
+from voxmeter.domain.months import Month, calendar
+from voxmeter.domain.prices import Price
+from voxmeter.domain.tenancy import Operation
+from voxmeter.service.context import Context
+from voxmeter.service.figures import figures_of, month_figures_frozen, past_month
+from voxmeter.service.ports import (
+    BulkReads,
+    MeterReads,
+    MonthMeters,
+    Prices,
+    Statements,
+    Tenancy,
+)
+
+
+class StatementReads(MeterReads, Prices, Statements, Protocol):
+    """What reading a statement needs."""
+
+
+def final_statement(
+    catalog: Catalog, op: Operation, month: int, figures: dict[str, int], prices: dict[str, Price]
+) -> bytes:
+    """The encoded final statement of a closed month's frozen figures."""
+    return statements.encode(
+        statements.build(
+            operation=op.name,
+            server=op.server,
+            month=str(Month.from_index(month)),
+            final=True,
+            currency=op.currency,
+            products=list(catalog),
+            figures=figures,
+            forecasts=figures,
+            prices=prices,
+        )
+    )
+
+
+def month_statement(ctx: Context[StatementReads], op: Operation, month: int) -> bytes:
+    """The month's statement, encoded: the stored bytes once the month has closed, else a draft
+    priced now (prices, late events and the forecast still change it)."""
+    stored = ctx.storage.final_statement(op.id, month)
+    if stored is not None:
+        return stored
+    products = list(ctx.catalog)
+    figures, frozen = month_figures_frozen(ctx, op, products, month)
+    prices = ctx.storage.prices_for(op.id, op.currency)
+    return _priced(ctx.catalog, op, month, figures, frozen, prices, ctx.clock())
+
+
+def _priced(
+    catalog: Catalog,
+    op: Operation,
+    month: int,
+    figures: dict[str, int],
+    frozen: bool,
+    prices: dict[str, Price],
+    now: int,
+) -> bytes:
+    if frozen:  # closed before statements were kept: priced now, from its frozen figures
+        return final_statement(catalog, op, month, figures, prices)
+    products = list(catalog)
+    start, end = calendar(op.timezone).window(month)
+    forecasts = {  # only priced products add to the forecast total
+        p.api: forecast(p.aggregation, figures[p.api], start, end, now)
+        for p in products
+        if p.api in prices
+    }
+    return statements.encode(
+        statements.build(
+            operation=op.name,
+            server=op.server,
+            month=str(Month.from_index(month)),
+            final=False,
+            currency=op.currency,
+            products=products,
+            figures=figures,
+            forecasts=forecasts,
+            prices=prices,
+        )
+    )
+
+
+class AllStatementReads(StatementReads, Tenancy, BulkReads, Protocol):
+    """What exporting every operation's statement needs."""
+
+
+def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]:
+    """Every operation's statement of `month`, in the order operations are listed (server,
+    name), the same as `month_statement` gives each, read in a few statements whatever the
+    number of operations. A month still in the future for some operation's timezone is
+    refused."""
+    ops = ctx.storage.operations()
+    for op in ops:
+        past_month(ctx, op, month)
+    products = list(ctx.catalog)
+    levels = tuple(p.api for p in products if p.aggregation.is_level)
+    every = ctx.storage.every_month_meters(month.index, levels)
+    finals = ctx.storage.final_statements(month.index)
+    table: dict[tuple[int | None, str], dict[str, Price]] = {}
+    for scope, price in ctx.storage.all_prices():
+        table.setdefault((scope, price.currency), {})[price.product] = price
+    now = ctx.clock()
+    found: list[bytes] = []
+    for op in ops:
+        stored = finals.get(op.id)
+        if stored is not None:
+            found.append(stored)
+            continue
+        figures, frozen = figures_of(every.get(op.id, _NOTHING), products)
+        prices = {**table.get((None, op.currency), {}), **table.get((op.id, op.currency), {})}
+        found.append(_priced(ctx.catalog, op, month.index, figures, frozen, prices, now))
+    return found
+
+
+_NOTHING = MonthMeters(None, {}, {})
+"""The month of an operation that has never metered anything."""
