@@ -178,11 +178,13 @@ def _upgraded_limits_work(url: str, make: Callable[[], Database], clock: FakeClo
     request short of its quota (saved counts), upgraded with `migrate` as `voxmeter migrate`
     does: it gets a deployment id, and its limits go on from the saved counts, keyed by it."""
     module = pg_schema if url.startswith("postgresql") else schema
+    # the schema as it was before the migration that made the deployment id
+    before = next(i for i, sql in enumerate(module.MIGRATIONS) if "TABLE deployment" in sql)
     previous = make()
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(module, "LATEST", module.LATEST - 1)
-            assert previous.migrate() == module.LATEST
+            patch.setattr(module, "LATEST", before)
+            assert previous.migrate() == before
         ctx = Context(storage=previous, catalog=Catalog.load(), clock=clock)
         op = create_operation(ctx, "acme", "9901", "UTC", licenses=1)
         token, _ = create_token(ctx, op, "a", [])
@@ -194,7 +196,7 @@ def _upgraded_limits_work(url: str, make: Callable[[], Database], clock: FakeClo
     with pytest.raises(schema.SchemaError, match="migrate"):
         open_storage(url, create=False)
 
-    assert migrate(url) == (module.LATEST, 1)
+    assert migrate(url) == (module.LATEST, module.LATEST - before)
     upgraded = open_storage(url, create=False)
     try:
         deployment = upgraded.deployment_id()
