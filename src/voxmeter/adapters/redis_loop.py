@@ -30,6 +30,7 @@ import anyio
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from voxmeter.adapters.redis_limits import RedisLimiter
@@ -127,12 +128,15 @@ class LoopLimiter:
         return LoopAdmission(Admission("ok", int(answer[1]), int(answer[2]), lease), version)
 
     async def release(self, token_id: str, lease: str) -> None:
-        """Free the slot, without waiting for Redis's answer: this never fails (a lease Redis
-        did not hear about expires by itself) and never waits."""
+        """Free the slot before the request is answered (its client may ask again at once, in
+        another process). Never raises: a lease Redis did not hear about expires by itself."""
         if not lease:
             return
         self._limiter.forget(token_id, lease)
-        self._pipe.send(("ZREM", self._limiter.lease_key(token_id), lease), None)
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pipe.send(("ZREM", self._limiter.lease_key(token_id), lease), future)
+        with anyio.CancelScope(shield=True), contextlib.suppress(Unavailable):
+            await future
 
     async def aclose(self) -> None:
         await self._pipe.aclose()
@@ -222,15 +226,16 @@ class AutoPipeline:
                 if reader.done():
                     reader.result()  # the reader's failure
                     raise RedisError("the reply reader stopped")
+                if not conn.is_connected:
+                    raise RedisConnectionError("the connection was closed")
                 batch, self._queue = self._queue, []
                 if batch:
                     self._pending.extend(batch)
                     answered.set()
                     packed = conn.pack_commands([command for command, _ in batch])
                     await conn.send_packed_command(packed, check_health=False)
-        except (RedisError, OSError, TimeoutError) as exc:
-            error = exc if isinstance(exc, RedisError) else RedisError(f"{type(exc).__name__}")
-            self._fail_all(error)
+        except Exception as exc:  # any failure of the connection ends it: all waiting fail
+            self._fail_all(_as_redis_error(exc))
         finally:
             self._driver = None
             if reader is not None:
@@ -278,3 +283,7 @@ class AutoPipeline:
         for _, future in waiting:
             if future is not None and not future.done():
                 future.set_exception(self._failed(exc))
+
+
+def _as_redis_error(exc: BaseException) -> RedisError:
+    return exc if isinstance(exc, RedisError) else RedisError(f"{type(exc).__name__}: {exc}")
