@@ -387,6 +387,9 @@ class MemoryDatabase:
     def version(self) -> int:
         return self._version
 
+    def refresh(self) -> None:
+        """Nothing to do: the version is always current here."""
+
     def month_meters(
         self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
     ) -> MonthMeters:

@@ -99,11 +99,25 @@ def limiter(settings: Settings, ctx: Context[Storage]) -> Limiter:
 
 
 def app_state(settings: Settings, ctx: Context[Storage]) -> AppState:
-    """The HTTP app's shared state."""
-    return AppState(
+    """The HTTP app's shared state. On PostgreSQL with Redis, billing reads are admitted on the
+    event loop and cached under Redis's data version (advanced after every commit of this
+    process) and the database's change notifications (every writer's commits)."""
+    limits = limiter(settings, ctx)
+    state = AppState(
         ctx=ctx,
         settings=settings,
-        limiter=limiter(settings, ctx),
+        limiter=limits,
         auth=Authenticator(ctx),
         local_reads=settings.database_url.startswith(SQLITE),
     )
+    if settings.redis_url and settings.database_url.startswith(POSTGRES):
+        from voxmeter.adapters.postgres import PostgresStorage
+        from voxmeter.adapters.redis_limits import RedisLimiter
+        from voxmeter.adapters.redis_loop import LoopLimiter
+
+        storage = ctx.storage
+        if isinstance(storage, PostgresStorage) and isinstance(limits, RedisLimiter):
+            storage.after_commit(limits.data_changed)
+            state.loop_limits = LoopLimiter(limits, settings.redis_url)
+            state.changes = storage.change_listener()
+    return state

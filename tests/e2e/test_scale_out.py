@@ -5,6 +5,7 @@ themselves."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -471,3 +472,73 @@ def test_redis_outage_is_a_503_and_limits_resume_by_themselves(cluster: Cluster)
         assert "Traceback" not in srv.log()
     finally:
         proxy.close()
+
+
+def test_a_write_acknowledged_by_one_process_is_read_at_once_by_another(
+    cluster: Cluster,
+) -> None:
+    """Replies cached by the other process are never sent once a write was acknowledged:
+    every read right after each acknowledged batch shows it, whichever process answers."""
+    a = cluster.start()
+    b = cluster.start("--workers", "2")
+    tenant = a.tenant()
+    reader = a.token_for(tenant.name).token
+    for srv in (a, b, b, b):  # a's and every worker of b's cache the reply (token resolved)
+        assert srv.items(reader, "ivr_minutes") == "0"
+    now = datetime.now(UTC)
+    sent: list[Event] = []
+    for n in range(12):
+        event: Event = {
+            "id": f"ryw-{n}",
+            "product": "ivr_minutes",
+            "time": (now - timedelta(seconds=n + 1)).isoformat(),
+            "quantity": f"{n + 1}.25",
+        }
+        writer, other = (a, b) if n % 2 == 0 else (b, a)
+        assert _accepted(writer.post_events(tenant.token, [event])) == (1, 0)
+        sent.append(event)
+        expected = figure_of(sent, "ivr_minutes")
+        for srv in (other, other, writer):
+            assert srv.items(reader, "ivr_minutes") == expected, n
+
+
+def test_a_batch_ingested_by_the_cli_reaches_cached_replies(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The CLI writes straight to the database (no server, no Redis): a process whose reply
+    was cached sees the batch through the database's change notification."""
+    a = cluster.start()
+    tenant = a.tenant()
+    for _ in range(3):
+        assert a.items(tenant.token, "ivr_minutes") == "0"
+    when = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    batch = tmp_path / "batch.ndjson"
+    batch.write_text(
+        f'{{"id": "cli-1", "product": "ivr_minutes", "time": "{when}", "quantity": "2.5"}}\n'
+    )
+    a.cli("ingest", "--operation", tenant.name, str(batch))
+    expected = figure_of([json.loads(batch.read_text())], "ivr_minutes")
+    deadline = time.monotonic() + 10
+    while a.items(tenant.token, "ivr_minutes") != expected:
+        assert time.monotonic() < deadline, "the cached reply was never dropped"
+        time.sleep(0.05)
+    # and never sent again (the reply cached before the batch is gone, not just bypassed)
+    assert {a.items(tenant.token, "ivr_minutes") for _ in range(30)} == {expected}
+
+
+def test_cached_replies_are_refused_while_two_slow_requests_hold_the_slots(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start()
+    b = cluster.start()
+    tenant = a.tenant()
+    for _ in range(3):
+        assert b.items(tenant.token, "ivr_minutes") == "0"  # cached in b
+    with SlowPosts(a, tenant.token, [[_event("hold-1")], [_event("hold-2")]]) as held:
+        time.sleep(1.0)  # both admitted by now
+        for srv in (b, a):
+            refused = srv.billing(tenant.token, "ivr_minutes")
+            envelope_ok(refused, 403, "FORBIDDEN", BUSY)
+        replies = held.release()
+    assert [r.status_code for r in replies] == [200, 200]
+    assert b.billing(tenant.token, "ivr_minutes").status_code == 200

@@ -9,6 +9,9 @@ count), but the state lives in Redis so any number of `voxmeter serve` processes
   renewing them from a daemon thread (`renew`, every `renew_every` seconds).
 - `{ns}:tday:{token}:{day}` and `{ns}:oday:{operation}:{day}` - request counters of the
   operation's local day, expiring 3 days after their last use.
+- `{ns}:data` - the data version: advanced by every process after each commit to the database
+  (`data_changed`), before the request that wrote is answered; cached billing replies are valid
+  while it stays (adapters/redis_loop.py).
 
 `{ns}` is `{prefix}:{deployment id}`: the deployment id is the random id the database got with
 its schema (`Storage.deployment_id`), so two databases never share a key even with the same
@@ -193,6 +196,62 @@ class RedisLimiter:
     def _operation_key(self, operation_id: int, day: str) -> str:
         return f"{self._namespace}:oday:{operation_id}:{day}"
 
+    # what the event loop's admission (adapters/redis_loop.py) shares with this one
+
+    lease_key = _lease_key
+    token_key = _token_key
+    operation_key = _operation_key
+
+    @property
+    def data_key(self) -> str:
+        return f"{self._namespace}:data"
+
+    @property
+    def lease_ms(self) -> int:
+        return self._lease_ms
+
+    @property
+    def day_ttl(self) -> int:
+        return self._day_ttl
+
+    @property
+    def seeded(self) -> bool:
+        """Whether missing counters restart from the database's flushed counts."""
+        return self._storage is not None
+
+    def charged(self, token_id: str, operation_id: int, day: str, lease: str) -> None:
+        """Note an admission made elsewhere: its lease is renewed, its counts flushed."""
+        with self._lock:
+            if lease:
+                self._leases.setdefault(token_id, set()).add(lease)
+                self._start_renewer()
+            self._dirty[(token_id, day)] = operation_id
+            self._last_used[token_id] = time.time_ns() // 1000
+
+    def forget(self, token_id: str, lease: str) -> None:
+        """Stop renewing a lease that is being released."""
+        with self._lock:
+            held = self._leases.get(token_id)
+            if held is not None:
+                held.discard(lease)
+                if not held:
+                    del self._leases[token_id]
+
+    def seeds(self, token_id: str, operation_id: int, day: str) -> tuple[str, str]:
+        return self._seeds(token_id, operation_id, day)
+
+    def unavailable(self, what: str, exc: RedisError) -> Unavailable:
+        return self._unavailable(what, exc)
+
+    def data_changed(self) -> None:
+        """Advance the data version: call after each commit, before answering the request that
+        wrote. Never raises: if Redis is unreachable, cached replies are still dropped by the
+        database's change notifications (adapters/postgres/changes.py)."""
+        try:
+            self._redis.incr(self.data_key)
+        except RedisError as exc:
+            self._warn("data version", exc, "cached replies wait for the database's notice")
+
     # the Limiter port
 
     def admit(
@@ -217,23 +276,14 @@ class RedisLimiter:
         outcome = answer[0].decode()
         if outcome != "ok":
             return Admission(outcome, int(answer[1]), int(answer[2]))
-        with self._lock:
-            self._leases.setdefault(token_id, set()).add(lease)
-            self._dirty[(token_id, day)] = operation_id
-            self._last_used[token_id] = time.time_ns() // 1000
-            self._start_renewer()
+        self.charged(token_id, operation_id, day, lease)
         return Admission("ok", int(answer[1]), int(answer[2]), lease)
 
     def release(self, token_id: str, lease: str) -> None:
         """Free the slot. Never raises: if Redis is unreachable the lease simply expires."""
         if not lease:
             return
-        with self._lock:
-            held = self._leases.get(token_id)
-            if held is not None:
-                held.discard(lease)
-                if not held:
-                    del self._leases[token_id]
+        self.forget(token_id, lease)
         try:
             self._redis.zrem(self._lease_key(token_id), lease)
         except RedisError as exc:

@@ -261,6 +261,11 @@ class MeterReads(Protocol):
         within a millisecond for other processes' (readers cache by it)."""
         ...
 
+    def refresh(self) -> None:
+        """Make this thread's next `version()` current, not up to a millisecond old: for a read
+        that must see every commit acknowledged before it began."""
+        ...
+
     def month_meters(
         self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
     ) -> MonthMeters:
@@ -449,4 +454,51 @@ class Limiter(Protocol):
 
     def close(self) -> None:
         """Let go of connections; called once when the server stops."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoopAdmission:
+    """`Admission` plus the data version it was made at: a reply read after it is at least
+    that new. An `ok` admission without a lease was charged without taking a slot, because the
+    data version was the one the caller expected (its cached reply is current)."""
+
+    admission: Admission
+    version: str
+
+
+class LoopLimits(Protocol):
+    """The shared limiter's admission and release for an event loop: never blocks it, and
+    answers `Unavailable` within the limiter's timeout when the shared state cannot be reached."""
+
+    async def admit(
+        self,
+        token_id: str,
+        operation_id: int,
+        day: str,
+        max_in_flight: int,
+        quota: int,
+        expected: str = "",
+    ) -> LoopAdmission:
+        """`Limiter.admit`; with `expected` (a data version) and that still the version, the
+        request is charged (busy and quota checked as ever) without taking a slot."""
+        ...
+
+    async def release(self, token_id: str, lease: str) -> None:
+        """`Limiter.release`; never raises."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Changes(Protocol):
+    """Other writers' commits as seen by this process."""
+
+    @property
+    def generation(self) -> int | None:
+        """Changes after every commit that may change a figure; None while unknown."""
+        ...
+
+    async def run(self) -> None:
+        """Follow the changes until cancelled."""
         ...

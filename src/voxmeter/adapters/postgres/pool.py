@@ -81,6 +81,11 @@ class Pool:
     def _connect_failed(self, _: ConnectionPool[Connection]) -> None:
         self._failures += 1
 
+    @property
+    def conninfo(self) -> str:
+        """The connection string, with the keep-alive and timeout parameters."""
+        return self._conninfo
+
     def connect(self) -> Connection:
         """A new connection with the session settings applied (not counted in the pool)."""
         conn = psycopg.connect(self._conninfo, autocommit=True)

@@ -223,6 +223,28 @@ MIGRATIONS: list[Migration] = [
         PRIMARY KEY (operation_id, month)
     );
     """,
+    # 8: a notification on the deployment's channel whenever a figure's table is written, sent
+    # by PostgreSQL at commit, so every process can drop cached replies whoever the writer is
+    # (adapters/postgres/changes.py). The function keeps the schema it was made in.
+    """
+    CREATE FUNCTION voxmeter_data_changed() RETURNS trigger
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        PERFORM pg_notify('voxmeter_' || (SELECT id FROM deployment), '');
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER meters_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON meters
+        FOR EACH STATEMENT EXECUTE FUNCTION voxmeter_data_changed();
+    CREATE TRIGGER subjects_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON subjects
+        FOR EACH STATEMENT EXECUTE FUNCTION voxmeter_data_changed();
+    CREATE TRIGGER frozen_figures_changed
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON frozen_figures
+        FOR EACH STATEMENT EXECUTE FUNCTION voxmeter_data_changed();
+    CREATE TRIGGER closed_months_changed
+        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON closed_months
+        FOR EACH STATEMENT EXECUTE FUNCTION voxmeter_data_changed();
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

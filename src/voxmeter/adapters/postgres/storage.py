@@ -13,7 +13,7 @@ call reconnects by itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -21,6 +21,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from voxmeter.adapters.postgres import schema
+from voxmeter.adapters.postgres.changes import ChangeListener
 from voxmeter.adapters.postgres.days import DayMeterReads, DayMeterWrites
 from voxmeter.adapters.postgres.events import EventLog, EventWrites
 from voxmeter.adapters.postgres.final_statements import StatementReads, StatementWrites
@@ -171,6 +172,7 @@ class PostgresStorage(
         self._generation = 0  # bumped by every commit of this process, before it is answered
         self._generation_lock = threading.Lock()
         self._bump_owed = False
+        self._after_commit: list[Callable[[], None]] = []
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStorage:
@@ -204,6 +206,17 @@ class PostgresStorage(
                 with self._generation_lock:
                     self._generation += 1
                 self._bump_version()
+                for hook in self._after_commit:
+                    hook()
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call `hook` after every commit that changed something, before `write()` returns
+        (so before the request that wrote is answered). It must not raise."""
+        self._after_commit.append(hook)
+
+    def change_listener(self, timeout: float = 3.0) -> ChangeListener:
+        """A listener of this database's change notifications (one per process)."""
+        return ChangeListener(self._pool.conninfo, self.deployment_id(), timeout=timeout)
 
     def _bump_version(self) -> None:
         """Tell other processes (through the sequence) after the commit, never before it: a

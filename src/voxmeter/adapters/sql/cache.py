@@ -40,6 +40,10 @@ class MonthCache:
             local.checked = now
         return self._generation, int(local.data_version)
 
+    def refresh(self) -> None:
+        """The next `version()` of this thread reads the database's commit count afresh."""
+        self._local.checked = -1.0
+
     def month_meters(
         self, operation_id: int, month: int, products: tuple[str, ...], levels: tuple[str, ...]
     ) -> MonthMeters:

@@ -109,6 +109,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
         # shared worker threads) never delay a flush or a month close.
         threads = anyio.CapacityLimiter(BACKGROUND_THREADS)
         async with anyio.create_task_group() as tasks:
+            if state.changes is not None:
+                tasks.start_soon(state.changes.run)
             if background:
                 tasks.start_soon(_flush_counters, state, threads)
                 tasks.start_soon(_close_months, state, threads)
@@ -120,6 +122,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
         try:
             await anyio.to_thread.run_sync(state.limiter.flush, limiter=threads)
         finally:
+            if state.loop_limits is not None:
+                await state.loop_limits.aclose()
             state.limiter.close()
 
     app = Starlette(

@@ -19,8 +19,10 @@ from voxmeter.entrypoints.http import envelope
 from voxmeter.entrypoints.http.guard import (
     RawHeaders,
     Visit,
+    admit_on_loop,
     admit_parsed,
     caller_in_memory,
+    checked,
     off_loop,
     read_headers,
     release,
@@ -32,6 +34,7 @@ from voxmeter.entrypoints.wire.months import resolve_month
 from voxmeter.errors import BadParameters, MethodNotAllowed, UnknownApi, VoxmeterError
 from voxmeter.service.figures import month_figures
 from voxmeter.service.lru import LruCache
+from voxmeter.service.ports import Changes, LoopLimits
 
 log = logging.getLogger("voxmeter.http")
 
@@ -112,6 +115,8 @@ REPLY_CACHE_BYTES = 4 * 1024 * 1024
 """The billing reply cache's bounds: an `api=all` reply is about 3 KB, one product's 0.2 KB."""
 
 ReplyKey = tuple[int, str, int | None, str]
+SharedTag = tuple[int, str]
+"""A shared-lane reply's validity: (change generation, data version) it was read under."""
 
 
 class WolkvoxReads:
@@ -120,12 +125,18 @@ class WolkvoxReads:
     A billing reply depends only on the operation, the api and month asked for, the operation's
     local day and the stored figures, so it is kept under (operation, api, month, day) until the
     storage `version()` changes; least recently used replies make room for new ones.
+
+    Scaled out (`state.loop_limits`), billing replies are admitted on the event loop and kept
+    under the database's change generation and the shared data version instead (`_shared`).
     """
 
     def __init__(self, state: AppState, app: ASGIApp) -> None:
         self.state = state
         self.app = app
         self.replies: LruCache[ReplyKey, tuple[Hashable, bytes]] = LruCache(
+            REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES, lambda entry: len(entry[1])
+        )
+        self.shared: LruCache[ReplyKey, tuple[SharedTag, bytes]] = LruCache(
             REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES, lambda entry: len(entry[1])
         )
 
@@ -161,12 +172,66 @@ class WolkvoxReads:
         finally:
             release(self.state, visit)
 
+    def _shared_fill(self, visit: Visit, key: ReplyKey, tag: SharedTag | None) -> bytes:
+        """Read the reply seeing every commit acknowledged before its admission, and keep it
+        under `tag` (nothing kept while changes are not followed)."""
+        self.state.ctx.storage.refresh()
+        body = encode(billing_reply(self.state, visit, key[1], key[2]))
+        if tag is not None:
+            self.shared.put(key, (tag, body))
+        return body
+
+    async def _shared(
+        self,
+        limits: LoopLimits,
+        changes: Changes,
+        visit: Visit,
+        query: bytes,
+    ) -> bytes:
+        """A billing read of the scaled-out mode, admitted on the event loop.
+
+        A cached reply is sent when no process has committed since it was read: the shared
+        data version (advanced by every serving process after each commit, before it answers)
+        is the one it was read under, which the admission itself checks, and no change
+        notification (any writer) has arrived since. It is then charged without holding a slot.
+        Otherwise the request takes a slot and the reply is read in a worker thread."""
+        state = self.state
+        generation = changes.generation  # before the read: the data is at least this new
+        key: ReplyKey | None = None
+        try:
+            api, month = billing_query(state, visit, _params(query))
+            key = (visit.operation.id, api, month, visit.day)
+        except VoxmeterError:
+            pass  # refused after admission, as on every other path
+        expected = ""
+        cached = self.shared.get(key) if key is not None and generation is not None else None
+        if cached is not None and cached[0][0] == generation:
+            expected = cached[0][1]
+        visit, found = await admit_on_loop(state, limits, visit, expected)
+        if not visit.lease:
+            assert cached is not None
+            return cached[1]
+        try:
+            if key is None:
+                billing_query(state, visit, _params(query))  # raises the request's error
+                raise AssertionError("a billing query failed only once")
+            tag = None if generation is None else (generation, found.version)
+            return await off_loop(state, self._shared_fill, visit, key, tag)
+        finally:
+            await limits.release(visit.caller.token.id, visit.lease)
+
     async def _reply(self, read: Read, headers: RawHeaders, query: bytes) -> bytes:
         """On the event loop while nothing waits for I/O (embedded mode: a cached token, the
         in-process limiter, a cached reply); the rest in a worker thread, so a stalled database
         or Redis never holds up requests that do not need it."""
         state = self.state
         secret, servers = read_headers(headers)
+        limits, changes = state.loop_limits, state.changes
+        if secret and read is billing and limits is not None and changes is not None:
+            known = state.auth.cached(secret.strip()) if state.maintenance.known() else None
+            if known is not None:
+                visit = checked(state, secret, servers, READ, known)
+                return await self._shared(limits, changes, visit, query)
         caller = caller_in_memory(state, secret) if secret else None
         if secret and caller is None:
             return await off_loop(state, self._answer, read, secret, servers, query)

@@ -25,6 +25,7 @@ from voxmeter.errors import (
     RequestTimeout,
     TooManyInFlight,
 )
+from voxmeter.service.ports import Admission, LoopAdmission, LoopLimits
 from voxmeter.service.tenancy import Caller
 
 T = TypeVar("T")
@@ -140,6 +141,30 @@ def admit_parsed(
 ) -> Visit:
     """`admit` of headers already read by `read_headers`, and of the secret's caller when
     already known (`caller_in_memory`)."""
+    visit = checked(state, secret, servers, scope, caller)
+    op = visit.operation
+    admission = state.limiter.admit(
+        visit.caller.token.id,
+        op.id,
+        visit.day,
+        state.settings.max_in_flight,
+        op.daily_quota,
+    )
+    refuse(state, admission, visit)
+    return Visit(
+        visit.caller, visit.now, visit.local_now, visit.calendar, visit.day, admission.lease
+    )
+
+
+def checked(
+    state: AppState,
+    secret: str | None,
+    servers: set[str],
+    scope: str,
+    caller: Caller | None = None,
+) -> Visit:
+    """Every admission check before the limiter's, in the order of docs/limits.md: the
+    request as it will be admitted, holding no slot yet."""
     if not secret:
         raise MissingToken()
     if caller is None:
@@ -154,21 +179,36 @@ def admit_parsed(
     cal = calendar(op.timezone)
     now = state.ctx.clock()
     local_now = from_micros(now, cal.zone)
-    day = local_now.date().isoformat()
-    admission = state.limiter.admit(
-        caller.token.id,
-        op.id,
-        day,
-        state.settings.max_in_flight,
-        op.daily_quota,
-    )
+    return Visit(caller, now, local_now, cal, local_now.date().isoformat())
+
+
+def refuse(state: AppState, admission: Admission, visit: Visit) -> None:
+    """The limiter's refusal as the request's error (counted); nothing for an admission."""
     if admission.outcome == "busy":
         metrics.LIMIT_REJECTIONS.labels("concurrency").inc()
         raise TooManyInFlight(state.settings.max_in_flight)
     if admission.outcome == "quota":
         metrics.LIMIT_REJECTIONS.labels("quota").inc()
-        raise QuotaExceeded(seconds_to_midnight(cal, now))
-    return Visit(caller, now, local_now, cal, day, admission.lease)
+        raise QuotaExceeded(seconds_to_midnight(visit.calendar, visit.now))
+
+
+async def admit_on_loop(
+    state: AppState, limits: LoopLimits, visit: Visit, expected: str
+) -> tuple[Visit, LoopAdmission]:
+    """The limiter's part of `admit` on the event loop (see `LoopLimits.admit`): the visit with
+    its slot (none when admitted against `expected`), and the admission."""
+    op = visit.operation
+    found = await limits.admit(
+        visit.caller.token.id,
+        op.id,
+        visit.day,
+        state.settings.max_in_flight,
+        op.daily_quota,
+        expected,
+    )
+    refuse(state, found.admission, visit)
+    lease = found.admission.lease
+    return Visit(visit.caller, visit.now, visit.local_now, visit.calendar, visit.day, lease), found
 
 
 def release(state: AppState, visit: Visit) -> None:

@@ -9,7 +9,7 @@ from voxmeter.config import Settings
 from voxmeter.entrypoints.http.uploads import BODIES_PER_BUDGET, UploadBudget
 from voxmeter.service.context import Context
 from voxmeter.service.maintenance import MAINTENANCE
-from voxmeter.service.ports import Limiter, Storage
+from voxmeter.service.ports import Changes, Limiter, LoopLimits, Storage
 from voxmeter.service.tenancy import Authenticator
 
 __all__ = ["MAINTENANCE", "AppState", "MaintenanceFlag"]
@@ -45,6 +45,10 @@ class AppState:
     local_reads: bool = False
     """Storage reads are local file reads (SQLite): a billing reply cache lookup may run on the
     event loop. Otherwise (PostgreSQL) every storage read runs in a worker thread."""
+    loop_limits: LoopLimits | None = None
+    """The shared limiter for the event loop, with `changes`: the scaled-out billing lane
+    admits on the loop and answers from its reply cache while the data version holds."""
+    changes: Changes | None = None
     maintenance: MaintenanceFlag = field(init=False)
     uploads: UploadBudget = field(init=False)
     openapi: bytes | None = field(default=None, init=False)
