@@ -93,6 +93,7 @@ def test_every_change_made_with_the_command_is_recorded_as_its_os_user(
         "server": "9901",
         "timezone": NY,
         "licenses": 1,
+        "currency": "USD",
     }
     assert rows[2]["details"] == {
         "token": token_id,

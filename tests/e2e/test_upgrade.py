@@ -50,7 +50,9 @@ def _as_version_1(current: Path, target: Path) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         conn.execute("ATTACH ? AS source", (str(current),))
         for table in ("operations", "tokens", "products", "events", "meters", "subjects"):
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM source.{table}")
+            # the columns version 1 had (later migrations add some)
+            columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+            conn.execute(f"INSERT INTO main.{table} SELECT {columns} FROM source.{table}")
         conn.execute("DETACH source")
     finally:
         conn.close()
