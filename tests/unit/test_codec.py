@@ -553,11 +553,17 @@ CHUNK_LOOK = 64 * 1024
 """The first early look's length."""
 
 
-@pytest.mark.parametrize("blank_lines", [0, 20_000], ids=["split-at-once", "scanned"])
-def test_ndjson_lines_are_the_same_split_at_once_or_scanned(blank_lines: int) -> None:
-    """Few line breaks split the body at once, many are scanned: the same lines either way."""
+@pytest.mark.parametrize(
+    ("blank_lines", "blanks"),
+    [(0, 0), (20_000, 0), (0, 2 * 1024 * 1024)],
+    ids=["split-at-once", "many-line-breaks", "long-body"],
+)
+def test_ndjson_lines_are_the_same_split_at_once_or_scanned(blank_lines: int, blanks: int) -> None:
+    """A short body of few line breaks is split at once, any other scanned: the same lines."""
     lines = [json.dumps(good(id=f"e-{n}")).encode() for n in range(3)]
-    body = b"\n".join([b" \t" + lines[0], b"\x0b\x0c" + lines[1] + b" \r", b"\n" * blank_lines])
+    body = b"\n".join(
+        [b" \t" + lines[0], b"\x0b\x0c" + lines[1] + b" \r", b"\n" * blank_lines + b" " * blanks]
+    )
     body += b"\r\n \x0c\n" + lines[2]
     assert [event.id for event in decode_ndjson(body)] == ["e-0", "e-1", "e-2"]
     error = refused(decode_ndjson, body + b"\n \x0b{bad")

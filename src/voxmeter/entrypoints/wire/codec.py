@@ -256,11 +256,12 @@ def decode_json(body: bytes) -> list[EventIn]:
 def _ndjson_lines(body: bytes) -> list[bytes]:
     """The non-blank lines (without their leading blanks), at most MAX_BATCH + 1 of them.
 
-    A body of at most MAX_BATCH line breaks is split at once (that makes at most MAX_BATCH + 1
-    pieces). Any other is one regular-expression scan, a window of about a megabyte at a time
-    so that other threads (the event loop) run in between: blank lines never become objects.
+    A body of at most a window's length and MAX_BATCH line breaks is split at once (at most
+    MAX_BATCH + 1 pieces, copies of at most a megabyte together). Any other is one
+    regular-expression scan, a window of about a megabyte at a time so that other threads (the
+    event loop) run in between: blank lines never become objects.
     """
-    if body.count(b"\n") <= MAX_BATCH:
+    if len(body) <= _LINE_WINDOW and body.count(b"\n") <= MAX_BATCH:
         return [line for piece in body.split(b"\n") if (line := piece.lstrip())]
     lines: list[bytes] = []
     start, size = 0, len(body)
