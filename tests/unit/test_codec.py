@@ -13,12 +13,15 @@ import pytest
 from voxmeter.domain.batch import validate_batch
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import calendar, to_micros
+from voxmeter.entrypoints.wire import codec
 from voxmeter.entrypoints.wire.codec import (
+    SHORT_BODY,
     EventIn,
     csv_rows,
     decode_csv_rows,
     decode_json,
     decode_ndjson,
+    too_many_at_start,
 )
 from voxmeter.entrypoints.wire.errors import message, row_of
 from voxmeter.errors import BadParameters
@@ -474,3 +477,94 @@ def test_ndjson_ten_thousand_lines_and_blank_ones_are_accepted() -> None:
     body = b"\n \r\n\t\n".join(lines) + b"\n" * 100_000
     assert len(decode_ndjson(body)) == 10_000
     assert "got 10001 or more" in message(refused(decode_ndjson, body + b"x\n"))
+
+
+# ------------------------------------------------------------------ one pass when it decodes
+
+SHORTEST = b'{"id":"a","product":"","time":"2026-05-10T08:30:00Z"}'
+"""The shortest element that decodes to an event."""
+
+
+def test_no_body_shorter_than_the_plain_decoding_bound_holds_10001_events() -> None:
+    """Below SHORT_BODY a batch is decoded as a plain list: it must not be able to hold more
+    events than a batch may (the decoder stops at the first element that is not one)."""
+    assert len(decode_json(b"[" + SHORTEST + b"]")) == 1
+    assert len(b"[" + b",".join([SHORTEST] * 10_001) + b"]") >= SHORT_BODY
+    for at in range(len(SHORTEST)):  # no element one byte shorter decodes to an event
+        shorter = SHORTEST[:at] + SHORTEST[at + 1 :]
+        with pytest.raises(BadParameters):
+            decode_json(b"[" + shorter + b"]")
+    for time in ("2026-05-10T08:30Z", "20260510T083000Z", "2026-05-10T08:30:00"):
+        with pytest.raises(BadParameters):
+            decode_json(as_json([{"id": "a", "product": "", "time": time}]))
+
+
+@pytest.mark.parametrize("count", [1_000, 10_000])
+def test_a_batch_that_decodes_is_not_scanned_again(
+    count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count scan (elements kept raw) is for batches that fail only."""
+    body = as_json([good(id=f"e-{n}") for n in range(count)])
+    assert (len(body) < SHORT_BODY) == (count == 1_000)  # both ways of decoding in one pass
+
+    def no_scan(body: bytes) -> list[object]:
+        raise AssertionError("scanned again")
+
+    monkeypatch.setattr(codec, "_elements", no_scan)
+    assert [event.id for event in decode_json(body)] == [f"e-{n}" for n in range(count)]
+
+
+def test_valid_events_over_the_count_are_refused_having_built_at_most_10000() -> None:
+    body = b"[" + b",".join([SHORTEST] * (BIG // len(SHORTEST) - 1)) + b"]"
+    errors: list[BadParameters] = []
+
+    def work() -> None:
+        with pytest.raises(BadParameters) as info:
+            decode_json(body)
+        errors.append(info.value)
+
+    peak = _peak_while(work)
+    assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+    assert message(errors[0]).endswith("at most 10000 events per request, got 10001 or more")
+
+
+@pytest.mark.parametrize("ndjson", [False, True])
+def test_a_start_that_cannot_hold_10001_elements_is_not_scanned(
+    ndjson: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An early look at a usual batch's start costs a count of one byte, not a scan."""
+    encode = as_ndjson if ndjson else as_json
+    start = encode([good(id=f"e-{n}") for n in range(2_000)])[:CHUNK_LOOK]
+
+    class NoScan:
+        def decode(self, body: bytes) -> None:
+            raise AssertionError("scanned")
+
+    monkeypatch.setattr(codec, "_slots", NoScan())
+    monkeypatch.setattr(codec, "_ndjson_lines", NoScan().decode)
+    too_many_at_start(start, ndjson)  # not refused, and not scanned
+    with pytest.raises(AssertionError, match="scanned"):
+        too_many_at_start(b"[" + b"0," * 10_000, ndjson=False)
+    with pytest.raises(AssertionError, match="scanned"):
+        too_many_at_start(b"ab\n" * 10_000, ndjson=True)
+
+
+CHUNK_LOOK = 64 * 1024
+"""The first early look's length."""
+
+
+@pytest.mark.parametrize(
+    ("blank_lines", "blanks"),
+    [(0, 0), (20_000, 0), (0, 2 * 1024 * 1024)],
+    ids=["split-at-once", "many-line-breaks", "long-body"],
+)
+def test_ndjson_lines_are_the_same_split_at_once_or_scanned(blank_lines: int, blanks: int) -> None:
+    """A short body of few line breaks is split at once, any other scanned: the same lines."""
+    lines = [json.dumps(good(id=f"e-{n}")).encode() for n in range(3)]
+    body = b"\n".join(
+        [b" \t" + lines[0], b"\x0b\x0c" + lines[1] + b" \r", b"\n" * blank_lines + b" " * blanks]
+    )
+    body += b"\r\n \x0c\n" + lines[2]
+    assert [event.id for event in decode_ndjson(body)] == ["e-0", "e-1", "e-2"]
+    error = refused(decode_ndjson, body + b"\n \x0b{bad")
+    assert fields(error) == [(3, "event")]

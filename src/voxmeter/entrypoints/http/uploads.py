@@ -13,7 +13,7 @@ of the largest size at a time, and a dozen or more of the usual few-MiB batches 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
@@ -31,6 +31,11 @@ EARLY_LOOKS = (64 * 1024, 256 * 1024, 1024 * 1024)
 """Body sizes at which an upload's start is looked at for more than 10,000 events, so a body
 of millions of tiny elements is refused after a few KiB instead of read and scanned whole
 (each look costs at most a millisecond or two on the event loop)."""
+LOOKED_AT_ABOVE = 4 * 1024 * 1024
+"""Bodies that declare at most this length are read whole before they are decoded, without
+early looks: reading the rest of one costs little, the decoder refuses one over the count as
+early as a look would, and a look at a usual batch (up to a few MiB for 10,000 events) would
+scan most of it a second time."""
 
 
 class UploadBudget:
@@ -80,7 +85,8 @@ async def upload(
     request: Request, budget: UploadBudget, limit: int, look: Callable[[bytes], None]
 ) -> AsyncIterator[bytes]:
     """The body, with room for it held in `budget` until the block ends. `look` is shown the
-    body's start at each of EARLY_LOOKS and may refuse it there."""
+    body's start at each of EARLY_LOOKS (for bodies over LOOKED_AT_ABOVE or of undeclared
+    length) and may refuse it there."""
     declared = declared_size(request, limit)
     async with AsyncExitStack() as held:
 
@@ -89,7 +95,8 @@ async def upload(
 
         if declared is not None:
             await reserve(declared)
-            yield await read_body(request, limit, look)
+            looks = EARLY_LOOKS if declared > LOOKED_AT_ABOVE else ()
+            yield await read_body(request, limit, look, looks=looks)
         else:
             yield await read_body(request, limit, look, lambda: reserve(limit))
 
@@ -109,13 +116,14 @@ async def read_body(
     limit: int,
     look: Callable[[bytes], None],
     past_unreserved: Callable[[], Awaitable[None]] | None = None,
+    looks: Iterable[int] = EARLY_LOOKS,
 ) -> bytes:
-    """The body, refusing anything over `limit` bytes. `past_unreserved` is awaited once the
-    body has grown past UNRESERVED bytes."""
+    """The body, refusing anything over `limit` bytes; `look` is shown its start at each of
+    `looks`. `past_unreserved` is awaited once the body has grown past UNRESERVED bytes."""
     chunks: list[bytes] = []
     size = 0
-    looks = iter(EARLY_LOOKS)
-    next_look = next(looks, None)
+    sizes = iter(looks)
+    next_look = next(sizes, None)
     stream = request.stream()
     async for chunk in stream:
         size += len(chunk)
@@ -137,5 +145,5 @@ async def read_body(
                     if size > limit:
                         break
                 raise
-            next_look = next(looks, None)
+            next_look = next(sizes, None)
     return b"".join(chunks)
