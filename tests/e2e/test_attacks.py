@@ -21,6 +21,8 @@ import requests
 from tests.e2e.harness import Tenant, VoxServer, envelope_ok
 from tests.e2e.test_security import head, raw_request
 
+pytestmark = pytest.mark.serial  # resident memory figures: measured alone
+
 MIB = 1024 * 1024
 LIMIT = 16 * MIB
 """The default body limit: the largest upload a client may send."""

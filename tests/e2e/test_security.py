@@ -1055,6 +1055,7 @@ def quick(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vo
         srv.stop()
 
 
+@pytest.mark.serial
 def test_a_head_sent_slowly_gets_408_at_the_time_limit(quick: VoxServer) -> None:
     tenant = quick.tenant()
     lines = [f"x-slow-{i}: {i}\r\n".encode() for i in range(40)]
@@ -1068,12 +1069,14 @@ def test_a_head_sent_slowly_gets_408_at_the_time_limit(quick: VoxServer) -> None
     assert quick.billing(tenant.token, "ivr_minutes").ok
 
 
+@pytest.mark.serial
 def test_an_idle_connection_is_closed_at_the_time_limit(quick: VoxServer) -> None:
     reply = raw_request(quick.port, [])
     assert reply.status == 408, reply.data
     assert 1.4 <= reply.elapsed < 4, reply.elapsed
 
 
+@pytest.mark.serial
 def test_an_upload_trickling_in_gets_504_at_the_time_limit(quick: VoxServer) -> None:
     """The limit is on the whole request, not on silence: a byte every 0.2 s is still too slow."""
     tenant = quick.tenant()
