@@ -21,8 +21,6 @@ import requests
 from tests.e2e.harness import Tenant, VoxServer, envelope_ok
 from tests.e2e.test_security import head, raw_request
 
-pytestmark = pytest.mark.serial  # resident memory figures: measured alone
-
 MIB = 1024 * 1024
 LIMIT = 16 * MIB
 """The default body limit: the largest upload a client may send."""
@@ -134,6 +132,7 @@ def tokens_of(srv: VoxServer, count: int) -> list[Tenant]:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.serial  # resident memory figures: measured alone
 def test_eight_uploads_at_the_body_limit_keep_memory_and_health(
     make_server: Callable[..., VoxServer], shape: str
 ) -> None:
@@ -195,6 +194,7 @@ def test_eight_uploads_at_the_body_limit_keep_memory_and_health(
 # === 2. Junk query strings do not grow the billing reply cache ==============================
 
 
+@pytest.mark.serial  # resident memory figures: measured alone
 def test_junk_query_strings_leave_memory_flat(make_server: Callable[..., VoxServer]) -> None:
     """5,000 billing reads, each with 60,000 bytes of an unused parameter: one cached reply,
     not 5,000 (the cache is keyed by what changes the reply)."""
