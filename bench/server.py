@@ -18,12 +18,43 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+#: Under pytest-xdist (PYTEST_XDIST_WORKER=gwN) worker N takes its ports from a range of its
+#: own below the kernel's ephemeral ports: a port the kernel hands out is free only until someone
+#: binds it, so two workers (or a client socket) could otherwise be given the same one before
+#: the server started on it binds, and a test would talk to another test's server.
+WORKER_PORTS = 1000
+_FIRST_WORKER_PORT = 20000
+_next_port: dict[int, int] = {}
+
+
+def _worker_index() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody listens on right now (per xdist worker: from its own range)."""
+    worker = _worker_index()
+    if worker is None or worker >= (32768 - _FIRST_WORKER_PORT) // WORKER_PORTS:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    first = _FIRST_WORKER_PORT + worker * WORKER_PORTS
+    for _ in range(WORKER_PORTS):
+        offset = _next_port.get(worker, 0)
+        _next_port[worker] = (offset + 1) % WORKER_PORTS
+        if _bindable(first + offset):
+            return first + offset
+    raise RuntimeError(f"no free port in {first}..{first + WORKER_PORTS - 1}")
 
 
 def healthy(base: str, timeout: float = 1.0) -> bool:

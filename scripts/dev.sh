@@ -2,6 +2,7 @@
 # The front door. Sets up .venv/ (Python >= 3.11, package installed editable) on first use, then:
 #   bash scripts/dev.sh demo [voxmeter demo options]   run the embedded demo server
 #   bash scripts/dev.sh test [pytest options]          lint, type-check and run the whole test suite
+#                                                      (in parallel, then the `serial` tests alone)
 #   bash scripts/dev.sh setup                          only set up
 #   bash scripts/dev.sh audit                          pip-audit of requirements.lock
 #   bash scripts/dev.sh lock                           rewrite requirements.lock from pyproject.toml
@@ -59,6 +60,24 @@ audit() {
   return $status
 }
 
+# Two phases (tests/conftest.py): the tests not marked `serial` in parallel workers, then the
+# `serial` ones (latency, time and memory bounds) one at a time, so nothing shares their CPU.
+# Both get the same options; either failing fails the command. A phase left with no test by
+# the options (pytest's exit 5) is not a failure unless both are.
+# VOXMETER_TEST_WORKERS sets the number of workers (measured best on 2 cores: see
+# docs/development.md).
+run_tests() {
+  local parallel=0 serial=0
+  .venv/bin/python -m pytest -n "${VOXMETER_TEST_WORKERS:-3}" --dist worksteal --phase parallel \
+    "$@" || parallel=$?
+  .venv/bin/python -m pytest --phase serial "$@" -n 0 || serial=$?
+  if [ "$parallel" -eq 5 ] && [ "$serial" -eq 5 ]; then return 5; fi
+  [ "$parallel" -eq 5 ] && parallel=0
+  [ "$serial" -eq 5 ] && serial=0
+  if [ "$parallel" -ne 0 ]; then return "$parallel"; fi
+  return "$serial"
+}
+
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
@@ -70,7 +89,7 @@ case "$command" in
     setup
     .venv/bin/ruff check src tests bench scripts
     .venv/bin/mypy
-    exec .venv/bin/python -m pytest "$@"
+    run_tests "$@"
     ;;
   *) echo "usage: bash scripts/dev.sh demo|test|setup [options]" >&2; exit 2 ;;
 esac

@@ -132,6 +132,7 @@ def tokens_of(srv: VoxServer, count: int) -> list[Tenant]:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.serial  # resident memory figures: measured alone
 def test_eight_uploads_at_the_body_limit_keep_memory_and_health(
     make_server: Callable[..., VoxServer], shape: str
 ) -> None:
@@ -193,6 +194,7 @@ def test_eight_uploads_at_the_body_limit_keep_memory_and_health(
 # === 2. Junk query strings do not grow the billing reply cache ==============================
 
 
+@pytest.mark.serial  # resident memory figures: measured alone
 def test_junk_query_strings_leave_memory_flat(make_server: Callable[..., VoxServer]) -> None:
     """5,000 billing reads, each with 60,000 bytes of an unused parameter: one cached reply,
     not 5,000 (the cache is keyed by what changes the reply)."""

@@ -119,6 +119,7 @@ def test_unknown_token_is_403(
         assert envelope_ok(reply, 403, "FORBIDDEN", VALIDATE)["data"] == []
 
 
+@pytest.mark.serial
 def test_revoked_token_stops_working_within_3_seconds(server: VoxServer) -> None:
     tenant = server.tenant()
     spare = server.token_for(tenant.name, description="stays valid")
@@ -298,6 +299,7 @@ def poll_status(
         time.sleep(0.05)
 
 
+@pytest.mark.serial
 def test_maintenance_on_and_off(make_server: Callable[..., VoxServer]) -> None:
     srv = make_server()
     tenant = srv.tenant()

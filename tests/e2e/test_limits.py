@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 
 from tests.e2e.harness import (
@@ -47,6 +48,7 @@ def others_today(srv: VoxServer, observer: str) -> int:
 # --- concurrency -------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_third_request_in_flight_on_one_token_is_refused_at_once(server: VoxServer) -> None:
     tenant = server.tenant()
     observer = server.token_for(tenant.name, description="observer")

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -357,7 +358,10 @@ def _outage(
         ex.statuses["outage-fresh"] = srv.billing(fresh, "all").status_code
         redis.cut()
         ex.statuses["outage-ingest"] = srv.post_events(fresh, [event("outage")]).status_code
-        time.sleep(1.5)  # a counter flush fails and is logged
+        deadline = time.monotonic() + 15
+        while "could not persist request counters" not in srv.log():  # a counter flush fails
+            assert time.monotonic() < deadline, "the failed counter flush was not logged"
+            time.sleep(0.1)
     finally:
         for proxy in proxies:
             proxy.restore()
@@ -458,10 +462,17 @@ def exposure(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "revoked": ("9901", ()),
             "fresh": ("9901", ()),
         }
-        for label, (server_code, scopes) in specs.items():
-            tenant, out = create_token(admin, "main", server_code, f"{label} token", *scopes)
-            tokens[label] = tenant
-            ex.creations.append((tenant.token, out))
+        # Independent CLI processes: run side by side, kept in the order of `specs`.
+        with ThreadPoolExecutor(len(specs)) as pool:
+            created = pool.map(
+                lambda item: create_token(
+                    admin, "main", item[1][0], f"{item[0]} token", *item[1][1]
+                ),
+                specs.items(),
+            )
+            for label, (tenant, out) in zip(specs, created, strict=True):
+                tokens[label] = tenant
+                ex.creations.append((tenant.token, out))
         ex.secrets = {label: t.token for label, t in tokens.items()}
         ex.hashes = [hashlib.sha256(s.encode()).hexdigest() for s in ex.secrets.values()]
         ex.token_ids = [t.token_id for t in tokens.values()]
@@ -470,7 +481,7 @@ def exposure(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         if proxies:
             _outage(srv, ex, proxies, tokens)
         _cli_clients(srv, ex, tokens, folder)
-        for command in (
+        commands = (
             ("token", "list"),
             ("token", "list", "--operation", "main", "--server", "9901"),
             ("operation", "list"),
@@ -478,9 +489,11 @@ def exposure(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             ("audit", "--format", "json"),
             ("audit", "--format", "csv"),
             ("audit", "--operation", "main", "--server", "9901"),
-        ):
-            result = admin.cli(*command)
-            ex.cli.append((" ".join(command), result.stdout + result.stderr))
+        )
+        with ThreadPoolExecutor(len(commands)) as pool:
+            listed = pool.map(lambda command: admin.cli(*command), commands)
+            for command, result in zip(commands, listed, strict=True):
+                ex.cli.append((" ".join(command), result.stdout + result.stderr))
 
         time.sleep(1.2)  # request counts and last-used times reach the database
         ex.stored_running = stored_bytes(db)
@@ -1143,6 +1156,7 @@ def quick(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vo
         srv.stop()
 
 
+@pytest.mark.serial
 def test_a_head_sent_slowly_gets_408_at_the_time_limit(quick: VoxServer) -> None:
     tenant = quick.tenant()
     lines = [f"x-slow-{i}: {i}\r\n".encode() for i in range(40)]
@@ -1156,12 +1170,14 @@ def test_a_head_sent_slowly_gets_408_at_the_time_limit(quick: VoxServer) -> None
     assert quick.billing(tenant.token, "ivr_minutes").ok
 
 
+@pytest.mark.serial
 def test_an_idle_connection_is_closed_at_the_time_limit(quick: VoxServer) -> None:
     reply = raw_request(quick.port, [])
     assert reply.status == 408, reply.data
     assert 1.4 <= reply.elapsed < 4, reply.elapsed
 
 
+@pytest.mark.serial
 def test_an_upload_trickling_in_gets_504_at_the_time_limit(quick: VoxServer) -> None:
     """The limit is on the whole request, not on silence: a byte every 0.2 s is still too slow."""
     tenant = quick.tenant()

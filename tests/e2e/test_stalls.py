@@ -20,6 +20,8 @@ from tests.backends import REDIS_URL, pg_schema, pg_url, redis_prefix, schema_of
 from tests.e2e.harness import VoxServer, free_port, token_info, uses_today
 from tests.proxy import CuttableProxy
 
+pytestmark = pytest.mark.serial  # p99 latencies and timeouts under load: measured alone
+
 HEALTHZ_P99 = 0.050
 """Seconds: /healthz does no I/O, so nothing but the machine should slow it down."""
 REDIS_TIMEOUT = 1.0

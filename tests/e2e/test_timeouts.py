@@ -8,7 +8,11 @@ import socket
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tests.e2e.harness import VoxServer
+
+pytestmark = pytest.mark.serial  # request time limits: measured alone
 
 
 def _stalled_upload(server: VoxServer, token: str) -> socket.socket:

@@ -247,6 +247,7 @@ def test_a_limiter_needs_a_deployment_id() -> None:
         RedisLimiter(REDIS_URL, prefix="vxtest-none", deployment="")
 
 
+@pytest.mark.serial
 def test_a_dead_holders_slot_frees_itself_after_the_lease(make_redis: MakeRedis) -> None:
     dead = make_redis(lease_seconds=1, auto_renew=False)  # admits, then never renews nor releases
     other = make_redis(lease_seconds=1)
@@ -264,6 +265,7 @@ def test_a_dead_holders_slot_frees_itself_after_the_lease(make_redis: MakeRedis)
     assert 0.95 <= waited <= 2.0
 
 
+@pytest.mark.serial
 def test_renewed_leases_keep_their_slots(make_redis: MakeRedis) -> None:
     holder = make_redis(lease_seconds=1, renew_every=0.2)  # its own renewing thread
     manual = make_redis(lease_seconds=1, auto_renew=False)  # renewed by hand below
@@ -369,6 +371,7 @@ def test_concurrency_is_exact_across_processes(make_redis: MakeRedis, redis_keys
     assert observer.admit("tok", 1, DAY, 5, 1000).outcome == "busy"
 
 
+@pytest.mark.serial
 def test_unreachable_redis_is_unavailable_at_once(ctx: Context) -> None:
     limiter = RedisLimiter("redis://127.0.0.1:1/0", ctx.storage, prefix="vxtest-nowhere")
     try:
@@ -385,6 +388,7 @@ def test_unreachable_redis_is_unavailable_at_once(ctx: Context) -> None:
         limiter.close()
 
 
+@pytest.mark.serial
 def test_limits_resume_when_redis_comes_back(
     ctx: Context, make_redis: MakeRedis, redis_keys: str
 ) -> None:

@@ -130,6 +130,7 @@ def _proxied(limiter: RedisLimiter, proxy: CuttableProxy) -> LoopLimiter:
     return LoopLimiter(limiter, f"redis://127.0.0.1:{proxy.port}/0", timeout=0.5)
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("outage", ["cut", "stall"])
 def test_an_outage_is_unavailable_within_the_timeout_and_admissions_resume(
     limiter: RedisLimiter, outage: str

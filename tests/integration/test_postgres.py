@@ -253,6 +253,7 @@ def test_version_follows_commits_of_other_processes(
         other.close()
 
 
+@pytest.mark.serial
 def test_an_unreachable_database_is_unavailable_at_once() -> None:
     store = PostgresStorage("postgresql://postgres@127.0.0.1:1/voxmeter_test")
     try:
@@ -270,6 +271,7 @@ def test_an_unreachable_database_is_unavailable_at_once() -> None:
         store.close()
 
 
+@pytest.mark.serial
 def test_service_resumes_by_itself_when_the_database_comes_back(
     pg_url: str, pg: PostgresStorage, catalog: Catalog, clock: FakeClock
 ) -> None:
@@ -374,6 +376,7 @@ def test_a_database_newer_than_this_release_is_refused(pg_url: str, pg: Postgres
     assert pg.schema_version() == schema.LATEST + 1
 
 
+@pytest.mark.serial
 def test_a_full_pool_makes_callers_wait_then_refuses_them(pg_url: str, pg: PostgresStorage) -> None:
     # The wait also bounds opening the first connection: long enough for a loaded machine.
     store = PostgresStorage(pg_url, pool_size=1, pool_wait=2.0)

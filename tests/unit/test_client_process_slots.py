@@ -12,6 +12,8 @@ import pytest
 from voxmeter.client._errors import APITimeoutError
 from voxmeter.client._process_slots import ProcessSlots
 
+pytestmark = pytest.mark.serial  # how long a process waits for a slot: measured alone
+
 KEY = ("http://127.0.0.1:1", "0" * 64)
 
 HOLDER = """

@@ -104,6 +104,7 @@ def test_quantity_error_is_a_value_error() -> None:
         ("9" * 5000 + "E-999999999", "decimal places"),
     ],
 )
+@pytest.mark.serial
 def test_extreme_exponents_are_rejected_quickly(text: str, message: str) -> None:
     value = Decimal(text)
     started = time.perf_counter()
@@ -112,6 +113,7 @@ def test_extreme_exponents_are_rejected_quickly(text: str, message: str) -> None
     assert time.perf_counter() - started < 0.5
 
 
+@pytest.mark.serial
 def test_zero_with_extreme_exponents_is_zero_quickly() -> None:
     started = time.perf_counter()
     assert to_micro(Decimal("0E+999999999")) == 0
