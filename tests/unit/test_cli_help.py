@@ -3,6 +3,8 @@ has one, in `--help`."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import click
@@ -16,7 +18,10 @@ def commands(
 ) -> Iterator[tuple[str, click.Command]]:
     """Every command of the tree, groups included, with its full name."""
     yield prefix, group
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         if isinstance(command, click.Group):
             yield from commands(command, f"{prefix} {name}")
         else:
@@ -48,3 +53,23 @@ def test_every_default_is_shown(name: str, option: click.Option) -> None:
     if option.required or option.is_flag or option.multiple or option.default is None:
         return
     assert option.show_default or "default" in (option.help or "").lower(), name
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`voxmeter` loads a subcommand's module (and its dependencies) only when it runs."""
+    probe = (
+        "import sys\n"
+        "from voxmeter.entrypoints.cli.main import cli\n"
+        "cli_modules = 'voxmeter.entrypoints.cli.'\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.startswith(cli_modules))\n"
+        "print(loaded())\n"
+        "cli.main(['daily', '--help'], prog_name='voxmeter', standalone_mode=False)\n"
+        "print(loaded())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "['voxmeter.entrypoints.cli.lazy', 'voxmeter.entrypoints.cli.main']"
+    assert "'voxmeter.entrypoints.cli.daily'" in out[-1]
+    for other in ("usage", "watch", "serve", "admin"):
+        assert f"cli.{other}'" not in out[-1]

@@ -5,38 +5,33 @@ from __future__ import annotations
 import click
 
 from voxmeter import __version__
-from voxmeter.entrypoints.cli import admin
-from voxmeter.entrypoints.cli.audit import audit_command
-from voxmeter.entrypoints.cli.daily import daily
-from voxmeter.entrypoints.cli.ingest import ingest
-from voxmeter.entrypoints.cli.prices import price
-from voxmeter.entrypoints.cli.serve import demo, serve
-from voxmeter.entrypoints.cli.statement import statement
-from voxmeter.entrypoints.cli.usage import usage
-from voxmeter.entrypoints.cli.watch import history_command, watch
+from voxmeter.entrypoints.cli.lazy import LazyGroup
+
+_CLI = "voxmeter.entrypoints.cli"
+COMMANDS = {
+    "serve": f"{_CLI}.serve:serve",
+    "demo": f"{_CLI}.serve:demo",
+    "operation": f"{_CLI}.admin:operation",
+    "token": f"{_CLI}.admin:token",
+    "month": f"{_CLI}.admin:month",
+    "maintenance": f"{_CLI}.admin:maintenance",
+    "migrate": f"{_CLI}.admin:migrate",
+    "price": f"{_CLI}.prices:price",
+    "statement": f"{_CLI}.statement:statement",
+    "ingest": f"{_CLI}.ingest:ingest",
+    "daily": f"{_CLI}.daily:daily",
+    "usage": f"{_CLI}.usage:usage",
+    "watch": f"{_CLI}.watch:watch",
+    "history": f"{_CLI}.watch:history_command",
+    "audit": f"{_CLI}.audit:audit_command",
+}
+"""Each command and where it lives: its module is imported only when it runs."""
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy=COMMANDS)
 @click.version_option(__version__, prog_name="voxmeter")
 def cli() -> None:
     """voxmeter: usage metering and Wolkvox-compatible billing reports."""
-
-
-cli.add_command(serve)
-cli.add_command(demo)
-cli.add_command(admin.operation)
-cli.add_command(admin.token)
-cli.add_command(admin.month)
-cli.add_command(admin.maintenance)
-cli.add_command(admin.migrate)
-cli.add_command(price)
-cli.add_command(statement)
-cli.add_command(ingest)
-cli.add_command(daily)
-cli.add_command(usage)
-cli.add_command(watch)
-cli.add_command(history_command)
-cli.add_command(audit_command)
 
 
 def main() -> None:
