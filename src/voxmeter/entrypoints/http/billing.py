@@ -264,11 +264,16 @@ class WolkvoxReads:
             elif not state.local_reads:
                 return self._released(visit, off_loop(state, self._billing_body, visit, query))
             else:
-                key, version, cached = self._billing_lookup(visit, query)
-                if cached is None:
-                    fill = off_loop(state, self._billing_fill, visit, key, version)
-                    return self._released(visit, fill)
-                body = cached
+                version = state.ctx.storage.version()
+                key = self.query_keys.get((visit.caller.operation.id, query, visit.day))
+                found = self.replies.get(key) if key is not None else None
+                if found is None or found[0] != version:
+                    key, version, cached = self._billing_lookup(visit, query)
+                    if cached is None:
+                        fill = off_loop(state, self._billing_fill, visit, key, version)
+                        return self._released(visit, fill)
+                    found = (version, cached)
+                body = found[1]
         except BaseException:
             release(state, visit)
             raise
