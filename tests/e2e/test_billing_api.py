@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,10 +20,10 @@ from tests.e2e.harness import (
 )
 from tests.e2e.inprocess import AppServer
 from voxmeter.domain.months import Month
+from voxmeter.entrypoints.http import billing
 from voxmeter.entrypoints.http.app import RequestMetrics
 from voxmeter.entrypoints.http.billing import QUERY_KEY_MAX_BYTES, WolkvoxReads
 from voxmeter.service import tenancy
-from voxmeter.service.lru import LruCache
 
 ROW_KEYS = ["operation", "description", "items", "date"]
 BAD_PARAMS = "SOME PARAMETERS ARE REQUIRED"
@@ -284,13 +285,14 @@ def test_a_query_is_parsed_once_per_day_and_junk_ones_are_not_kept(
     server: AppServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Billing queries are remembered by their exact bytes, per operation and local day, as the
-    reply they ask for; within a bound (least recently used first), never a failing query and
+    reply they ask for; within a bound (the oldest first), never a failing query and
     never one too long to be a client's. Every reply is the one the query asks for."""
     app = server.app
     assert isinstance(app, RequestMetrics)
     reads = app.app
     assert isinstance(reads, WolkvoxReads)
-    monkeypatch.setattr(reads, "query_keys", LruCache(4))
+    monkeypatch.setattr(reads, "query_keys", OrderedDict())
+    monkeypatch.setattr(billing, "QUERY_KEY_ENTRIES", 4)
     tenant = server.tenant()
     op_id = tenancy.find_operation(server.ctx, tenant.name, tenant.server).id
 
@@ -315,7 +317,7 @@ def test_a_query_is_parsed_once_per_day_and_junk_ones_are_not_kept(
     for n in range(6):
         assert read(f"api=ivr_minutes&n={n}") == current
     assert len(reads.query_keys) == 4
-    assert kept("api=ivr_minutes") is None  # the least recently used went first
+    assert kept("api=ivr_minutes") is None  # the oldest went first
     assert kept("api=ivr_minutes&n=5") == (op_id, "ivr_minutes", None, day)
 
 

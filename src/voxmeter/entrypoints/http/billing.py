@@ -8,6 +8,8 @@ without building request and response objects or walking the route table per req
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from urllib.parse import parse_qsl
 
@@ -146,7 +148,10 @@ class WolkvoxReads:
         self.shared: LruCache[ReplyKey, tuple[SharedTag, bytes]] = LruCache(
             REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES, lambda entry: len(entry[1])
         )
-        self.query_keys: LruCache[QueryKey, ReplyKey] = LruCache(QUERY_KEY_ENTRIES)
+        self.query_keys: OrderedDict[QueryKey, ReplyKey] = OrderedDict()
+        """Read without the lock (one dictionary lookup per request); the oldest entry makes
+        room for a new one: forgetting a query costs one parse."""
+        self._query_keys_lock = threading.Lock()
 
     def _reply_key(self, visit: Visit, query: bytes) -> ReplyKey:
         """The reply cache key of a billing query (its errors raised), parsed once per raw
@@ -159,7 +164,10 @@ class WolkvoxReads:
             api, month = billing_query(self.state, visit, _params(query))
             key = (op_id, api, month, day)
             if len(query) <= QUERY_KEY_MAX_BYTES:
-                self.query_keys.put(received, key)
+                with self._query_keys_lock:
+                    self.query_keys[received] = key
+                    while len(self.query_keys) > QUERY_KEY_ENTRIES:
+                        self.query_keys.popitem(last=False)
         return key
 
     def _billing_lookup(
