@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +19,11 @@ from tests.e2e.harness import (
     token_info,
 )
 from tests.e2e.inprocess import AppServer
+from voxmeter.domain.months import Month
+from voxmeter.entrypoints.http import billing
+from voxmeter.entrypoints.http.app import RequestMetrics
+from voxmeter.entrypoints.http.billing import QUERY_KEY_MAX_BYTES, WolkvoxReads
+from voxmeter.service import tenancy
 
 ROW_KEYS = ["operation", "description", "items", "date"]
 BAD_PARAMS = "SOME PARAMETERS ARE REQUIRED"
@@ -273,6 +279,46 @@ def test_missing_api_parameter(server: VoxServer, reader: str) -> None:
 def test_unknown_api_value(server: VoxServer, reader: str, api: str) -> None:
     body = envelope_ok(server.billing(reader, api), 400, "BAD REQUEST", NO_SUCH_API)
     assert body["data"] == []
+
+
+def test_a_query_is_parsed_once_per_day_and_junk_ones_are_not_kept(
+    server: AppServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Billing queries are remembered by their exact bytes, per operation and local day, as the
+    reply they ask for; within a bound (the oldest first), never a failing query and
+    never one too long to be a client's. Every reply is the one the query asks for."""
+    app = server.app
+    assert isinstance(app, RequestMetrics)
+    reads = app.app
+    assert isinstance(reads, WolkvoxReads)
+    monkeypatch.setattr(reads, "query_keys", OrderedDict())
+    monkeypatch.setattr(billing, "QUERY_KEY_ENTRIES", 4)
+    tenant = server.tenant()
+    op_id = tenancy.find_operation(server.ctx, tenant.name, tenant.server).id
+
+    def read(query: str) -> dict:  # type: ignore[type-arg]
+        return server.get(f"/api/v2/billing.php?{query}", tenant.token).json()  # type: ignore[no-any-return]
+
+    def kept(query: str) -> object:
+        return reads.query_keys.get((op_id, query.encode(), day))
+
+    current = read("api=ivr_minutes")
+    day = current["data"][0]["date"]  # the operation's local day
+    previous = month_text(previous_month_start(date.fromisoformat(day)))
+    past = read(f"api=all&month={previous}")
+    assert read("api=nope")["msg"] == NO_SUCH_API
+    assert kept("api=ivr_minutes") == (op_id, "ivr_minutes", None, day)
+    assert kept(f"api=all&month={previous}") == (op_id, "all", Month.parse(previous).index, day)
+    assert kept("api=nope") is None
+    assert read(f"api=all&month={previous}&x=1") == past
+    junk = "api=ivr_minutes&z=" + "x" * QUERY_KEY_MAX_BYTES
+    assert read(junk) == current
+    assert kept(junk) is None
+    for n in range(6):
+        assert read(f"api=ivr_minutes&n={n}") == current
+    assert len(reads.query_keys) == 4
+    assert kept("api=ivr_minutes") is None  # the oldest went first
+    assert kept("api=ivr_minutes&n=5") == (op_id, "ivr_minutes", None, day)
 
 
 def test_unknown_information_api(server: VoxServer, reader: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import pytest
 
 from voxmeter.service.lru import LruCache
@@ -60,3 +63,38 @@ def test_bounds_are_checked() -> None:
         LruCache(0)
     with pytest.raises(ValueError):
         LruCache(10, max_bytes=5)
+
+
+def test_lookups_from_other_threads_keep_it_consistent() -> None:
+    """`get` takes no lock: threads reading and moving entries while others add and drop them
+    leave the bounds and the byte count exact, and a lookup finds the value put or nothing."""
+    cache: LruCache[tuple[int, bytes], bytes] = LruCache(50, max_bytes=2_000, size_of=len)
+    wrong: list[object] = []
+
+    def writer(seed: int) -> None:
+        for n in range(4_000):
+            key = (n % 97, b"%d" % seed)
+            cache.put(key, b"v" * (key[0] % 60))
+
+    def reader(seed: int) -> None:
+        for n in range(8_000):
+            key = (n % 97, b"%d" % (n % 2))
+            found = cache.get(key)
+            if found is not None and found != b"v" * (key[0] % 60):
+                wrong.append((key, found))
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=writer, args=(s,)) for s in range(2)]
+        threads += [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert wrong == []
+    assert len(cache) <= 50
+    kept = [cache.get((k, b"%d" % s)) for k in range(97) for s in range(2)]
+    assert cache.bytes == sum(len(v) for v in kept if v is not None) <= 2_000

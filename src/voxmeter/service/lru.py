@@ -36,12 +36,17 @@ class LruCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
+        """Without the lock: the hottest lookups (every billing read) stay a dict lookup. Keys
+        are strings, bytes, numbers or tuples of them, so each step below is one operation
+        under the interpreter lock (`put` keeps its lock for the steps that must go together)."""
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        try:
             self._entries.move_to_end(key)
-            return found[0]
+        except KeyError:
+            return None  # dropped by another thread meanwhile
+        return found[0]
 
     def put(self, key: K, value: V) -> None:
         size = self._size_of(value) if self._size_of is not None else 0

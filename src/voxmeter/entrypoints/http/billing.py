@@ -8,7 +8,9 @@ without building request and response objects or walking the route table per req
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from urllib.parse import parse_qsl
 
 from voxmeter.domain.catalog import Product
@@ -114,7 +116,14 @@ REPLY_CACHE_ENTRIES = 4096
 REPLY_CACHE_BYTES = 4 * 1024 * 1024
 """The billing reply cache's bounds: an `api=all` reply is about 3 KB, one product's 0.2 KB."""
 
+QUERY_KEY_ENTRIES = 4096
+QUERY_KEY_MAX_BYTES = 512
+"""The bounds of the map from raw billing queries to reply cache keys: longer queries (never a
+real client's) are parsed every time rather than kept."""
+
 ReplyKey = tuple[int, str, int | None, str]
+QueryKey = tuple[int, bytes, str]
+"""A billing request as received: (operation, raw query string, the operation's local day)."""
 SharedTag = tuple[int, str]
 """A shared-lane reply's validity: (change generation, data version) it was read under."""
 
@@ -139,14 +148,34 @@ class WolkvoxReads:
         self.shared: LruCache[ReplyKey, tuple[SharedTag, bytes]] = LruCache(
             REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES, lambda entry: len(entry[1])
         )
+        self.query_keys: OrderedDict[QueryKey, ReplyKey] = OrderedDict()
+        """Read without the lock (one dictionary lookup per request); the oldest entry makes
+        room for a new one: forgetting a query costs one parse."""
+        self._query_keys_lock = threading.Lock()
+
+    def _reply_key(self, visit: Visit, query: bytes) -> ReplyKey:
+        """The reply cache key of a billing query (its errors raised), parsed once per raw
+        query, operation and local day: the same bytes on the same day always ask for the same
+        reply (the catalog is fixed, and the day decides which months have begun)."""
+        op_id, day = visit.operation.id, visit.day
+        received = (op_id, query, day)
+        key = self.query_keys.get(received)
+        if key is None:
+            api, month = billing_query(self.state, visit, _params(query))
+            key = (op_id, api, month, day)
+            if len(query) <= QUERY_KEY_MAX_BYTES:
+                with self._query_keys_lock:
+                    self.query_keys[received] = key
+                    while len(self.query_keys) > QUERY_KEY_ENTRIES:
+                        self.query_keys.popitem(last=False)
+        return key
 
     def _billing_lookup(
         self, visit: Visit, query: bytes
     ) -> tuple[ReplyKey, Hashable, bytes | None]:
         """The reply's cache key, the storage version and the cached reply if still valid."""
         version = self.state.ctx.storage.version()
-        api, month = billing_query(self.state, visit, _params(query))
-        key = (visit.operation.id, api, month, visit.day)
+        key = self._reply_key(visit, query)
         cached = self.replies.get(key)
         return key, version, cached[1] if cached is not None and cached[0] == version else None
 
@@ -197,12 +226,10 @@ class WolkvoxReads:
         Otherwise the request takes a slot and the reply is read in a worker thread."""
         state = self.state
         generation = changes.generation  # before the read: the data is at least this new
-        key: ReplyKey | None = None
         try:
-            api, month = billing_query(state, visit, _params(query))
-            key = (visit.operation.id, api, month, visit.day)
+            key: ReplyKey | None = self._reply_key(visit, query)
         except VoxmeterError:
-            pass  # refused after admission, as on every other path
+            key = None  # refused after admission, as on every other path
         expected = ""
         cached = self.shared.get(key) if key is not None and generation is not None else None
         if cached is not None and cached[0][0] == generation:
@@ -220,10 +247,13 @@ class WolkvoxReads:
         finally:
             await limits.release(visit.caller.token.id, visit.lease)
 
-    async def _reply(self, read: Read, headers: RawHeaders, query: bytes) -> bytes:
+    def _reply(self, read: Read, headers: RawHeaders, query: bytes) -> bytes | Awaitable[bytes]:
         """On the event loop while nothing waits for I/O (embedded mode: a cached token, the
         in-process limiter, a cached reply); the rest in a worker thread, so a stalled database
-        or Redis never holds up requests that do not need it."""
+        or Redis never holds up requests that do not need it.
+
+        The reply itself when it is ready at once (no coroutine is made for the embedded mode's
+        usual request), else what to await for it."""
         state = self.state
         secret, servers = read_headers(headers)
         limits, changes = state.loop_limits, state.changes
@@ -231,22 +261,39 @@ class WolkvoxReads:
             known = state.auth.cached(secret.strip()) if state.maintenance.known() else None
             if known is not None:
                 visit = checked(state, secret, servers, READ, known)
-                return await self._shared(limits, changes, visit, query)
+                return self._shared(limits, changes, visit, query)
         caller = caller_in_memory(state, secret) if secret else None
         if secret and caller is None:
-            return await off_loop(state, self._answer, read, secret, servers, query)
+            return off_loop(state, self._answer, read, secret, servers, query)
         visit = admit_parsed(state, secret, servers, READ, caller)
         try:
             if read is not billing:
-                return self._body(read, visit, query)  # the in-process limiter's counts
-            if not state.local_reads:
-                return await off_loop(state, self._billing_body, visit, query)
-            key, version, body = self._billing_lookup(visit, query)
-            if body is None:
-                body = await off_loop(state, self._billing_fill, visit, key, version)
-            return body
-        finally:
+                body = self._body(read, visit, query)  # the in-process limiter's counts
+            elif not state.local_reads:
+                return self._released(visit, off_loop(state, self._billing_body, visit, query))
+            else:
+                version = state.ctx.storage.version()
+                key = self.query_keys.get((visit.caller.operation.id, query, visit.day))
+                found = self.replies.get(key) if key is not None else None
+                if found is None or found[0] != version:
+                    key, version, cached = self._billing_lookup(visit, query)
+                    if cached is None:
+                        fill = off_loop(state, self._billing_fill, visit, key, version)
+                        return self._released(visit, fill)
+                    found = (version, cached)
+                body = found[1]
+        except BaseException:
             release(state, visit)
+            raise
+        release(state, visit)
+        return body
+
+    async def _released(self, visit: Visit, work: Awaitable[bytes]) -> bytes:
+        """`work`'s reply, the visit's slot released once it is done (or abandoned)."""
+        try:
+            return await work
+        finally:
+            release(self.state, visit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         read = READS.get(scope["path"]) if scope["type"] == "http" else None
@@ -257,7 +304,8 @@ class WolkvoxReads:
         try:
             if scope["method"] not in ("GET", "HEAD"):
                 raise MethodNotAllowed("GET, HEAD")
-            body = await self._reply(read, scope["headers"], scope["query_string"])
+            reply = self._reply(read, scope["headers"], scope["query_string"])
+            body = reply if isinstance(reply, bytes) else await reply
             status = 200
         except VoxmeterError as exc:
             status, body, headers = envelope.error_parts(exc)
