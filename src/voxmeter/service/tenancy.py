@@ -50,9 +50,7 @@ def create_operation(
     _check_licenses(licenses)
     try:
         with ctx.storage.write() as tx:
-            op = tx.create_operation(
-                name, server, timezone, licenses, ctx.clock(), currency
-            )
+            op = tx.create_operation(name, server, timezone, licenses, ctx.clock(), currency)
             details = {
                 "name": name,
                 "server": server,
