@@ -17,7 +17,7 @@ from voxmeter.entrypoints.http.guard import admitted, in_time
 from voxmeter.entrypoints.http.replies import AuditOut, AuditPage
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.wire.audit import list_audit
-from voxmeter.errors import BadParameters
+from voxmeter.entrypoints.wire.listing import page_limit
 from voxmeter.service.audit import MAX_PAGE
 
 _details = msgspec.json.Decoder(dict[str, Any])
@@ -27,9 +27,7 @@ async def list_(request: Request) -> Response:
     state: AppState = request.app.state.voxmeter
     async with admitted(request, READ) as visit:
         params = request.query_params
-        limit_text = params.get("limit", str(MAX_PAGE))
-        if not (limit_text.isascii() and limit_text.isdigit()):
-            raise BadParameters(f"limit must be a whole number up to {MAX_PAGE}")
+        limit = page_limit(params.get("limit"), MAX_PAGE)
         listing = await in_time(
             request,
             list_audit,
@@ -38,7 +36,7 @@ async def list_(request: Request) -> Response:
             params.get("date_ini"),
             params.get("date_end"),
             params.get("cursor"),
-            int(limit_text),
+            limit,
         )
         found = len(listing.entries)
         msg = f"{found} entry found" if found == 1 else f"{found} entries found"

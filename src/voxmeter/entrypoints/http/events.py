@@ -27,7 +27,7 @@ from voxmeter.entrypoints.http.replies import (
 )
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.wire import codec
-from voxmeter.entrypoints.wire.listing import list_events
+from voxmeter.entrypoints.wire.listing import list_events, page_limit
 from voxmeter.errors import BadParameters
 from voxmeter.service.events import MAX_PAGE, void_event
 from voxmeter.service.ingest import ingest_body
@@ -112,9 +112,7 @@ async def list_(request: Request) -> Response:
     state: AppState = request.app.state.voxmeter
     async with admitted(request, READ) as visit:
         params = request.query_params
-        limit_text = params.get("limit", str(MAX_PAGE))
-        if not (limit_text.isascii() and limit_text.isdigit()):
-            raise BadParameters(f"limit must be a whole number up to {MAX_PAGE}")
+        limit = page_limit(params.get("limit"), MAX_PAGE)
         page = await in_time(
             request,
             list_events,
@@ -124,7 +122,7 @@ async def list_(request: Request) -> Response:
             params.get("date_end"),
             params.get("product"),
             params.get("cursor"),
-            int(limit_text),
+            limit,
         )
         found = len(page.events)
         msg = f"{found} event found" if found == 1 else f"{found} events found"

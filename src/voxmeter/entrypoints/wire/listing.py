@@ -38,6 +38,15 @@ def parse_local(text: str | None, name: str) -> datetime:
         raise BadParameters(f"{name} must be YYYYmmddHHiiss") from exc
 
 
+def page_limit(text: str | None, most: int) -> int:
+    """A listing's `limit` query parameter (absent: `most`): ASCII digits only; the range is
+    checked by the listing itself."""
+    text = str(most) if text is None else text
+    if not (text.isascii() and text.isdigit()):
+        raise BadParameters(f"limit must be a whole number up to {most}")
+    return int(text)
+
+
 def encode_cursor(time: int, seq: int) -> str:
     return base64.urlsafe_b64encode(f"{time}:{seq}".encode()).decode().rstrip("=")
 
