@@ -496,3 +496,16 @@ class MemoryDatabase:
             ]
         rows.sort(key=lambda e: (e.time, e.seq))
         return iter(rows[:limit])
+
+
+class FakeSecretBox:
+    """Seals by reversing and tagging: enough to prove a service stores the sealed form and
+    opens it again, without a key."""
+
+    def seal(self, secret: str) -> str:
+        return "sealed:" + secret[::-1]
+
+    def open(self, sealed: str) -> str:
+        if not sealed.startswith("sealed:"):
+            raise ValueError("not sealed by FakeSecretBox")
+        return sealed.removeprefix("sealed:")[::-1]

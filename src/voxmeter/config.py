@@ -45,6 +45,10 @@ class Settings:
     """The billing currency of operations created without `--currency` (ISO 4217)."""
     auto_close_interval: float = 60.0
     """Seconds between checks for months whose grace period has ended."""
+    secret_key: str | None = field(default=None, repr=False)
+    """Fernet key(s) that seal stored secrets (`VOXMETER_SECRET_KEY`, comma-separated to rotate:
+    the first seals, all open). Embedded deployments without it use a key file beside the
+    database (adapters/secret_box.py). Read from the environment only, never from a flag."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def to_env(self) -> dict[str, str]:
@@ -92,4 +96,6 @@ class Settings:
             settings = replace(settings, currency=currency)
         if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):
             settings = replace(settings, max_in_flight=int(in_flight))
+        if secret_key := env.get("VOXMETER_SECRET_KEY"):
+            settings = replace(settings, secret_key=secret_key)
         return settings

@@ -379,6 +379,15 @@ class Months(Protocol):
         ...
 
 
+class SecretSealing(Protocol):
+    """Seals the secrets voxmeter must use again later (webhook signing secrets, upstream
+    tokens): what is stored reveals nothing without the deployment's key."""
+
+    def seal(self, secret: str) -> str: ...
+
+    def open(self, sealed: str) -> str: ...
+
+
 class Storage(
     Writer,
     Tenancy,
