@@ -174,7 +174,9 @@ def test_non_utf8_body(body: bytes) -> None:
 def test_non_utf8_inside_a_string(decode: Decode, encode: Encode) -> None:
     body = encode([good(id="PLACEHOLDER")]).replace(b"PLACEHOLDER", b"a\xffb")
     error = refused(decode, body)
-    assert fields(error) in ([], [(0, "id")])
+    # Where the decoder reports it depends on msgspec's release: the body as a whole, the field,
+    # or (0.23 and later) the event that holds the string.
+    assert fields(error) in ([], [(0, "id")], [(0, "event")])
 
 
 @pytest.mark.parametrize("body", [b'{"id":"a"}', b"42", b'"events"', b"null", b"true"])
