@@ -49,8 +49,10 @@ def _failed(result: subprocess.CompletedProcess[str], one_line: bool = True) -> 
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert err, "an error must say something on stderr"
     if one_line:
-        assert len(err.splitlines()) == 1, err
-        assert "error" in err.lower(), err
+        # One message line; a file's per-event problems follow it, one indented line each.
+        first, *problems = err.splitlines()
+        assert "error" in first.lower(), err
+        assert all(re.fullmatch(r"  line \d+: .+", line) for line in problems), err
     return err
 
 
