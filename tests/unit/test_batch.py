@@ -15,6 +15,7 @@ from voxmeter.domain.catalog import Aggregation, Catalog, Product
 from voxmeter.domain.events import explain
 from voxmeter.domain.meters import fold
 from voxmeter.domain.months import calendar, from_micros, to_micros
+from voxmeter.domain.quantities import MICRO, to_micro
 from voxmeter.entrypoints.wire.codec import EventIn
 
 CATALOG = Catalog(
@@ -27,6 +28,8 @@ PRODUCTS = ["rsync", "ivr_minutes", "interactions", "agent_script", "agents_seen
 QUANTITIES = st.one_of(
     st.none(),
     st.sampled_from(["0", "1", "1.5", "2.000001", "0.0000001", "-1", "-0", "1e3", "1E-7"]),
+    # Equal values written differently, and NaNs of several kinds, side by side in a batch.
+    st.sampled_from(["1.50", "15E-1", "0.0", "0E+3", "1E+0", "-NaN", "NaN12", "-sNaN"]),
     st.sampled_from(["NaN", "sNaN", "Infinity", "-Infinity", "1e999999", "1e-999999", "1e12"]),
     st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=0, max_value=10**6),
     st.decimals(),
@@ -85,6 +88,7 @@ def test_an_event_passes_exactly_when_no_rule_explains_a_refusal(
         assert stored.time == _micros(event)
         assert stored.month == cal.month_of(stored.time)
         assert stored.subject == event.subject
+        assert stored.quantity == (MICRO if event.quantity is None else to_micro(event.quantity))
     assert next(accepted, None) is None
     assert checked.problems == expected_problems
 
