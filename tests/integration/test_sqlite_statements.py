@@ -1,14 +1,16 @@
 """Batches of any size are inserted through a few statement shapes only: the connection caches
 every prepared statement it ran, and a statement of thousands of rows holds megabytes, so a
 distinct statement per batch size grew the embedded server by ~1 MB for every new size (200
-batches of random sizes: 235 MiB peak, against 51 MiB with the 13 shapes)."""
+batches of random sizes: 235 MiB peak, against 51 MiB with the 13 shapes). Each size comes in
+two forms, with the subjects bound or written as NULL for a chunk that has none."""
 
 from __future__ import annotations
 
 import random
+import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voxmeter.adapters.sqlite import SqliteStorage, statements
@@ -51,3 +53,25 @@ def test_hundreds_of_batch_sizes_run_through_at_most_13_statements(tmp_path: Pat
     listed = SqliteStorage(str(tmp_path / "v.db"))
     assert sum(1 for _ in listed.events(1, 0, first, None, None, first)) == first
     listed.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from([None, "agent-1", "", "ünï"]), min_size=1, max_size=5_000))
+def test_subjects_are_stored_as_sent_whether_a_chunk_has_any_or_none(
+    subjects: list[str | None],
+) -> None:
+    folder = tempfile.TemporaryDirectory()
+    store = SqliteStorage(str(Path(folder.name) / "v.db"))
+    store.migrate()
+    # Long runs without a subject, so that whole chunks have none beside chunks that have some.
+    sent = [None] * 4_096 + subjects if len(subjects) % 2 else subjects
+    batch = [
+        UsageEvent(f"e{n:012d}", "agents_seen", n, 24316, 1_000_000, subject)
+        for n, subject in enumerate(sent)
+    ]
+    with store.write() as tx:
+        assert len(tx.insert_new(1, batch, 1)) == len(batch)
+    stored = [(e.id, e.subject) for e in store.events(1, 0, len(sent), None, None, len(sent))]
+    store.close()
+    folder.cleanup()
+    assert stored == [(e.id, e.subject) for e in batch]

@@ -9,7 +9,6 @@ and folds as it goes. The rules themselves, and the explanation of a refused eve
 from __future__ import annotations
 
 from bisect import bisect_right
-from decimal import Decimal
 from typing import NamedTuple
 
 from voxmeter.domain.catalog import Aggregation, Catalog
@@ -69,12 +68,17 @@ def check_and_fold(
         Aggregation.MAX,
         Aggregation.UNIQUE,
     )
-    quantities: dict[Decimal, int] = {}  # a finite Decimal -> its micro-units, or -1
+    # A quantity's text -> its micro-units, or -1. Keyed by text, not by the Decimal: the text
+    # determines the Decimal exactly (a NaN's too), and making it costs a fifth of hashing a
+    # freshly decoded Decimal (a modular power).
+    quantities: dict[str, int] = {}
     append = events.append
     get_delta = deltas.get
     new = tuple.__new__  # skips the named tuple's Python-level __new__: 2x faster
     month_days = calendar.month_days
-    days_month, first_day, day_starts = -1, 0, starts  # the last event's month and its days
+    # The last event's local day, as [day_from, day_to) with its month and ordinal: events
+    # mostly come in time order, so most fall in it and need no bisect at all.
+    day_from = day_to = month = day = 0
     for index, raw in enumerate(incoming):
         product = raw.product
         aggregation = aggregations.get(product)
@@ -83,12 +87,11 @@ def check_and_fold(
         if value is None:
             # Only counts (one each) and unique products (a subject) may omit it.
             quantity = MICRO if aggregation is count or aggregation is unique else -1
-        elif value.is_finite():  # a NaN is never equal to itself: no use in the cache
-            quantity = quantities.get(value, -2)
-            if quantity == -2:
-                quantity = quantities[value] = micro_or_invalid(value)
         else:
-            quantity = -1
+            text = str(value)
+            quantity = quantities.get(text, -2)
+            if quantity == -2:
+                quantity = quantities[text] = micro_or_invalid(value)
         subject = raw.subject
         if (
             aggregation is None
@@ -103,14 +106,17 @@ def check_and_fold(
             # Fail closed: an event the fast check refused is never silently dropped.
             problems.extend(found or [Problem(index, "event", "is not a valid usage event")])
             continue
-        month = first_month + bisect_right(starts, micros)
+        if not day_from <= micros < day_to:
+            after = bisect_right(starts, micros)  # the index of the month's end in `starts`
+            month = first_month + after
+            first_day, day_starts = month_days(month)
+            nth = bisect_right(day_starts, micros) - 1
+            day, day_from = first_day + nth, day_starts[nth]
+            day_to = day_starts[nth + 1] if nth + 1 < len(day_starts) else starts[after]
         append(new(UsageEvent, (raw.id, product, micros, month, quantity, subject)))
         if problems:
             continue  # the batch is refused: no need to fold
-        if month != days_month:  # events mostly come in time order: rarely taken
-            days_month = month
-            first_day, day_starts = month_days(month)
-        key = (product, first_day + bisect_right(day_starts, micros) - 1)
+        key = (product, day)
         state = get_delta(key)
         if state is None:
             state = deltas[key] = MeterState()

@@ -84,11 +84,17 @@ class EventWrites(WriteHooks):
         cursor = None
         start = 0
         for size in _chunk_sizes(len(events)):
+            chunk = events[start : start + size]
             params: list[object] = [operation_id, received]
             extend = params.extend
-            for e in events[start : start + size]:
-                extend((e.id, pids[e.product], e.time, e.quantity, e.subject))
-            cursor = conn.execute(_rows_sql(size), params)
+            subjects = any(e.subject is not None for e in chunk)
+            if subjects:
+                for e in chunk:
+                    extend((e.id, pids[e.product], e.time, e.quantity, e.subject))
+            else:
+                for e in chunk:
+                    extend((e.id, pids[e.product], e.time, e.quantity))
+            cursor = conn.execute(_rows_sql(size, subjects), params)
             start += size
         if cursor is None or cursor.lastrowid != before + len(events):
             raise RuntimeError("events did not get consecutive seqs")

@@ -15,9 +15,12 @@ _encode = msgspec.json.Encoder().encode
 # seq + i. Ids are unique per operation through the id tables below, not an index here.
 # Statements of 4,096 events, and the rest in power-of-two sizes (10,000 = 2 x 4,096 + 1,024 +
 # 512 + 256 + 16): a prepared statement of thousands of rows holds a megabyte or more, and
-# the connection caches every statement it ran, so only 13 distinct sizes may ever exist.
+# the connection caches every statement it ran, so only 13 distinct sizes may ever exist, in
+# two shapes: a chunk without subjects writes NULL in the statement instead of binding None
+# per event (the driver looks None up as a type to adapt, a few thousand instructions each).
 _CHUNK = 4096  # 5 parameters per event, far below SQLite's 32,766
 _ROW = "(?1,?2,?,?,?,?,?)"  # each bare ? takes the next number after ?2
+_ROW_WITHOUT_SUBJECT = "(?1,?2,?,?,?,?,NULL)"
 _INSERT_ROWS = (
     "INSERT INTO events (operation_id, received, id, product_id, time, quantity, subject) VALUES "
 )
@@ -79,9 +82,9 @@ _EVENT_BY_ID = (
 
 
 @lru_cache(maxsize=16)
-def _rows_sql(rows: int) -> str:
-    """The INSERT of `rows` events (a power of two)."""
-    return _INSERT_ROWS + ",".join([_ROW] * rows)
+def _rows_sql(rows: int, subjects: bool = True) -> str:
+    """The INSERT of `rows` events (a power of two), binding their subjects or all NULL."""
+    return _INSERT_ROWS + ",".join([_ROW if subjects else _ROW_WITHOUT_SUBJECT] * rows)
 
 
 def _chunk_sizes(count: int) -> list[int]:
