@@ -215,6 +215,7 @@ def export(count: int, backend: str, rounds: int, db: str | None) -> dict[str, o
         **{f"{fmt}_seconds_best": round(min(t), 2) for fmt, t in timings.items()},
         **{f"{fmt}_seconds_worst": round(max(t), 2) for fmt, t in timings.items()},
         **{f"{fmt}_cpu_seconds_best": round(min(t), 2) for fmt, t in cpu.items()},
+        **{f"{fmt}_cpu_seconds_worst": round(max(t), 2) for fmt, t in cpu.items()},
         "load_average_1min": round(os.getloadavg()[0], 1),
     }
 

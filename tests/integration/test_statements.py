@@ -101,9 +101,9 @@ def test_a_kept_statement_is_read_again_after_usage_or_a_price_changes(
         return str(json.loads(body)["total"])
 
     assert total() == "6"
-    assert cache.cached(ctx, op, april) is not None
+    assert cache.lookup(ctx, op, april)[1] is not None
     set_price(ctx, op, "rsync", "USD", unit_price="5")
-    assert cache.cached(ctx, op, april) is None
+    assert cache.lookup(ctx, op, april)[1] is None
     assert total() == "15"
     delete_price(ctx, op, "rsync", "USD")
     assert total() == "6"

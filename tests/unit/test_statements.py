@@ -250,17 +250,17 @@ def test_a_kept_statement_follows_usage_prices_and_the_close(
     set_price(ctx, None, "rsync", "USD", unit_price="2")
     ingest_batch(ctx, op, [ev("a", "rsync", "2026-04-10T00:00:00Z", "3")])
     first = cache.read(ctx, op, april)
-    assert cache.cached(ctx, op, april) is first
+    assert cache.lookup(ctx, op, april)[1] is first
     assert encoded(first, clock()) == month_statement(ctx, op, april)
     ingest_batch(ctx, op, [ev("b", "rsync", "2026-04-11T00:00:00Z", "1")])
-    assert cache.cached(ctx, op, april) is None
+    assert cache.lookup(ctx, op, april)[1] is None
     assert json.loads(encoded(cache.read(ctx, op, april), clock()))["total"] == "8"
     set_price(ctx, None, "rsync", "USD", unit_price="3")
     assert json.loads(encoded(cache.read(ctx, op, april), clock()))["total"] == "12"
     close_month(ctx, op, Month(2026, 4))
     final = cache.read(ctx, op, april)
     assert final == ctx.storage.final_statement(op.id, april)
-    assert cache.cached(ctx, op, april) is final
+    assert cache.lookup(ctx, op, april)[1] is final
 
 
 def test_a_kept_draft_forecasts_at_each_read(
@@ -274,7 +274,7 @@ def test_a_kept_draft_forecasts_at_each_read(
     early = encoded(cache.read(ctx, op, may), clock())
     assert early == month_statement(ctx, op, may)
     clock.set("2026-05-16T00:00:00Z")
-    later = cache.cached(ctx, op, may)
+    later = cache.lookup(ctx, op, may)[1]
     assert later is not None  # nothing changed in storage: the same draft
     assert encoded(later, clock()) == month_statement(ctx, op, may)
     assert (
@@ -290,6 +290,6 @@ def test_a_renamed_operation_is_not_answered_with_its_old_statement(
     may = month_index("2026-05")
     cache.read(ctx, op, may)
     renamed = dataclasses.replace(op, name="renamed", currency="CLP")
-    assert cache.cached(ctx, renamed, may) is None
+    assert cache.lookup(ctx, renamed, may)[1] is None
     body = json.loads(encoded(cache.read(ctx, renamed, may), clock()))
     assert (body["operation"], body["currency"]) == ("renamed", "CLP")

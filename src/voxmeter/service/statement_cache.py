@@ -38,20 +38,27 @@ class StatementCache:
             entries, max_bytes, _size
         )
 
-    def cached(self, ctx: Context[StatementReads], op: Operation, month: int) -> Reading | None:
-        """The reading if one is kept under the current version (no other storage read: on
-        SQLite, cheap enough for the event loop)."""
+    def lookup(
+        self, ctx: Context[StatementReads], op: Operation, month: int
+    ) -> tuple[Hashable, Reading | None]:
+        """The storage version now, and the reading if one is kept under it (no other storage
+        read: on SQLite, cheap enough for the event loop). Read the version and fill on one
+        thread, or pass this version to `fill`: an embedded reader's version counts commits
+        as its own connection saw them, so two threads' versions are not comparable."""
+        version = ctx.storage.version()
         found = self._readings.get((op, month))
-        if found is None or found[0] != ctx.storage.version():
-            return None
-        return found[1]
+        return version, found[1] if found is not None and found[0] == version else None
 
-    def read(self, ctx: Context[StatementReads], op: Operation, month: int) -> Reading:
-        """The reading, kept or read now (blocking) and kept."""
-        version = ctx.storage.version()  # before reading: a kept reading is never older than it
-        found = self._readings.get((op, month))
-        if found is not None and found[0] == version:
-            return found[1]
+    def fill(
+        self, ctx: Context[StatementReads], op: Operation, month: int, version: Hashable
+    ) -> Reading:
+        """Read the statement (blocking) and keep it under `version`, read before it: a kept
+        reading is never older than its key."""
         reading = month_reading(ctx, op, month)
         self._readings.put((op, month), (version, reading))
         return reading
+
+    def read(self, ctx: Context[StatementReads], op: Operation, month: int) -> Reading:
+        """The reading, kept or read now (blocking) and kept."""
+        version, reading = self.lookup(ctx, op, month)
+        return reading if reading is not None else self.fill(ctx, op, month, version)

@@ -39,10 +39,14 @@ async def statement(request: Request) -> Response:
             raise BadParameters("format must be json or csv")
         requested = resolve_month(state.ctx, visit.operation, params.get("month"))
         month = visit.calendar.month_of(visit.now) if requested is None else requested
-        cache, op = state.statements, visit.operation
-        reading = cache.cached(state.ctx, op, month) if state.local_reads else None
-        if reading is None:
-            reading = await off_loop(state, cache.read, state.ctx, op, month)
+        cache, ctx, op = state.statements, state.ctx, visit.operation
+        if not state.local_reads:
+            reading = await off_loop(state, cache.read, ctx, op, month)
+        else:
+            version, kept = cache.lookup(ctx, op, month)  # the loop's version, as billing's
+            if kept is None:
+                kept = await off_loop(state, cache.fill, ctx, op, month, version)
+            reading = kept
         if fmt == "csv":
             return Response(to_csv([decoded(reading, visit.now)]), 200, media_type=CSV)
         body = encoded(reading, visit.now)
