@@ -21,7 +21,7 @@ import msgspec
 from voxmeter.domain.catalog import Aggregation, Product
 from voxmeter.domain.forecast import forecast
 from voxmeter.domain.money import format_minor
-from voxmeter.domain.prices import Price, Scheme, charge
+from voxmeter.domain.prices import Price, Scheme, amount, charge
 from voxmeter.domain.quantities import format_micro
 
 DRAFT = "draft"
@@ -102,7 +102,7 @@ def _priced_total(
     for p in products:
         price = prices.get(p.api)
         if price is not None:
-            total += charge(price, figures.get(p.api, 0)).amount
+            total += amount(price, figures.get(p.api, 0))
     return total
 
 
@@ -173,7 +173,7 @@ class Draft:
         """The forecast of every priced product at `now`, priced and rounded as its line is."""
         total = 0
         for aggregation, items, price in self.priced:
-            total += charge(price, forecast(aggregation, items, self.start, self.end, now)).amount
+            total += amount(price, forecast(aggregation, items, self.start, self.end, now))
         return format_minor(total, self.statement.currency)
 
     def body(self, now: int) -> bytes:
