@@ -14,7 +14,7 @@ does not track: an export builds hundreds of thousands of them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import msgspec
 
@@ -159,14 +159,15 @@ quotes."""
 class Draft:
     """A draft statement but for its forecast total, which `body(now)` and `at(now)` add."""
 
-    statement: Statement
-    """Every figure and amount, the forecast total left empty."""
+    statement: Statement | None
+    """Every figure and amount, the forecast total left empty; None in a `compact` draft."""
     head: bytes
     """`statement` encoded up to the forecast total's value."""
+    currency: str
     start: int
     end: int
     """The month in epoch microseconds: `[start, end)`."""
-    priced: tuple[tuple[Aggregation, int, Price], ...] = field(default=())
+    priced: tuple[tuple[Aggregation, int, Price], ...]
     """Each priced product's aggregation, figure and price: what the forecast total adds."""
 
     def forecast_total(self, now: int) -> str:
@@ -174,14 +175,21 @@ class Draft:
         total = 0
         for aggregation, items, price in self.priced:
             total += amount(price, forecast(aggregation, items, self.start, self.end, now))
-        return format_minor(total, self.statement.currency)
+        return format_minor(total, self.currency)
 
     def body(self, now: int) -> bytes:
         """The draft at `now`, encoded: the bytes `encode(self.at(now))` gives."""
         return b'%s%s"}' % (self.head, self.forecast_total(now).encode())
 
     def at(self, now: int) -> Statement:
+        if self.statement is None:
+            return decode(self.body(now))
         return msgspec.structs.replace(self.statement, forecast_total=self.forecast_total(now))
+
+    def compact(self) -> Draft:
+        """The draft without its Statement object, which takes several times the memory of
+        the bytes that say the same: what a cache keeps."""
+        return replace(self, statement=None)
 
 
 def draft(
@@ -207,7 +215,7 @@ def draft(
     priced = tuple(
         (p.aggregation, figures.get(p.api, 0), prices[p.api]) for p in products if p.api in prices
     )
-    return Draft(statement, encoded[:-2], start, end, priced)
+    return Draft(statement, encoded[:-2], currency, start, end, priced)
 
 
 _encoder = msgspec.json.Encoder()
