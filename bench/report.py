@@ -205,6 +205,60 @@ def attack_rows(f: Figures, _: Any) -> list[Row]:
     return out
 
 
+def statement_latency_rows(f: Figures, _: Any) -> list[Row]:
+    small, large = f"{f['small_events']:,}", f"{f['large_events']:,}"
+
+    def pair(name: str) -> str:
+        p50, p99 = f"p50_ratio_{name}_large_{name}_small", f"p99_ratio_{name}_large_{name}_small"
+        return (
+            f"p50 {f[f'{name}_large_p50_ms']:.2f} vs {f[f'{name}_small_p50_ms']:.2f} ms = "
+            f"{f[p50]:.2f}; p99 {f[f'{name}_large_p99_ms']:.2f} vs "
+            f"{f[f'{name}_small_p99_ms']:.2f} ms = {f[p99]:.2f}"
+        )
+
+    p99 = f["statement_small_p99_ms"]
+    alone = (
+        f"p99 {p99:.2f} ms, p50 {f['statement_small_p50_ms']:.2f}; same run, alternated: "
+        f"`/healthz` p99 {f['healthz_p99_ms']:.2f} (p50 {f['healthz_p50_ms']:.2f}), "
+        f"`billing.php?api=all` p99 {f['billing_all_p99_ms']:.2f} "
+        f"(p50 {f['billing_all_p50_ms']:.2f}); statement / `/healthz` p99 "
+        f"{f['p99_ratio_statement_small_healthz']:.2f}; load average {f['load_average_1min']}"
+    )
+    return [
+        ("`statement` p99, embedded, one request at a time", "≤ 5 ms", alone, verdict(p99 <= 5)),
+        (
+            f"`statement` at {large} vs {small} events, embedded, alternated",
+            "ratio ≤ 1.2",
+            pair("statement"),
+            verdict(f["p50_ratio_statement_large_statement_small"] <= 1.2),
+        ),
+        (
+            f"`daily?api=all` at {large} vs {small} events, embedded, alternated",
+            "ratio ≤ 1.2",
+            pair("daily"),
+            verdict(f["p50_ratio_daily_large_daily_small"] <= 1.2),
+        ),
+    ]
+
+
+def statement_export_rows(f: Figures, _: Any) -> list[Row]:
+    kind, target = ("PostgreSQL", 20) if f["backend"] == "postgres" else ("SQLite", 10)
+    measured = "; ".join(
+        f"{fmt.upper()} {f[f'{fmt}_seconds_best']:.1f}–{f[f'{fmt}_seconds_worst']:.1f} s wall "
+        f"({f[f'{fmt}_cpu_seconds_best']:.1f}–{f[f'{fmt}_cpu_seconds_worst']:.1f} s CPU)"
+        for fmt in ("csv", "json")
+    )
+    worst = max(f["csv_seconds_worst"], f["json_seconds_worst"])
+    return [
+        (
+            f"`statement --all`, {f['operations']:,} operations × {f['products']} products, {kind}",
+            f"≤ {target} s",
+            f"{measured}; load average {f['load_average_1min']}",
+            verdict(worst <= target),
+        )
+    ]
+
+
 def steps(quick: bool, work: Path) -> list[Step]:
     py = sys.executable
     seq, uuid, pg = (1_000_000, 1_000_000, 1_000_000) if quick else (10**7, 10**7, 5_000_000)
@@ -243,6 +297,27 @@ def steps(quick: bool, work: Path) -> list[Step]:
             month_rows,
             900,
             needs=["ingest_pg"],
+        ),
+        Step(
+            "statement_latency",
+            [
+                *(py, "-m", "bench.statement", "latency", "--small", "10000"),
+                *("--large", str(seq), "--rounds", "500" if quick else "2000", "--json", "{json}"),
+            ],
+            statement_latency_rows,
+            1800,
+        ),
+        *(
+            Step(
+                f"statement_export_{backend}",
+                [
+                    *(py, "-m", "bench.statement", "export", "--operations", "10000"),
+                    *("--backend", backend, "--rounds", "1" if quick else "3", "--json", "{json}"),
+                ],
+                statement_export_rows,
+                900,
+            )
+            for backend in ("sqlite", "postgres")
         ),
         Step(
             "redis",

@@ -1,21 +1,30 @@
 """Statement latency and the invoicing export, with figures for the README.
 
-`latency`: two real servers side by side, one on a month of `--small` events and one of
-`--large` events (same products), each asked for the current month's statement alternately,
-one request at a time over loopback, with billing.php?api=all on the small one as a third,
-baseline series; p50/p99 of each and the ratios. A statement is
-read from the month's meters, never from the events, so the ratio should stay near 1.
+`latency`: two real embedded servers side by side, one on a month of `--small` events and one of
+`--large` events (same products), one request at a time over loopback, the series alternated so
+machine noise hits them alike: `/healthz` (what any request costs on this machine now),
+`billing.php?api=all` (a cached read served without Starlette), `daily?api=all` and
+`statement` on each server. p50/p99 of each, and the ratios: large/small (a statement and a
+daily breakdown are read from meters, never from events, so these stay near 1) and
+statement/`/healthz` (what the statement itself adds over the machine's load).
 
 `export`: `--operations` operations with a month of usage of every catalog product, then
-`voxmeter statement --all --month M` (CSV and JSON alternately) timed as a user runs it.
+`voxmeter statement --all --month M` (CSV and JSON alternately) timed as a user runs it, wall
+and CPU time of the process.
 
-    .venv/bin/python -m bench.statement latency --small 10000 --large 1000000
+    .venv/bin/python -m bench.statement latency --small 10000 --large 10000000
+    .venv/bin/python -m bench.statement latency --large-db sqlite:////tmp/voxmeter-bench-X/bench.db
     .venv/bin/python -m bench.statement export --operations 10000 [--backend postgres]
+
+The large month is ingested through the service (`ingest_batch`, batches of 10,000, as the
+HTTP ingest does after decoding) into the current month; `--large-db` reuses a database this
+script filled before, so ten million events are ingested once.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import resource
 import subprocess
@@ -23,8 +32,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-
-import requests
 
 from bench.common import Server, add_backend_option, fresh_db, fresh_postgres, make_tenant
 from bench.common import write_json as write_json
@@ -72,49 +79,80 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def latency(small: int, large: int, requests_each: int) -> dict[str, object]:
-    servers: dict[str, tuple[Server, str]] = {}
-    for label, events in (("small", small), ("large", large)):
+SERIES = (
+    ("healthz", "small", "/healthz"),
+    ("billing_all", "small", "/api/v2/billing.php?api=all"),
+    ("daily_small", "small", "/api/v2/daily?api=all"),
+    ("daily_large", "large", "/api/v2/daily?api=all"),
+    ("statement_small", "small", "/api/v2/statement"),
+    ("statement_large", "large", "/api/v2/statement"),
+)
+"""(name, server, path) of each series, taken in this order, round after round."""
+WARM_UP = 50
+"""Rounds not counted: connections, caches, the first statement of each server."""
+
+
+def _events(db: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def _seeded(events: int, db: str | None, label: str) -> tuple[str, str]:
+    """A database with `events` events this month (or `db` as it is) and a token for it."""
+    if db is None:
         db = fresh_db()
         token = make_tenant(db)[0]
         started = time.perf_counter()
         seed_month(db, "bench", events)
-        print(f"{label}: {events} events seeded in {time.perf_counter() - started:.0f} s")
-        servers[label] = (Server(db).start(), token)
-    samples: dict[str, list[float]] = {"small": [], "large": [], "billing": []}
-    paths = {
-        "small": "/api/v2/statement",
-        "large": "/api/v2/statement",
-        "billing": "/api/v2/billing.php?api=all",
-    }
+        print(f"{label}: {events:,} events seeded in {time.perf_counter() - started:.0f} s, {db}")
+    else:
+        token = make_tenant(db)[0]
+    return db, token
+
+
+def latency(small: int, large: int, rounds: int, large_db: str | None) -> dict[str, object]:
+    dbs = {"small": _seeded(small, None, "small"), "large": _seeded(large, large_db, "large")}
+    servers = {label: Server(db).start() for label, (db, _) in dbs.items()}
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in SERIES}
     try:
-        sessions = {label: requests.Session() for label in samples}
-        for i in range(requests_each * 3 + 300):
-            label = ("small", "large", "billing")[i % 3]
-            server, token = servers["small" if label == "billing" else label]
-            url = f"http://127.0.0.1:{server.port}{paths[label]}"
-            t0 = time.perf_counter()
-            reply = sessions[label].get(url, headers={"wolkvox-token": token}, timeout=30)
-            elapsed = (time.perf_counter() - t0) * 1000
-            assert reply.status_code == 200, reply.text
-            if i >= 300:  # warm-up: connections, caches
-                samples[label].append(elapsed)
+        conns = {
+            name: http.client.HTTPConnection("127.0.0.1", servers[where].port, timeout=30)
+            for name, where, _ in SERIES
+        }
+        for i in range(rounds + WARM_UP):
+            for name, where, path in SERIES:
+                headers = {"wolkvox-token": dbs[where][1]}
+                t0 = time.perf_counter()
+                conns[name].request("GET", path, headers=headers)
+                reply = conns[name].getresponse()
+                body = reply.read()
+                elapsed = (time.perf_counter() - t0) * 1000
+                assert reply.status == 200, body[:300]
+                if i >= WARM_UP:
+                    samples[name].append(elapsed)
     finally:
-        for server, _ in servers.values():
+        for server in servers.values():
             server.stop()
-    result: dict[str, object] = {"small_events": small, "large_events": large}
-    for label, found in samples.items():
-        result[f"{label}_p50_ms"] = round(_pct(found, 0.50), 3)
-        result[f"{label}_p99_ms"] = round(_pct(found, 0.99), 3)
-    result["p99_ratio_large_small"] = round(
-        _pct(samples["large"], 0.99) / _pct(samples["small"], 0.99), 3
-    )
-    result["p99_ratio_small_billing_all"] = round(
-        _pct(samples["small"], 0.99) / _pct(samples["billing"], 0.99), 3
-    )
-    result["p50_ratio_large_small"] = round(
-        _pct(samples["large"], 0.50) / _pct(samples["small"], 0.50), 3
-    )
+    result: dict[str, object] = {
+        "small_events": _events(dbs["small"][0]),
+        "large_events": _events(dbs["large"][0]),
+        "rounds": rounds,
+    }
+    for name, found in samples.items():
+        result[f"{name}_p50_ms"] = round(_pct(found, 0.50), 3)
+        result[f"{name}_p99_ms"] = round(_pct(found, 0.99), 3)
+    for q in ("p50", "p99"):
+        for top, bottom in (
+            ("statement_large", "statement_small"),
+            ("daily_large", "daily_small"),
+            ("statement_small", "healthz"),
+            ("statement_small", "billing_all"),
+        ):
+            ratio = _pct(samples[top], int(q[1:]) / 100) / _pct(samples[bottom], int(q[1:]) / 100)
+            result[f"{q}_ratio_{top}_{bottom}"] = round(ratio, 3)
+    result["load_average_1min"] = round(os.getloadavg()[0], 1)
     return result
 
 
@@ -177,6 +215,7 @@ def export(count: int, backend: str, rounds: int, db: str | None) -> dict[str, o
         **{f"{fmt}_seconds_best": round(min(t), 2) for fmt, t in timings.items()},
         **{f"{fmt}_seconds_worst": round(max(t), 2) for fmt, t in timings.items()},
         **{f"{fmt}_cpu_seconds_best": round(min(t), 2) for fmt, t in cpu.items()},
+        **{f"{fmt}_cpu_seconds_worst": round(max(t), 2) for fmt, t in cpu.items()},
         "load_average_1min": round(os.getloadavg()[0], 1),
     }
 
@@ -194,7 +233,8 @@ def main() -> None:
     lat = commands.add_parser("latency")
     lat.add_argument("--small", type=int, default=10_000)
     lat.add_argument("--large", type=int, default=1_000_000)
-    lat.add_argument("--requests", type=int, default=2000, help="per server")
+    lat.add_argument("--large-db", default=None, help="a latency bench's large database")
+    lat.add_argument("--rounds", type=int, default=2000, help="requests of each series")
     exp = commands.add_parser("export")
     exp.add_argument("--operations", type=int, default=10_000)
     exp.add_argument("--rounds", type=int, default=2)
@@ -204,7 +244,7 @@ def main() -> None:
         sub.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if args.command == "latency":
-        result = latency(args.small, args.large, args.requests)
+        result = latency(args.small, args.large, args.rounds, args.large_db)
     else:
         result = export(args.operations, args.backend, args.rounds, args.db)
     print(result)

@@ -334,6 +334,26 @@ def _draft_in(world: World, currency: str, seconds: float = 3.0) -> dict[str, An
         time.sleep(0.05)
 
 
+def _rsync_line(world: World) -> dict[str, Any]:
+    draft: dict[str, Any] = json.loads(_statement(world).content)["data"]
+    line: dict[str, Any] = next(line for line in draft["lines"] if line["api"] == "rsync")
+    return line
+
+
+def test_a_kept_draft_follows_prices_set_by_another_process(world: World) -> None:
+    """The server keeps a draft between reads; a price set or deleted by the CLI (another
+    process) shows in the next read, without waiting for any cache to expire."""
+    srv, name = world.srv, world.tenant.name
+    price = ("--product", "rsync", "--currency", "USD", "--operation", name)
+    srv.cli("price", "set", *price, "--unit-price", "2")
+    assert _rsync_line(world)["unit_price"] == "2"
+    assert _rsync_line(world)["unit_price"] == "2"  # answered from the kept draft
+    srv.cli("price", "set", *price, "--unit-price", "3")
+    assert _rsync_line(world)["unit_price"] == "3"
+    srv.cli("price", "delete", *price)
+    assert (_rsync_line(world)["unit_price"], _rsync_line(world)["amount"]) == ("", "0")
+
+
 def test_a_final_statement_never_changes_after_its_month_closes(world: World) -> None:
     """Prices change after the month closed: the statement read twice is the same bytes, the
     same as when it closed; the open month's draft follows the new price."""

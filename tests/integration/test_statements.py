@@ -12,7 +12,8 @@ from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_month
 from voxmeter.service.prices import delete_price, set_price
-from voxmeter.service.statements import all_statements, month_statement
+from voxmeter.service.statement_cache import StatementCache
+from voxmeter.service.statements import all_statements, encoded, month_statement
 from voxmeter.service.tenancy import create_operation, update_operation
 
 
@@ -81,3 +82,32 @@ def test_the_export_gives_each_operation_the_statement_it_reads_alone(
         assert all_statements(ctx, month) == alone, month
     statuses = [json.loads(b)["status"] for b in all_statements(ctx, Month(2026, 4))]
     assert sorted(statuses) == ["draft", "draft", "final"]
+
+
+def test_a_kept_statement_is_read_again_after_usage_or_a_price_changes(
+    ctx: Context, op: Operation, clock: FakeClock
+) -> None:
+    """The storage version covers prices as well as figures, on every backend: a statement kept
+    under it is never answered after either has changed."""
+    cache = StatementCache()
+    clock.set("2026-05-01T12:00:00Z")
+    april = month_index("2026-04")
+    ingest_batch(ctx, op, [ev("a", "rsync", "2026-04-03T00:00:00Z", "3")])
+    set_price(ctx, None, "rsync", "USD", unit_price="2")
+
+    def total() -> str:
+        body = encoded(cache.read(ctx, op, april), clock())
+        assert body == month_statement(ctx, op, april)
+        return str(json.loads(body)["total"])
+
+    assert total() == "6"
+    assert cache.lookup(ctx, op, april)[1] is not None
+    set_price(ctx, op, "rsync", "USD", unit_price="5")
+    assert cache.lookup(ctx, op, april)[1] is None
+    assert total() == "15"
+    delete_price(ctx, op, "rsync", "USD")
+    assert total() == "6"
+    ingest_batch(ctx, op, [ev("b", "rsync", "2026-04-04T00:00:00Z", "1")])
+    assert total() == "8"
+    close_month(ctx, op, Month(2026, 4))
+    assert cache.read(ctx, op, april) == ctx.storage.final_statement(op.id, april)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fakes import MemoryDatabase
+from voxmeter.domain import prices as pricing
 from voxmeter.domain.money import format_minor, minor_units
 from voxmeter.domain.prices import Price, PriceError, Scheme, Tier, charge, make_price
 from voxmeter.domain.quantities import MICRO, from_micro
@@ -191,3 +192,8 @@ def test_unknown_products_and_currencies_change_nothing(
     with pytest.raises(ConfigError, match="increasing order"):
         set_price(ctx, None, "rsync", "USD", tiers=["5:1", "4:1", "inf:1"])
     assert ctx.storage.all_prices() == before
+
+
+@given(price=prices(), items=MICROS)
+def test_the_amount_alone_is_the_charge_amount(price: Price, items: int) -> None:
+    assert pricing.amount(price, items) == charge(price, items).amount

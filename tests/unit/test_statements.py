@@ -3,9 +3,11 @@ drafts that follow prices and usage, finals stored once when the month closes.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +15,8 @@ from tests.fakes import MemoryDatabase
 from tests.integration.support import FakeClock, ev, month_index
 from voxmeter.domain import statements
 from voxmeter.domain.catalog import Catalog
-from voxmeter.domain.months import Month
+from voxmeter.domain.forecast import forecast
+from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.prices import make_price
 from voxmeter.domain.quantities import MICRO
 from voxmeter.domain.tenancy import Operation
@@ -21,7 +24,8 @@ from voxmeter.service.context import Context
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.months import close_due_months, close_month
 from voxmeter.service.prices import set_price
-from voxmeter.service.statements import all_statements, month_statement
+from voxmeter.service.statement_cache import StatementCache
+from voxmeter.service.statements import all_statements, encoded, month_statement
 
 CATALOG = list(Catalog.load())
 
@@ -169,3 +173,126 @@ def test_export_lists_every_operation_in_its_currency(
         ("acme", "USD", "draft"),
         ("zeta", "CLP", "draft"),
     ]
+
+
+# ------------------------------------------------------- drafts: the forecast added per read
+
+
+@given(
+    figures=st.dictionaries(
+        st.sampled_from([p.api for p in CATALOG]), st.integers(0, 10**6 * MICRO)
+    ),
+    unit=st.integers(0, 10 * MICRO),
+    currency=st.sampled_from(["USD", "CLP", "BHD"]),
+    elapsed=st.integers(0, 40 * 86_400 * MICRO),
+    name=st.text(min_size=1, max_size=8),
+)
+def test_a_draft_finished_at_an_instant_is_the_statement_built_then(
+    figures: dict[str, int], unit: int, currency: str, elapsed: int, name: str
+) -> None:
+    """A draft is priced once and its forecast total added per read: the bytes and the
+    statement are the ones `build` and `encode` give with the forecasts of that instant."""
+    text = str(Decimal(unit) / MICRO)
+    volume = [f"5:{text}", "inf:0.5"]
+    prices = {"interactions": make_price("interactions", currency, None, [], volume, "1")}
+    prices |= {p.api: make_price(p.api, currency, text, [], [], None) for p in CATALOG[::3]}
+    start, end = calendar("UTC").window(month_index("2026-05"))
+    now = start + elapsed
+    common = {
+        "operation": name,
+        "server": "9901",
+        "month": "2026-05",
+        "currency": currency,
+        "products": CATALOG,
+        "figures": figures,
+        "prices": prices,
+    }
+    forecasts = {
+        p.api: forecast(p.aggregation, figures.get(p.api, 0), start, end, now) for p in CATALOG
+    }
+    whole = statements.build(final=False, forecasts=forecasts, **common)  # type: ignore[arg-type]
+    draft = statements.draft(start=start, end=end, **common)  # type: ignore[arg-type]
+    assert draft.at(now) == whole
+    assert draft.body(now) == statements.encode(whole)
+    assert statements.decode(draft.body(now)) == whole
+    kept = draft.compact()  # as a cache keeps it: the bytes alone say the same
+    assert kept.statement is None
+    assert (kept.at(now), kept.body(now)) == (whole, draft.body(now))
+
+
+def test_a_statement_encodes_as_compact_json_of_its_fields_in_order() -> None:
+    """The bytes a final statement is stored as: no spaces, keys in field order, text as is."""
+    price = make_price("rsync", "USD", None, ["1:0.5", "inf:0.25"], [], None)
+    got = statements.build(
+        operation='a "quoted" café',
+        server="9901",
+        month="2026-05",
+        final=True,
+        currency="USD",
+        products=CATALOG,
+        figures={"rsync": 3 * MICRO},
+        forecasts={},
+        prices={"rsync": price},
+    )
+    expected = json.dumps(
+        msgspec.to_builtins(got), separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    assert statements.encode(got) == expected
+    assert list(json.loads(expected)["lines"][0]) == [f for f in statements.Line.__struct_fields__]
+
+
+# ------------------------------------------------------------------ statements kept per version
+
+
+def test_a_kept_statement_follows_usage_prices_and_the_close(
+    ctx: Context[MemoryDatabase], op: Operation, clock: FakeClock
+) -> None:
+    cache = StatementCache()
+    clock.set("2026-05-01T12:00:00Z")
+    april = month_index("2026-04")
+    set_price(ctx, None, "rsync", "USD", unit_price="2")
+    ingest_batch(ctx, op, [ev("a", "rsync", "2026-04-10T00:00:00Z", "3")])
+    first = cache.read(ctx, op, april)
+    assert cache.lookup(ctx, op, april)[1] == first.compact()  # type: ignore[union-attr]
+    assert encoded(first, clock()) == month_statement(ctx, op, april)
+    ingest_batch(ctx, op, [ev("b", "rsync", "2026-04-11T00:00:00Z", "1")])
+    assert cache.lookup(ctx, op, april)[1] is None
+    assert json.loads(encoded(cache.read(ctx, op, april), clock()))["total"] == "8"
+    set_price(ctx, None, "rsync", "USD", unit_price="3")
+    assert json.loads(encoded(cache.read(ctx, op, april), clock()))["total"] == "12"
+    close_month(ctx, op, Month(2026, 4))
+    final = cache.read(ctx, op, april)
+    assert final == ctx.storage.final_statement(op.id, april)
+    assert cache.lookup(ctx, op, april)[1] is final
+
+
+def test_a_kept_draft_forecasts_at_each_read(
+    ctx: Context[MemoryDatabase], op: Operation, clock: FakeClock
+) -> None:
+    cache = StatementCache()
+    set_price(ctx, None, "interactions", "USD", unit_price="1")
+    clock.set("2026-05-02T00:00:00Z")
+    ingest_batch(ctx, op, [ev(f"e{i}", "interactions", "2026-05-01T12:00:00Z") for i in range(4)])
+    may = month_index("2026-05")
+    early = encoded(cache.read(ctx, op, may), clock())
+    assert early == month_statement(ctx, op, may)
+    clock.set("2026-05-16T00:00:00Z")
+    later = cache.lookup(ctx, op, may)[1]
+    assert later is not None  # nothing changed in storage: the same draft
+    assert encoded(later, clock()) == month_statement(ctx, op, may)
+    assert (
+        json.loads(encoded(later, clock()))["forecast_total"] != json.loads(early)["forecast_total"]
+    )
+
+
+def test_a_renamed_operation_is_not_answered_with_its_old_statement(
+    ctx: Context[MemoryDatabase], op: Operation, clock: FakeClock
+) -> None:
+    cache = StatementCache()
+    clock.set("2026-05-02T00:00:00Z")
+    may = month_index("2026-05")
+    cache.read(ctx, op, may)
+    renamed = dataclasses.replace(op, name="renamed", currency="CLP")
+    assert cache.lookup(ctx, renamed, may)[1] is None
+    body = json.loads(encoded(cache.read(ctx, renamed, may), clock()))
+    assert (body["operation"], body["currency"]) == ("renamed", "CLP")

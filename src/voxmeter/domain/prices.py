@@ -143,6 +143,25 @@ def charge(price: Price, items: int) -> Charge:
     return Charge(included, billable, pieces, sum(p.amount for p in pieces))
 
 
+def amount(price: Price, items: int) -> int:
+    """`charge(price, items).amount` without its pieces: what a forecast costs, worked out at
+    every read of a draft statement."""
+    billable = items - min(items, price.included)
+    currency = price.currency
+    if price.scheme is Scheme.VOLUME:
+        tier = next(t for t in price.tiers if t.upto is None or billable <= t.upto)
+        return round_amount(billable * tier.unit_price, currency)
+    total = 0
+    lower = 0
+    for t in price.tiers:
+        top = billable if t.upto is None else min(billable, t.upto)
+        if top > lower:
+            total += round_amount((top - lower) * t.unit_price, currency)
+        if t.upto is not None:
+            lower = t.upto
+    return total
+
+
 def _graduated_units(tiers: tuple[Tier, ...], billable: int) -> list[int]:
     """How many of the billable units fall in each tier, in order."""
     units: list[int] = []

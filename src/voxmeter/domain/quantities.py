@@ -59,11 +59,12 @@ def from_micro(micro: int) -> Decimal:
 
 def format_micro(micro: int) -> str:
     """Plain decimal text, no exponent, no trailing zeros: 0, 12, 12.5."""
-    sign = "-" if micro < 0 else ""
-    whole, frac = divmod(abs(micro), MICRO)
+    if micro < 0:
+        return "-" + format_micro(-micro)
+    whole, frac = divmod(micro, MICRO)
     if frac == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{frac:06d}".rstrip("0")
+        return str(whole)
+    return f"{whole}.{frac:06d}".rstrip("0")
 
 
 def format_decimal(value: Decimal) -> str:

@@ -257,8 +257,8 @@ class MeterReads(Protocol):
     """The figures of a month, as committed."""
 
     def version(self) -> Hashable:
-        """Changes whenever a figure may have changed: at once for this process's commits,
-        within a millisecond for other processes' (readers cache by it)."""
+        """Changes whenever a figure or a price may have changed: at once for this process's
+        commits, within a millisecond for other processes' (readers cache by it)."""
         ...
 
     def refresh(self) -> None:

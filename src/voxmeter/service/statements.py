@@ -6,7 +6,6 @@ from typing import Protocol
 
 from voxmeter.domain import statements
 from voxmeter.domain.catalog import Catalog
-from voxmeter.domain.forecast import forecast
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation
@@ -45,16 +44,37 @@ def final_statement(
     )
 
 
+Reading = bytes | statements.Draft
+"""A month's statement as read: a final one's bytes, or a draft finished at the instant it is
+sent (`encoded`)."""
+
+
+def encoded(reading: Reading, now: int) -> bytes:
+    """The statement's bytes, a draft's forecast taken at `now`."""
+    return reading if isinstance(reading, bytes) else reading.body(now)
+
+
+def decoded(reading: Reading, now: int) -> statements.Statement:
+    """The statement itself, a draft's forecast taken at `now`."""
+    return statements.decode(reading) if isinstance(reading, bytes) else reading.at(now)
+
+
 def month_statement(ctx: Context[StatementReads], op: Operation, month: int) -> bytes:
     """The month's statement, encoded: the stored bytes once the month has closed, else a draft
     priced now (prices, late events and the forecast still change it)."""
+    return encoded(month_reading(ctx, op, month), ctx.clock())
+
+
+def month_reading(ctx: Context[StatementReads], op: Operation, month: int) -> Reading:
+    """The month's statement as stored, or its draft from the figures and prices as committed
+    (valid for as long as `ctx.storage.version()` stays)."""
     stored = ctx.storage.final_statement(op.id, month)
     if stored is not None:
         return stored
     products = list(ctx.catalog)
     figures, frozen = month_figures_frozen(ctx, op, products, month)
     prices = ctx.storage.prices_for(op.id, op.currency)
-    return _priced(ctx.catalog, op, month, figures, frozen, prices, ctx.clock())
+    return _priced(ctx.catalog, op, month, figures, frozen, prices)
 
 
 def _priced(
@@ -64,29 +84,20 @@ def _priced(
     figures: dict[str, int],
     frozen: bool,
     prices: dict[str, Price],
-    now: int,
-) -> bytes:
+) -> Reading:
     if frozen:  # closed before statements were kept: priced now, from its frozen figures
         return final_statement(catalog, op, month, figures, prices)
-    products = list(catalog)
     start, end = calendar(op.timezone).window(month)
-    forecasts = {  # only priced products add to the forecast total
-        p.api: forecast(p.aggregation, figures[p.api], start, end, now)
-        for p in products
-        if p.api in prices
-    }
-    return statements.encode(
-        statements.build(
-            operation=op.name,
-            server=op.server,
-            month=str(Month.from_index(month)),
-            final=False,
-            currency=op.currency,
-            products=products,
-            figures=figures,
-            forecasts=forecasts,
-            prices=prices,
-        )
+    return statements.draft(
+        operation=op.name,
+        server=op.server,
+        month=str(Month.from_index(month)),
+        currency=op.currency,
+        products=list(catalog),
+        figures=figures,
+        prices=prices,
+        start=start,
+        end=end,
     )
 
 
@@ -95,8 +106,14 @@ class AllStatementReads(StatementReads, Tenancy, BulkReads, Protocol):
 
 
 def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]:
+    """Every operation's statement of `month`, encoded (see `all_readings`)."""
+    now = ctx.clock()
+    return [encoded(r, now) for r in all_readings(ctx, month)]
+
+
+def all_readings(ctx: Context[AllStatementReads], month: Month) -> list[Reading]:
     """Every operation's statement of `month`, in the order operations are listed (server,
-    name), the same as `month_statement` gives each, read in a few statements whatever the
+    name), the same as `month_reading` gives each, read in a few statements whatever the
     number of operations. A month still in the future for some operation's timezone is
     refused."""
     ops = ctx.storage.operations()
@@ -109,8 +126,7 @@ def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]
     table: dict[tuple[int | None, str], dict[str, Price]] = {}
     for scope, price in ctx.storage.all_prices():
         table.setdefault((scope, price.currency), {})[price.product] = price
-    now = ctx.clock()
-    found: list[bytes] = []
+    found: list[Reading] = []
     for op in ops:
         stored = finals.get(op.id)
         if stored is not None:
@@ -118,7 +134,7 @@ def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]
             continue
         figures, frozen = figures_of(every.get(op.id, _NOTHING), products)
         prices = {**table.get((None, op.currency), {}), **table.get((op.id, op.currency), {})}
-        found.append(_priced(ctx.catalog, op, month.index, figures, frozen, prices, now))
+        found.append(_priced(ctx.catalog, op, month.index, figures, frozen, prices))
     return found
 
 

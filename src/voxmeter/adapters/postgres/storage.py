@@ -37,6 +37,7 @@ from voxmeter.adapters.sql.export import SqlBulkReads
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
+from voxmeter.domain.prices import Price
 from voxmeter.errors import Unavailable
 
 
@@ -79,6 +80,15 @@ class _Transaction(
         self._level: dict[int, int] = {}
         self._voidable: dict[int, str] = {}
         self.changed = False
+
+    def set_price(self, operation_id: int | None, price: Price) -> None:
+        super().set_price(operation_id, price)
+        self.changed = True  # drafts are priced from it: readers' caches must see the change
+
+    def delete_price(self, operation_id: int | None, product: str, currency: str) -> bool:
+        deleted = super().delete_price(operation_id, product, currency)
+        self.changed |= deleted
+        return deleted
 
     def exclusive(self, operation_id: int) -> None:
         """The operation alone for the rest of the transaction (closing months, voiding)."""

@@ -31,6 +31,15 @@ _CARRIED = (
 )
 
 
+def _open(found: dict[int, MonthMeters], op: int) -> MonthMeters:
+    """The open month of `op` in `found`, added when missing (one object per operation, not
+    one per row: this runs for every meter of every operation)."""
+    meters = found.get(op)
+    if meters is None:
+        meters = found[op] = MonthMeters(None, {}, {})
+    return meters
+
+
 class SqlBulkReads(SqlStatements):
     def _snapshot(self, queries: list[tuple[str, Sequence[object]]]) -> list[Sequence[Row]]:
         """Every query's rows, all read from one snapshot of the database."""
@@ -49,13 +58,11 @@ class SqlBulkReads(SqlStatements):
         found: dict[int, MonthMeters] = {op: MonthMeters(f, {}, {}) for op, f in frozen.items()}
         wanted = set(levels)
         for op, api, total, last_time, last_value in state_rows:
-            if int(op) not in frozen:
-                meters = found.setdefault(int(op), MonthMeters(None, {}, {}))
-                meters.states[str(api)] = meter_state(total, last_time, last_value)
+            if op not in frozen:
+                _open(found, op).states[str(api)] = meter_state(total, last_time, last_value)
         for op, api, value in carried_rows:
-            if int(op) not in frozen and str(api) in wanted:
-                meters = found.setdefault(int(op), MonthMeters(None, {}, {}))
-                meters.carried[str(api)] = int(value)
+            if op not in frozen and api in wanted:
+                _open(found, op).carried[str(api)] = int(value)
         return found
 
     def final_statements(self, month: int) -> dict[int, bytes]:

@@ -10,6 +10,7 @@ from voxmeter.entrypoints.http.uploads import BODIES_PER_BUDGET, UploadBudget
 from voxmeter.service.context import Context
 from voxmeter.service.maintenance import MAINTENANCE
 from voxmeter.service.ports import Changes, Limiter, LoopLimits, Storage
+from voxmeter.service.statement_cache import StatementCache
 from voxmeter.service.tenancy import Authenticator
 
 __all__ = ["MAINTENANCE", "AppState", "MaintenanceFlag"]
@@ -53,6 +54,8 @@ class AppState:
     uploads: UploadBudget = field(init=False)
     openapi: bytes | None = field(default=None, init=False)
     """/openapi.json, encoded on first request."""
+    statements: StatementCache = field(default_factory=StatementCache, init=False)
+    """Statements read since the data last changed."""
 
     def __post_init__(self) -> None:
         self.maintenance = MaintenanceFlag(self.ctx)

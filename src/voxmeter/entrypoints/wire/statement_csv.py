@@ -39,14 +39,12 @@ def to_csv(statements: Iterable[Statement]) -> str:
     writer = csv.writer(out)
     writer.writerow(HEADER)
     for s in statements:
-        for line in s.lines:
-            writer.writerow(
+        head = (s.operation, s.server, s.month, s.status, s.currency)
+        tail = (s.total, s.forecast_total)
+        writer.writerows(
+            [
                 (
-                    s.operation,
-                    s.server,
-                    s.month,
-                    s.status,
-                    s.currency,
+                    *head,
                     line.api,
                     line.description,
                     line.unit,
@@ -54,10 +52,11 @@ def to_csv(statements: Iterable[Statement]) -> str:
                     line.included,
                     line.billable,
                     line.unit_price,
-                    tiers_text(line.tiers),
+                    tiers_text(line.tiers) if line.tiers else "",
                     line.amount,
-                    s.total,
-                    s.forecast_total,
+                    *tail,
                 )
-            )
+                for line in s.lines
+            ]
+        )
     return out.getvalue()
