@@ -15,7 +15,7 @@ from tests.integration.conftest import DbUnderTest
 from tests.integration.support import FakeClock, ev, month_index
 from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.tenancy import Operation
-from voxmeter.errors import BadParameters, ConfigError, NotFound
+from voxmeter.errors import BadParameters, ConfigError
 from voxmeter.service.alerts import (
     DeliveryPolicy,
     create_alert,
@@ -87,7 +87,7 @@ def test_other_products_and_deleted_alerts_do_not_fire(ctx: Context, op: Operati
     assert list_alerts(ctx, op) == []
     ingest_batch(ctx, op, [ev("b", "rsync", "2026-05-02T00:00:00Z", "50")])
     assert ctx.storage.next_due() is None
-    with pytest.raises(NotFound):
+    with pytest.raises(ConfigError, match="no alert"):
         delete_alert(ctx, alert_id)
 
 

@@ -110,6 +110,16 @@ def check_url(url: str) -> str:
     return url
 
 
+def origin(url: str) -> str:
+    """scheme://host[:port]: the rest of a webhook URL may be a credential."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
 def new_secret() -> str:
     """A Standard Webhooks signing secret: `whsec_` and the base64 of random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()

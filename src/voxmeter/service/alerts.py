@@ -26,7 +26,7 @@ from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.prices import Price, charge
 from voxmeter.domain.quantities import format_micro
 from voxmeter.domain.tenancy import Operation
-from voxmeter.errors import ConfigError, NotFound
+from voxmeter.errors import ConfigError
 from voxmeter.service.audit import record
 from voxmeter.service.context import Context
 from voxmeter.service.ports import (
@@ -103,17 +103,17 @@ def _details(alert: Alert) -> dict[str, object]:
         "product": alert.product or "total",
         "on": str(alert.on),
         "threshold": format_micro(alert.threshold),
-        "webhook": alert.url,
+        "webhook": rules.origin(alert.url),
         "payload": str(alert.payload),
     }
 
 
 def delete_alert(ctx: Context[Writer], alert_id: int) -> Alert:
-    """Delete a live alert (its deliveries stay listed); NotFound when there is none."""
+    """Delete a live alert (its deliveries stay listed); refused when there is none."""
     with ctx.storage.write() as tx:
         gone = tx.delete_alert(alert_id, ctx.clock())
         if gone is None:
-            raise NotFound(str(alert_id))
+            raise ConfigError(f"no alert with id {alert_id}")
         record(tx, ctx, audit.ALERT_DELETE, gone.operation_id, _details(gone))
     return gone
 

@@ -480,6 +480,17 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v2/alerts": {
+                "get": {
+                    "summary": "The operation's alerts with their last deliveries (never a secret)",
+                    "security": _AUTH,
+                    "parameters": [*_SERVER_HEADERS],
+                    "responses": {
+                        **_reply("Alerts, oldest first", replies.AlertList),
+                        **error_responses(*_API_ERRORS),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "Liveness (no database work)",
