@@ -13,7 +13,8 @@ from voxmeter.service.alerts import month_text
 from voxmeter.service.ports import AlertReads, Delivery, DeliveryAttempt
 
 DELIVERIES_SHOWN = 5
-"""Last deliveries listed with each alert."""
+"""Last deliveries listed with each alert, unless asked for more (up to the next)."""
+MOST_DELIVERIES_SHOWN = 100
 
 
 def attempt_out(attempt: DeliveryAttempt, zone: ZoneInfo) -> AttemptOut:
@@ -50,9 +51,11 @@ def alert_out(alert: Alert, deliveries: list[Delivery], zone: ZoneInfo) -> Alert
     )
 
 
-def alerts_of(storage: AlertReads, operation_id: int, zone: ZoneInfo) -> list[AlertOut]:
-    """An operation's alerts, each with its last few deliveries."""
+def alerts_of(
+    storage: AlertReads, operation_id: int, zone: ZoneInfo, shown: int = DELIVERIES_SHOWN
+) -> list[AlertOut]:
+    """An operation's alerts, each with its last `shown` deliveries."""
     return [
-        alert_out(a, storage.deliveries(operation_id, a.id, DELIVERIES_SHOWN), zone)
+        alert_out(a, storage.deliveries(operation_id, a.id, shown), zone)
         for a in storage.alerts(operation_id)
     ]
