@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from bench.receiver import Receiver
 from tests.backends import REDIS_URL, pg_schema, redis_prefix
 from tests.e2e.harness import VoxServer, free_port
-from tests.e2e.receiver import Receiver
 
 FAST = {"VOXMETER_DELIVERY_BASE_DELAY": "0.2", "VOXMETER_DELIVERY_POLL": "0.05"}
 KEY = {"VOXMETER_SECRET_KEY": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="}

@@ -33,6 +33,7 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
+from bench.receiver import Received, Receiver
 from tests.backends import REDIS_URL, pg_dump_text, pg_url, schema_of
 from tests.e2e.conftest import Databases
 from tests.e2e.harness import (
@@ -43,7 +44,6 @@ from tests.e2e.harness import (
     envelope_ok,
     free_port,
 )
-from tests.e2e.receiver import Received, Receiver
 from tests.proxy import CuttableProxy
 
 VALIDATE = "PLEASE VALIDATE TOKEN"

@@ -1,4 +1,4 @@
-"""A webhook receiver for the tests: a real HTTP server on loopback, in a thread, that keeps
+"""A webhook receiver for tests and benches: a real HTTP server on loopback, in a thread, that keeps
 every POST (headers and body) and answers with the status it is told, or hangs."""
 
 from __future__ import annotations
