@@ -139,11 +139,10 @@ def evaluate_alerts(
         if not armed:
             continue
         values = _Values(tx, ctx, op, month, now)
+        currency = op.currency
         for alert in armed:
             value = values.of(alert)
-            currency = op.currency
-            money = rules.amount_on(alert.on, alert.product)
-            measured = On.AMOUNT if money else alert.on
+            measured = On.AMOUNT if rules.amount_on(alert.on, alert.product) else alert.on
             if not rules.reached(measured, value, alert.threshold, currency):
                 continue
             text = rules.value_text(measured, value, currency)
@@ -174,8 +173,17 @@ class _Values:
     now: int
     _figures: dict[str, int] = field(default_factory=dict)
     _prices: dict[str, Price] | None = None
+    _values: dict[tuple[str | None, On], int] = field(default_factory=dict)
 
     def of(self, alert: Armed) -> int:
+        """The value an alert measures (each product and measure computed once)."""
+        key = (alert.product, alert.on)
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = self._compute(alert)
+        return value
+
+    def _compute(self, alert: Armed) -> int:
         if alert.product is None:
             return self._total(alert.on)
         if alert.on is On.FIGURE:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from voxmeter.adapters.sql.dialect import POSTGRES
@@ -42,6 +43,19 @@ def _alert(row: Sequence[Any]) -> Alert:
         payload=Payload(str(row[7])),
         created=int(row[8]),
         deleted=None if row[9] is None else int(row[9]),
+    )
+
+
+@lru_cache(maxsize=65_536)
+def _armed(row: tuple[Any, ...]) -> Armed:
+    """An armed alert's row decoded, once per process: every batch reads the same rows."""
+    alert_id, product, measure, threshold, payload = row
+    return Armed(
+        int(alert_id),
+        None if product is None else str(product),
+        On(str(measure)),
+        to_micro(Decimal(str(threshold))),
+        Payload(str(payload)),
     )
 
 
@@ -108,16 +122,7 @@ class SqlAlertWrites(SqlTransactionStatements):
             ),
             (operation_id, month),
         )
-        return [
-            Armed(
-                int(i),
-                None if p is None else str(p),
-                On(str(m)),
-                to_micro(Decimal(str(t))),
-                Payload(str(pl)),
-            )
-            for i, p, m, t, pl in found
-        ]
+        return [_armed(tuple(row)) for row in found]
 
     def record_firing(self, alert_id: int, month: int, when: int, value: str) -> bool:
         changed, _ = self._run(

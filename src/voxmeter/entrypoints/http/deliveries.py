@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from voxmeter.adapters import webhooks
 from voxmeter.adapters.secret_box import open_secret_box
 from voxmeter.config import Settings
 from voxmeter.entrypoints.http import metrics
+from voxmeter.errors import ConfigError
 from voxmeter.service import alerts
 from voxmeter.service.context import Context
 from voxmeter.service.ports import Claimed, SecretSealing, Storage
@@ -56,6 +58,7 @@ class Sender:
         self.threads = anyio.CapacityLimiter(2)
         self.box: SecretSealing | None = None
         self.random = random.SystemRandom()
+        self.quiet_until = 0.0
 
     async def run(self) -> None:
         async with webhooks.client(self.policy.timeout) as http, anyio.create_task_group() as tg:
@@ -74,15 +77,32 @@ class Sender:
         free = self.slots.value
         if free == 0:
             return
+        if self.box is None and not await anyio.to_thread.run_sync(
+            self._box_ready, limiter=self.threads
+        ):
+            return
         lease = now + int(self.policy.lease * 1_000_000)
         claimed = await anyio.to_thread.run_sync(
             self.ctx.storage.claim_due, self.owner, now, lease, free, limiter=self.threads
         )
-        if claimed and self.box is None:
-            self.box = open_secret_box(self.settings.database_url, self.settings.secret_key)
         for delivery in claimed:
             await self.slots.acquire()
             tg.start_soon(self._send, http, delivery)
+
+    def _box_ready(self) -> bool:
+        """Open the secret box once (reading, or making, the key file: in a thread); without a
+        key, say so once a minute and send nothing (the deliveries wait, pending)."""
+        if self.box is not None:
+            return True
+        try:
+            self.box = open_secret_box(self.settings.database_url, self.settings.secret_key)
+        except ConfigError as exc:
+            now = time.monotonic()
+            if now >= self.quiet_until:
+                self.quiet_until = now + 60.0
+                log.warning("alert deliveries wait: %s", exc)
+            return False
+        return True
 
     async def _send(self, http: httpx.AsyncClient, delivery: Claimed) -> None:
         try:
