@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,11 @@ def test_a_receiver_down_then_up_gets_the_delivery_signed_both_ways(
     assert listed[0]["deliveries"][0]["state"] == "delivered"
     assert listed[0]["webhook"] == f"http://127.0.0.1:{port}"
     assert secret not in json.dumps(listed)
+    metrics = srv.get("/metrics").text
+    assert 'voxmeter_alert_deliveries_total{outcome="delivered"} 1.0' in metrics
+    retries = re.search(r'voxmeter_alert_deliveries_total\{outcome="retry"\} ([0-9.]+)', metrics)
+    assert retries is not None
+    assert float(retries.group(1)) >= len(tried)
     # The month has fired: more usage sends nothing more.
     srv.post_events(tenant.token, _events("b", 5))
     time.sleep(1.0)

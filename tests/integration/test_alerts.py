@@ -230,3 +230,40 @@ def test_racing_writers_fire_an_alert_once(
     assert month_index("2026-05") == ctxs[0].storage.deliveries(op.id, None, 10)[0].month
     for s in stores:
         s.close()
+
+
+def test_concurrent_senders_never_claim_one_delivery_twice(
+    database: DbUnderTest, catalog: Catalog, clock: FakeClock
+) -> None:
+    """Senders with storages of their own (one per process) claim at once: every due delivery
+    goes to exactly one of them."""
+    stores = [database.open() for _ in range(4)]
+    stores[0].migrate()
+    ctx = Context(storage=stores[0], catalog=catalog, clock=clock)
+    from voxmeter.service.tenancy import create_operation
+
+    op = create_operation(ctx, "claims", "9901", "UTC")
+    for n in range(30):
+        _alert(ctx, op, threshold=str(n + 1))
+    for n in range(30):
+        ingest_batch(ctx, op, [ev(f"e{n}", "rsync", "2026-05-02T00:00:00Z", "1")])
+    now = clock()
+    start = threading.Barrier(len(stores))
+    claimed: list[list[int]] = [[] for _ in stores]
+
+    def claim(k: int) -> None:
+        start.wait()
+        for _ in range(10):
+            got = stores[k].claim_due(f"sender-{k}", now, now + 60_000_000, 2)
+            claimed[k].extend(c.id for c in got)
+
+    threads = [threading.Thread(target=claim, args=(k,)) for k in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for ids in claimed for i in ids]
+    assert sorted(every) == sorted({d.id for d in stores[0].deliveries(op.id, None, 100)})
+    assert len(every) == 30
+    for s in stores:
+        s.close()
