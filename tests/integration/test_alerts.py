@@ -267,3 +267,32 @@ def test_concurrent_senders_never_claim_one_delivery_twice(
     assert len(every) == 30
     for s in stores:
         s.close()
+
+
+def test_a_process_sees_alerts_made_and_fired_by_another(
+    database: DbUnderTest, catalog: Catalog, clock: FakeClock
+) -> None:
+    """Each process keeps its operations' armed alerts while the alerts version holds: an
+    alert created, fired or deleted elsewhere is seen at the next batch."""
+    first, second = database.open(), database.open()
+    first.migrate()
+    one = Context(storage=first, catalog=catalog, clock=clock)
+    two = Context(storage=second, catalog=catalog, clock=clock)
+    from voxmeter.service.tenancy import create_operation
+
+    op = create_operation(one, "seen", "9901", "UTC")
+    ingest_batch(one, op, [ev("a", "rsync", "2026-05-02T00:00:00Z", "1")])  # nothing armed
+    made = _alert(two, op, threshold="2")
+    ingest_batch(one, op, [ev("b", "rsync", "2026-05-02T00:00:00Z", "1")])
+    assert [b["alert_id"] for b in _bodies(one)] == [made]
+    other = _alert(two, op, threshold="3")
+    ingest_batch(two, op, [ev("c", "rsync", "2026-05-02T00:00:00Z", "1")])  # fires `other`
+    ingest_batch(one, op, [ev("d", "rsync", "2026-05-02T00:00:00Z", "1")])
+    assert [b["alert_id"] for b in _bodies(one)] == [other]
+    last = _alert(one, op, threshold="10")
+    ingest_batch(one, op, [ev("e", "rsync", "2026-05-02T00:00:00Z", "1")])  # caches `last`
+    delete_alert(two, last)
+    ingest_batch(one, op, [ev("f", "rsync", "2026-05-02T00:00:00Z", "10")])
+    assert _bodies(one) == []
+    first.close()
+    second.close()

@@ -11,7 +11,7 @@ alerts that measure them.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -21,7 +21,7 @@ from voxmeter.domain import audit
 from voxmeter.domain.alerts import Alert, AlertError, Armed, On, Payload, State
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.forecast import forecast
-from voxmeter.domain.meters import figure
+from voxmeter.domain.meters import MeterKey, MeterState, figure
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.prices import Price, charge
 from voxmeter.domain.quantities import format_micro
@@ -124,10 +124,12 @@ def evaluate_alerts(
     op: Operation,
     months_touched: Iterable[int],
     products_touched: Collection[str],
+    saved: Mapping[MeterKey, MeterState] | None = None,
 ) -> int:
     """Fire, in `tx`, every armed alert of `op` that the change (of `products_touched` in
     `months_touched`, meters already saved) made reach its threshold; return how many
-    deliveries were added. An alert on the total is evaluated whatever product changed."""
+    deliveries were added. An alert on the total is evaluated whatever product changed.
+    `saved`: month meters the caller has just saved (not read again)."""
     added = 0
     now = ctx.clock()
     for month in sorted(set(months_touched)):
@@ -138,7 +140,7 @@ def evaluate_alerts(
         ]
         if not armed:
             continue
-        values = _Values(tx, ctx, op, month, now)
+        values = _Values(tx, ctx, op, month, now, saved or {})
         currency = op.currency
         for alert in armed:
             value = values.of(alert)
@@ -171,6 +173,7 @@ class _Values:
     op: Operation
     month: int
     now: int
+    saved: Mapping[MeterKey, MeterState]
     _figures: dict[str, int] = field(default_factory=dict)
     _prices: dict[str, Price] | None = None
     _values: dict[tuple[str | None, On], int] = field(default_factory=dict)
@@ -200,13 +203,18 @@ class _Values:
 
     def _read(self, apis: list[str]) -> None:
         wanted = [a for a in apis if a not in self._figures]
-        states = self.tx.meters(self.op.id, [(a, self.month) for a in wanted])
+        unknown = [(a, self.month) for a in wanted if (a, self.month) not in self.saved]
+        fetched = self.tx.meters(self.op.id, unknown) if unknown else {}
         for api in wanted:
+            key = (api, self.month)
+            state = self.saved.get(key)
+            if state is None:
+                state = fetched.get(key)
             aggregation = self._aggregation(api)
             carried = None
             if aggregation is Aggregation.MAX:
                 carried = self.tx.level_before(self.op.id, api, self.month)
-            self._figures[api] = figure(aggregation, states.get((api, self.month)), carried)
+            self._figures[api] = figure(aggregation, state, carried)
 
     def _aggregation(self, api: str) -> Aggregation:
         product = self.ctx.catalog.get(api)

@@ -103,11 +103,12 @@ def ingest_batch(
             for key, count in tx.add_day_subjects(op.id, uses).items():
                 day_deltas[key] = MeterState(unique_total(count))
         stored = tx.meters(op.id, deltas.keys())
-        tx.save_meters(op.id, _merged(ctx, stored, deltas))
+        saved = _merged(ctx, stored, deltas)
+        tx.save_meters(op.id, saved)
         stored_days = tx.day_meters(op.id, day_deltas.keys())
         tx.save_day_meters(op.id, _merged(ctx, stored_days, day_deltas))
         if deltas:
-            evaluate_alerts(tx, ctx, op, {m for _, m in deltas}, {p for p, _ in deltas})
+            evaluate_alerts(tx, ctx, op, {m for _, m in deltas}, {p for p, _ in deltas}, saved)
     return IngestResult(len(new), len(events) - len(new), tuple(new))
 
 

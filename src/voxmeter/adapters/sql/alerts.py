@@ -82,7 +82,19 @@ def _attempt(row: Sequence[Any]) -> DeliveryAttempt:
     )
 
 
+ARMED_MEMO_ENTRIES = 10_000
+"""(operation, month) lists of armed alerts a process keeps; all dropped when full."""
+
+ArmedMemo = dict[tuple[int, int], tuple[int, list[Armed]]]
+"""(operation, month) -> (alerts version, its armed alerts): one per storage object."""
+
+
 class SqlAlertWrites(SqlTransactionStatements):
+    _armed_memo: ArmedMemo
+
+    def _bump_alerts(self) -> None:
+        self._run("UPDATE alert_state SET version = version + 1 WHERE id = 1", ())
+
     def create_alert(self, alert: Alert) -> int:
         _, found = self._run(
             self.dialect.sql(
@@ -100,6 +112,7 @@ class SqlAlertWrites(SqlTransactionStatements):
                 alert.created,
             ),
         )
+        self._bump_alerts()
         return int(found[0][0])
 
     def delete_alert(self, alert_id: int, when: int) -> Alert | None:
@@ -110,9 +123,20 @@ class SqlAlertWrites(SqlTransactionStatements):
             ),
             (when, alert_id),
         )
-        return _alert(found[0]) if found else None
+        if not found:
+            return None
+        self._bump_alerts()
+        return _alert(found[0])
 
     def armed_alerts(self, operation_id: int, month: int) -> list[Armed]:
+        """From the process's memo while the alerts version holds (one primary-key read);
+        the version is read before the alerts, so a list is never older than its version."""
+        _, version_row = self._run("SELECT version FROM alert_state WHERE id = 1", ())
+        version = int(version_row[0][0])
+        memo = self._armed_memo
+        known = memo.get((operation_id, month))
+        if known is not None and known[0] == version:
+            return known[1]
         _, found = self._run(
             self.dialect.sql(
                 "SELECT a.id, a.product, a.measure, a.threshold, a.payload FROM alerts AS a"
@@ -122,7 +146,11 @@ class SqlAlertWrites(SqlTransactionStatements):
             ),
             (operation_id, month),
         )
-        return [_armed(tuple(row)) for row in found]
+        armed = [_armed(tuple(row)) for row in found]
+        if len(memo) >= ARMED_MEMO_ENTRIES:
+            memo.clear()
+        memo[(operation_id, month)] = (version, armed)
+        return armed
 
     def record_firing(self, alert_id: int, month: int, when: int, value: str) -> bool:
         changed, _ = self._run(
@@ -132,7 +160,10 @@ class SqlAlertWrites(SqlTransactionStatements):
             ),
             (alert_id, month, when, value),
         )
-        return changed == 1
+        if changed != 1:
+            return False
+        self._bump_alerts()
+        return True
 
     def enqueue_delivery(
         self, alert_id: int, operation_id: int, month: int, body: bytes, when: int

@@ -225,7 +225,8 @@ MIGRATIONS: list[Migration] = [
     """,
     # 9: alerts, their firings (at most one per alert and month: the primary key), the
     # delivery outbox and every delivery attempt (adapters/sql/alerts.py). The threshold is
-    # decimal text; the signing secret is sealed with the deployment's key.
+    # decimal text; the signing secret is sealed with the deployment's key. `alert_state` holds
+    # a version advanced by every alert created, deleted or fired (what ingest caches by).
     """
     CREATE TABLE alerts (
         id INTEGER PRIMARY KEY,
@@ -273,6 +274,11 @@ MIGRATIONS: list[Migration] = [
         duration INTEGER NOT NULL
     );
     CREATE INDEX attempts_of_delivery ON delivery_attempts (delivery_id);
+    CREATE TABLE alert_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO alert_state (id, version) VALUES (1, 0);
     """,
 ]
 
