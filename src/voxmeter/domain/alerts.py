@@ -148,13 +148,21 @@ def signing_key(secret: str) -> bytes:
         raise AlertError("not a whsec_ secret") from None
 
 
+def comparable(money: bool, value: int, currency: str) -> tuple[int, int]:
+    """(value, scale) such that a threshold (micro-units) is reached when `value >= threshold *
+    scale`: exact integers for a figure (micro-units) or an amount (minor units of
+    `currency`)."""
+    if money:
+        scale: int = 10 ** minor_units(currency)
+        return value * MICRO, scale
+    return value, 1
+
+
 def reached(on: On, value: int, threshold: int, currency: str) -> bool:
     """Whether `value` (micro-units, or minor units of `currency` for amounts) is at least
     `threshold` (micro-units)."""
-    if on is On.AMOUNT:
-        scale: int = 10 ** minor_units(currency)
-        return value * MICRO >= threshold * scale
-    return value >= threshold
+    compared, scale = comparable(on is On.AMOUNT, value, currency)
+    return compared >= threshold * scale
 
 
 def value_text(on: On, value: int, currency: str) -> str:

@@ -133,21 +133,17 @@ def evaluate_alerts(
     added = 0
     now = ctx.clock()
     for month in sorted(set(months_touched)):
-        armed = [
-            a
-            for a in tx.armed_alerts(op.id, month)
-            if a.product is None or a.product in products_touched
-        ]
+        armed = tx.armed_alerts(op.id, month)
         if not armed:
             continue
         values = _Values(tx, ctx, op, month, now, saved or {})
-        currency = op.currency
         for alert in armed:
-            value = values.of(alert)
-            measured = On.AMOUNT if rules.amount_on(alert.on, alert.product) else alert.on
-            if not rules.reached(measured, value, alert.threshold, currency):
+            if alert.product is not None and alert.product not in products_touched:
                 continue
-            text = rules.value_text(measured, value, currency)
+            measured, value, scale = values.of(alert)
+            if value < alert.threshold * scale:
+                continue
+            text = rules.value_text(measured, values.raw[alert.product, alert.on], op.currency)
             if not tx.record_firing(alert.id, month, now, text):
                 continue
             firing = rules.Firing(alert, op.name, op.server, month, text, _iso(now))
@@ -176,15 +172,21 @@ class _Values:
     saved: Mapping[MeterKey, MeterState]
     _figures: dict[str, int] = field(default_factory=dict)
     _prices: dict[str, Price] | None = None
-    _values: dict[tuple[str | None, On], int] = field(default_factory=dict)
+    raw: dict[tuple[str | None, On], int] = field(default_factory=dict)
+    _compared: dict[tuple[str | None, On], tuple[On, int, int]] = field(default_factory=dict)
 
-    def of(self, alert: Armed) -> int:
-        """The value an alert measures (each product and measure computed once)."""
+    def of(self, alert: Armed) -> tuple[On, int, int]:
+        """(what is measured, the value scaled for comparing, the threshold's scale): the
+        alert has reached its threshold when `value >= threshold * scale`. Each product and
+        measure is computed once."""
         key = (alert.product, alert.on)
-        value = self._values.get(key)
-        if value is None:
-            value = self._values[key] = self._compute(alert)
-        return value
+        found = self._compared.get(key)
+        if found is None:
+            value = self.raw[key] = self._compute(alert)
+            money = rules.amount_on(alert.on, alert.product)
+            compared, scale = rules.comparable(money, value, self.op.currency)
+            found = self._compared[key] = (On.AMOUNT if money else alert.on, compared, scale)
+        return found
 
     def _compute(self, alert: Armed) -> int:
         if alert.product is None:
