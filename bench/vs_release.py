@@ -15,6 +15,12 @@ sample of the round (other work only ever slows a sample down):
 - `billing.php` with wrk at 2 and 16 connections, one token per connection, on the month the
   ingest filled.
 
+With `--alerts N` the new side's operation also has N alerts on the ingested products (figure,
+forecast and amount in turn, priced), one in twenty of them reached by the warm-up batch, the
+rest never, all delivering to a webhook receiver in this process that hangs `--hang` seconds
+(default 30) before answering: ingest must stay as fast while deliveries time out and retry in
+the background. The old side has no alerts.
+
 Prints absolute figures (median over rounds per side), the ratio new/old per measure (median of
 the rounds' paired ratios, with min-max), the server CPU time per event or request, and flags
 every measure more than 5 % worse. The whole run is bounded by `--budget` (default 240 s): no
@@ -22,6 +28,7 @@ round starts that would not finish within it. Loopback only. Requires `wrk`.
 
     .venv/bin/python -m bench.vs_release 59cd457
     .venv/bin/python -m bench.vs_release v1.2 --rounds 9 --budget 600 --json /tmp/vs.json
+    .venv/bin/python -m bench.vs_release 59cd457 --alerts 100 --only ingest_1k --only ingest_10k
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from pathlib import Path
 
 from bench.common import cpu_note, write_json
 from bench.read import lua_for, wrk
+from bench.receiver import Receiver
 from bench.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +73,8 @@ class Side:
     label: str
     template: Path = Path()
     tokens: list[str] = field(default_factory=list)
+    setup: list[list[str]] = field(default_factory=list)
+    """More CLI commands (without --db) run on the side's template after its tokens."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -165,12 +175,30 @@ def provision(side: Side, folder: Path, tokens: int) -> None:
         ["token", "create", "--operation", "bench", "--description", f"bench {n}", "--db", db]
         for n in range(tokens)
     ]
+    commands += [[*command, "--db", db] for command in side.setup]
     outputs = [
         json.loads(line)
         for line in python(side, "-c", _CLI_DRIVER, json.dumps(commands)).splitlines()
     ]
-    side.tokens = [out.strip().splitlines()[-1] for out in outputs[2:]]
+    side.tokens = [out.strip().splitlines()[-1] for out in outputs[2 : 2 + tokens]]
     side.template = folder / "template.db"
+
+
+def alert_setup(count: int, webhook: str) -> list[list[str]]:
+    """Prices of the ingested products, then `count` alerts on them: figure, forecast and
+    amount in turn; every twentieth reached by the first batch, the others never."""
+    commands = [
+        ["price", "set", "--product", p.decode(), "--currency", "USD", "--unit-price", "0.01"]
+        for p in PRODUCTS
+    ]
+    for n in range(count):
+        on = ("figure", "forecast", "amount")[n % 3]
+        threshold = "1" if n % 20 == 0 else "1000000000000"
+        commands.append(
+            ["alert", "create", "--operation", "bench", "--product", PRODUCTS[n % 4].decode(),
+             "--on", on, "--threshold", threshold, "--webhook", webhook]
+        )  # fmt: skip
+    return commands
 
 
 def fresh_copy(side: Side, folder: Path) -> str:
@@ -178,10 +206,12 @@ def fresh_copy(side: Side, folder: Path) -> str:
     folder.mkdir(parents=True)
     target = folder / "bench.db"
     shutil.copyfile(side.template, target)
-    for suffix in ("-wal", "-shm"):
+    for suffix in ("-wal", "-shm", ".secret-key"):
         extra = side.template.with_name(side.template.name + suffix)
         if extra.exists():
-            shutil.copyfile(extra, target.with_name(target.name + suffix))
+            copied = target.with_name(target.name + suffix)
+            shutil.copyfile(extra, copied)
+            copied.chmod(0o600)
     return f"sqlite:///{target}"
 
 
@@ -495,6 +525,12 @@ def main() -> None:
         help="measure only this (repeat for several); billing reads alone are taken after "
         "an unmeasured ingest of the batches of 10,000",
     )
+    parser.add_argument(
+        "--alerts", type=int, default=0, help="alerts on the new side's operation (default 0)"
+    )
+    parser.add_argument(
+        "--hang", type=float, default=30.0, help="seconds the alerts' receiver hangs (default 30)"
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if args.repeats < 1 or min(args.batches_1k, args.batches_10k) < args.repeats:
@@ -505,17 +541,18 @@ def main() -> None:
     clean_environment()
     folder = Path(tempfile.mkdtemp(prefix="voxmeter-vs-release-"))
     try:
-        compare(args, folder, began)
+        with Receiver(hang=args.hang) as receiver:
+            compare(args, folder, began, receiver)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def compare(args: argparse.Namespace, folder: Path, began: float) -> None:
+def compare(args: argparse.Namespace, folder: Path, began: float, receiver: Receiver) -> None:
     """The whole run in `folder`: both trees set up, the rounds, the summary."""
     old_src, commit = export_tree(args.ref, folder / "old-tree")
     sides = [
         Side("old", old_src, f"{args.ref} ({commit})"),
-        Side("new", ROOT / "src", this_tree_label()),
+        Side("new", ROOT / "src", this_tree_label(), setup=alert_setup(args.alerts, receiver.url)),
     ]
     defaults = {}
     for side in sides:
@@ -538,7 +575,9 @@ def compare(args: argparse.Namespace, folder: Path, began: float) -> None:
     fill = large if not any(m.key.startswith("ingest") for m in plan) else []
     load_before = os.getloadavg()
     print(
-        f"vs release: old = {sides[0].label}, new = {sides[1].label}; embedded SQLite, "
+        f"vs release: old = {sides[0].label}, new = {sides[1].label}"
+        + (f" with {args.alerts} alerts, receiver hanging {args.hang:.0f} s" if args.alerts else "")
+        + "; embedded SQLite, "
         f"`serve {' '.join(args.serve_arg)}`; {cpu_note()}; load average "
         f"{load_before[0]:.1f} before; set up in {time.monotonic() - began:.0f} s",
         flush=True,
@@ -567,6 +606,8 @@ def compare(args: argparse.Namespace, folder: Path, began: float) -> None:
     report(summary, len(rounds))
     load_after = os.getloadavg()
     flagged = [k for k, v in summary.items() if v["worse_than_5_percent"]]
+    if args.alerts:
+        print(f"the hanging receiver got {len(receiver.received)} POSTs during the run")
     print(
         f"\n{cpu_note()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
         f"{time.monotonic() - began:.0f} s in all; more than 5 % worse: "
@@ -579,6 +620,8 @@ def compare(args: argparse.Namespace, folder: Path, began: float) -> None:
             "old": sides[0].label,
             "new": sides[1].label,
             "serve_args": args.serve_arg,
+            "alerts": args.alerts,
+            "receiver_posts": len(receiver.received),
             "load_average": [load_before[0], load_after[0]],
             "wrk_seconds": args.wrk_seconds,
             "events_per_round": {

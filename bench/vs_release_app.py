@@ -10,6 +10,12 @@ alternate between the trees, and each reports its best of `--repeats` timings.
 
     .venv/bin/python -m bench.vs_release_app 59cd457
     .venv/bin/python -m bench.vs_release_app 59cd457 --only billing --only ingest_1k --rounds 12
+    .venv/bin/python -m bench.vs_release_app 59cd457 --alerts 100 --only ingest_1k --only ingest_10k
+
+With `--alerts N` a third run, this tree again with N alerts on the ingested operation (as
+`vs_release.py --alerts` sets them up; no delivery is sent, the app's background tasks being
+off), is timed beside the other two: its ratios to the old release and to this tree without
+alerts are what evaluating the alerts inside each batch costs.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 from bench.vs_release import (
     ROOT,
     Side,
+    alert_setup,
     bodies,
     clean_environment,
     event_times,
@@ -131,6 +138,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="runs of each tree per measure")
     parser.add_argument("--repeats", type=int, default=3, help="timings per run (best kept)")
     parser.add_argument("--requests", type=int, default=5000, help="GET requests per timing")
+    parser.add_argument(
+        "--alerts", type=int, default=0, help="also time this tree with N alerts (default 0)"
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     clean_environment()
@@ -147,13 +157,17 @@ def compare(args: argparse.Namespace, folder: Path) -> None:
         Side("old", old_src, f"{args.ref} ({commit})"),
         Side("new", ROOT / "src", this_tree_label()),
     ]
+    if args.alerts:
+        hook = "http://127.0.0.1:9/never-called"
+        label = f"{this_tree_label()} with {args.alerts} alerts"
+        sides.append(Side("alerts", ROOT / "src", label, setup=alert_setup(args.alerts, hook)))
     for side in sides:
         provision(side, folder / "template" / side.name, 1)
     posts = {
         "ingest_1k": write_bodies(folder / "b1k", 1_000, 20 * (args.repeats + 1)),
         "ingest_10k": write_bodies(folder / "b10k", 10_000, 3 * (args.repeats + 1)),
     }
-    print(f"app CPU time per unit: old = {sides[0].label}, new = {sides[1].label}; "
+    print(f"app CPU time per unit: {'; '.join(f'{x.name} = {x.label}' for x in sides)}; "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     results: dict[str, dict[str, object]] = {}
     for key, (what, unit) in MEASURES.items():
@@ -162,7 +176,7 @@ def compare(args: argparse.Namespace, folder: Path) -> None:
         count = args.requests
         if key in posts:
             what, count = f"POST {posts[key]}", 1_000 if key == "ingest_1k" else 10_000
-        taken: dict[str, list[float]] = {"old": [], "new": []}
+        taken: dict[str, list[float]] = {side.name: [] for side in sides}
         for number in range(args.rounds):
             for side in sides if number % 2 == 0 else sides[::-1]:
                 db = fresh_copy(side, folder / f"{key}-{number}-{side.name}")
@@ -176,9 +190,20 @@ def compare(args: argparse.Namespace, folder: Path) -> None:
             f"({min(ratios):.3f}-{max(ratios):.3f}){flag}",
             flush=True,
         )
-        results[key] = {"unit": unit, "old": taken["old"], "new": taken["new"], "ratio": ratio}
+        results[key] = {"unit": unit, **taken, "ratio": ratio}
+        if "alerts" in taken:
+            for base in ("old", "new"):
+                paired = [a / b for b, a in zip(taken[base], taken["alerts"], strict=True)]
+                results[key][f"alerts_to_{base}"] = statistics.median(paired)
+                print(
+                    f"{'':<11} with {args.alerts} alerts {statistics.median(taken['alerts']):7.2f}"
+                    f" {unit}; /{base} {statistics.median(paired):.3f} "
+                    f"({min(paired):.3f}-{max(paired):.3f})",
+                    flush=True,
+                )
     if args.json:
-        out = {"bench": "vs_release_app", "old": sides[0].label, "new": sides[1].label, **results}
+        labels = {side.name: side.label for side in sides}
+        out = {"bench": "vs_release_app", **labels, "alerts": args.alerts, **results}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
 

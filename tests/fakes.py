@@ -16,12 +16,43 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from voxmeter.adapters.sqlite import schema
+from voxmeter.domain.alerts import Alert, Armed
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.prices import Price
 from voxmeter.domain.tenancy import Operation, Token
-from voxmeter.service.ports import DayMeters, MonthMeters, StoredEvent
+from voxmeter.service.ports import (
+    Claimed,
+    DayMeters,
+    Delivery,
+    DeliveryAttempt,
+    MonthMeters,
+    Outcome,
+    StoredEvent,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Delivery:
+    """An outbox row."""
+
+    row: Delivery
+    body: bytes
+    first_attempt: int | None = None
+    claimed_by: str | None = None
+    claimed_until: int | None = None
+
+
+def _prices_in(
+    prices: dict[tuple[int, str, str], Price], operation_id: int, currency: str
+) -> dict[str, Price]:
+    """The defaults, then the operation's own, which win."""
+    found = {p.product: p for (s, _, c), p in prices.items() if s == 0 and c == currency}
+    found.update(
+        {p.product: p for (s, _, c), p in prices.items() if s == operation_id and c == currency}
+    )
+    return found
 
 
 @dataclasses.dataclass
@@ -44,6 +75,10 @@ class _State:
     audit: dict[int, AuditEntry] = dataclasses.field(default_factory=dict)  # seq -> entry
     prices: dict[tuple[int, str, str], Price] = dataclasses.field(default_factory=dict)
     statements: dict[tuple[int, int], bytes] = dataclasses.field(default_factory=dict)
+    alerts: dict[int, Alert] = dataclasses.field(default_factory=dict)
+    firings: dict[tuple[int, int], tuple[int, str]] = dataclasses.field(default_factory=dict)
+    deliveries: dict[int, _Delivery] = dataclasses.field(default_factory=dict)
+    attempts: dict[int, tuple[int, DeliveryAttempt]] = dataclasses.field(default_factory=dict)
     last_seq: int = 0
 
     def copy(self) -> _State:
@@ -240,6 +275,70 @@ class _Transaction:
     def delete_price(self, operation_id: int | None, product: str, currency: str) -> bool:
         return self._s.prices.pop((operation_id or 0, product, currency), None) is not None
 
+    # -- alerts -------------------------------------------------------------------------------
+
+    def create_alert(self, alert: Alert) -> int:
+        alert_id = max(self._s.alerts, default=0) + 1
+        self._s.alerts[alert_id] = dataclasses.replace(alert, id=alert_id)
+        return alert_id
+
+    def delete_alert(self, alert_id: int, when: int) -> Alert | None:
+        found = self._s.alerts.get(alert_id)
+        if found is None or found.deleted is not None:
+            return None
+        self._s.alerts[alert_id] = dataclasses.replace(found, deleted=when)
+        return found
+
+    def armed_alerts(self, operation_id: int, month: int) -> list[Armed]:
+        return [
+            Armed(a.id, a.product, a.on, a.threshold, a.payload)
+            for a in sorted(self._s.alerts.values(), key=lambda a: a.id)
+            if a.operation_id == operation_id
+            and a.deleted is None
+            and (a.id, month) not in self._s.firings
+        ]
+
+    def record_firing(self, alert_id: int, month: int, when: int, value: str) -> bool:
+        if (alert_id, month) in self._s.firings:
+            return False
+        self._s.firings[(alert_id, month)] = (when, value)
+        return True
+
+    def enqueue_delivery(
+        self, alert_id: int, operation_id: int, month: int, body: bytes, when: int
+    ) -> int:
+        delivery_id = max(self._s.deliveries, default=0) + 1
+        row = Delivery(delivery_id, alert_id, operation_id, month, "pending", 0, when, when)
+        self._s.deliveries[delivery_id] = _Delivery(row, bytes(body))
+        return delivery_id
+
+    def level_before(self, operation_id: int, product: str, month: int) -> int | None:
+        before = [
+            (m, state)
+            for (owner, api, m), state in self._s.meters.items()
+            if owner == operation_id and api == product and m < month and state.last_time
+        ]
+        return max(before, key=lambda found: found[0])[1].last_value if before else None
+
+    def prices_now(self, operation_id: int, currency: str) -> dict[str, Price]:
+        return _prices_in(self._s.prices, operation_id, currency)
+
+    def record_attempt(
+        self, delivery_id: int, owner: str, attempt: DeliveryAttempt, outcome: Outcome
+    ) -> None:
+        self._s.attempts[len(self._s.attempts) + 1] = (delivery_id, attempt)
+        found = self._s.deliveries[delivery_id]
+        if found.row.state != "pending":
+            return
+        row = dataclasses.replace(
+            found.row,
+            state=outcome.state,
+            attempts=found.row.attempts + 1,
+            next_attempt=outcome.next_attempt or found.row.next_attempt,
+        )
+        first = found.first_attempt if found.first_attempt is not None else attempt.time
+        self._s.deliveries[delivery_id] = _Delivery(row, found.body, first)
+
 
 def _stored(seq: int, row: tuple[int, UsageEvent, int, int | None]) -> StoredEvent:
     _, e, received, voided = row
@@ -360,6 +459,91 @@ class MemoryDatabase:
         with self._lock:
             return {op: body for (op, m), body in self._state.statements.items() if m == month}
 
+    # -- alerts and deliveries ----------------------------------------------------------------
+
+    def alerts(self, operation_id: int | None) -> list[Alert]:
+        with self._lock:
+            return [
+                a
+                for _, a in sorted(self._state.alerts.items())
+                if a.deleted is None and operation_id in (None, a.operation_id)
+            ]
+
+    def alert(self, alert_id: int) -> Alert | None:
+        with self._lock:
+            found = self._state.alerts.get(alert_id)
+            return found if found is not None and found.deleted is None else None
+
+    def _attempts_of(self, delivery_id: int) -> list[DeliveryAttempt]:
+        return [a for d, a in self._state.attempts.values() if d == delivery_id]
+
+    def deliveries(
+        self, operation_id: int | None, alert_id: int | None, limit: int
+    ) -> list[Delivery]:
+        with self._lock:
+            found = []
+            for _, d in sorted(self._state.deliveries.items(), reverse=True):
+                if operation_id in (None, d.row.operation_id) and alert_id in (
+                    None,
+                    d.row.alert_id,
+                ):
+                    tried = self._attempts_of(d.row.id)
+                    found.append(
+                        dataclasses.replace(d.row, last_attempt=tried[-1] if tried else None)
+                    )
+            return found[:limit]
+
+    def delivery_attempts(
+        self, operation_id: int | None, alert_id: int | None, limit: int
+    ) -> list[tuple[Delivery, DeliveryAttempt]]:
+        with self._lock:
+            found = []
+            for _, (delivery_id, attempt) in sorted(self._state.attempts.items(), reverse=True):
+                row = self._state.deliveries[delivery_id].row
+                if operation_id in (None, row.operation_id) and alert_id in (None, row.alert_id):
+                    found.append((row, attempt))
+            return found[:limit]
+
+    def next_due(self) -> int | None:
+        with self._lock:
+            due = [
+                d.row.next_attempt
+                for d in self._state.deliveries.values()
+                if d.row.state == "pending"
+            ]
+            return min(due, default=None)
+
+    def claim_due(self, owner: str, now: int, lease_until: int, limit: int) -> list[Claimed]:
+        with self._lock:
+            due = sorted(
+                (
+                    d
+                    for d in self._state.deliveries.values()
+                    if d.row.state == "pending"
+                    and d.row.next_attempt <= now
+                    and (d.claimed_until is None or d.claimed_until < now)
+                ),
+                key=lambda d: d.row.next_attempt,
+            )[:limit]
+            found = []
+            for d in due:
+                self._state.deliveries[d.row.id] = dataclasses.replace(
+                    d, claimed_by=owner, claimed_until=lease_until
+                )
+                alert = self._state.alerts[d.row.alert_id]
+                found.append(
+                    Claimed(
+                        d.row.id,
+                        alert.id,
+                        d.body,
+                        alert.url,
+                        alert.secret,
+                        d.row.attempts,
+                        d.first_attempt,
+                    )
+                )
+            return found
+
     # -- prices -------------------------------------------------------------------------------
 
     def all_prices(self) -> list[tuple[int | None, Price]]:
@@ -368,19 +552,7 @@ class MemoryDatabase:
 
     def prices_for(self, operation_id: int, currency: str) -> dict[str, Price]:
         with self._lock:
-            found = {
-                p.product: p
-                for (s, _, c), p in self._state.prices.items()
-                if s == 0 and c == currency
-            }
-            found.update(
-                {
-                    p.product: p
-                    for (s, _, c), p in self._state.prices.items()
-                    if s == operation_id and c == currency
-                }
-            )
-            return found
+            return _prices_in(self._state.prices, operation_id, currency)
 
     # -- figures and events -------------------------------------------------------------------
 

@@ -49,6 +49,16 @@ class Settings:
     """Fernet key(s) that seal stored secrets (`VOXMETER_SECRET_KEY`, comma-separated to rotate:
     the first seals, all open). Embedded deployments without it use a key file beside the
     database (adapters/secret_box.py). Read from the environment only, never from a flag."""
+    delivery_base_delay: float = 10.0
+    """Seconds of the first retry's backoff ceiling for a failed webhook delivery
+    (`VOXMETER_DELIVERY_BASE_DELAY`); each later retry doubles it (to at most an hour), with
+    full jitter."""
+    delivery_retry_for: float = 86_400.0
+    """Seconds after its first attempt that a delivery is retried before it is marked failed
+    (`VOXMETER_DELIVERY_RETRY_FOR`, default 24 hours)."""
+    delivery_poll: float = 0.2
+    """Seconds between looks for due deliveries (`VOXMETER_DELIVERY_POLL`): what a firing in
+    any process waits at most before its POST is sent."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def to_env(self) -> dict[str, str]:
@@ -63,6 +73,9 @@ class Settings:
             "VOXMETER_SQLITE_CACHE_MIB": str(self.sqlite_cache_mib),
             "VOXMETER_REQUEST_TIMEOUT": repr(self.request_timeout),
             "VOXMETER_MAX_IN_FLIGHT": str(self.max_in_flight),
+            "VOXMETER_DELIVERY_BASE_DELAY": repr(self.delivery_base_delay),
+            "VOXMETER_DELIVERY_RETRY_FOR": repr(self.delivery_retry_for),
+            "VOXMETER_DELIVERY_POLL": repr(self.delivery_poll),
         }
         if self.redis_url:
             env["VOXMETER_REDIS_URL"] = self.redis_url
@@ -96,6 +109,12 @@ class Settings:
             settings = replace(settings, currency=currency)
         if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):
             settings = replace(settings, max_in_flight=int(in_flight))
+        if base := env.get("VOXMETER_DELIVERY_BASE_DELAY"):
+            settings = replace(settings, delivery_base_delay=float(base))
+        if retry_for := env.get("VOXMETER_DELIVERY_RETRY_FOR"):
+            settings = replace(settings, delivery_retry_for=float(retry_for))
+        if poll := env.get("VOXMETER_DELIVERY_POLL"):
+            settings = replace(settings, delivery_poll=float(poll))
         if secret_key := env.get("VOXMETER_SECRET_KEY"):
             settings = replace(settings, secret_key=secret_key)
         return settings

@@ -30,6 +30,7 @@ OPERATIONS = (
     "GET /api/v2/events",
     "DELETE /api/v2/events/{event_id}",
     "GET /api/v2/audit",
+    "GET /api/v2/alerts",
 )
 
 

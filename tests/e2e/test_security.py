@@ -31,7 +31,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import requests
+from standardwebhooks.webhooks import Webhook
 
+from bench.receiver import Received, Receiver
 from tests.backends import REDIS_URL, pg_dump_text, pg_url, schema_of
 from tests.e2e.conftest import Databases
 from tests.e2e.harness import (
@@ -45,6 +47,8 @@ from tests.e2e.harness import (
 from tests.proxy import CuttableProxy
 
 VALIDATE = "PLEASE VALIDATE TOKEN"
+SECRET_KEY_ENV = {"VOXMETER_SECRET_KEY": "0p4JyKX1bFgqXv1hQ7xPRZ3eFObXW0K0kGgZlqQ6uJM="}
+"""The deployment key that seals webhook secrets (a PostgreSQL deployment keeps no key file)."""
 WIDTH = 16
 """A secret counts as leaked when any run of this many of its characters shows up."""
 API_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
@@ -235,6 +239,41 @@ class Exposure:
     stored_stopped: bytes = b""
     redis: bytes = b""
     history: bytes = b""
+    webhook_secret: str = ""
+    webhook_creation: subprocess.CompletedProcess[str] | None = None
+    webhook_posts: list[Received] = field(default_factory=list)
+
+
+def _alert_delivered(admin: VoxServer, srv: VoxServer, ex: Exposure, main: Tenant) -> None:
+    """An alert created with a generated secret, fired and delivered (signed with the secret),
+    its deliveries listed: the secret was stored, opened and used."""
+    with Receiver() as receiver:
+        made = admin.cli(
+            "alert",
+            "create",
+            "--operation",
+            "main",
+            "--server",
+            "9901",
+            "--product",
+            "rsync",
+            "--threshold",
+            "1",
+            "--webhook",
+            receiver.url,
+            env=SECRET_KEY_ENV,
+        )
+        ex.webhook_creation = made
+        ex.webhook_secret = made.stdout.strip().splitlines()[-1]
+        assert srv.post_events(main.token, [event("fires-alert", "rsync", "2")]).ok
+        ex.webhook_posts = receiver.wait(1)
+    for command in (
+        ("alert", "list"),
+        ("alert", "deliveries"),
+        ("alert", "deliveries", "--format", "json"),
+    ):
+        ex.cli.append((" ".join(command), admin.cli(*command).stdout))
+    ex.cli.append(("GET /api/v2/alerts", srv.get("/api/v2/alerts", main.token).text))
 
 
 def _misuse(srv: VoxServer, ex: Exposure, tokens: dict[str, Tenant]) -> None:
@@ -437,7 +476,7 @@ def exposure(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with ExitStack() as stack:
         dbs = Databases(backend, folder, stack)
         db = dbs.new()
-        env = dbs.server_env(db, {})
+        env = dbs.server_env(db, {**SECRET_KEY_ENV, "VOXMETER_DELIVERY_POLL": "0.05"})
         args: tuple[str, ...] = ("--request-timeout", "1.5", "--max-body-bytes", "4096")
         served_db = db
         proxies: list[CuttableProxy] = []
@@ -477,6 +516,7 @@ def exposure(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         ex.hashes = [hashlib.sha256(s.encode()).hexdigest() for s in ex.secrets.values()]
         ex.token_ids = [t.token_id for t in tokens.values()]
 
+        _alert_delivered(admin, srv, ex, tokens["main"])
         _misuse(srv, ex, tokens)
         if proxies:
             _outage(srv, ex, proxies, tokens)
@@ -514,6 +554,28 @@ def test_token_create_shows_the_secret_once_as_its_last_line(exposure: Exposure)
         assert leaks([secret], out.stderr) == []
         others = [s for s in exposure.secrets.values() if s != secret]
         assert leaks(others, out.stdout + out.stderr) == []
+
+
+def test_a_webhook_secret_is_shown_once_then_never_again(exposure: Exposure) -> None:
+    """Generated, printed as the last line of `alert create`, used to sign the delivery (so it
+    was stored and opened), and found nowhere else: not in the rest of that output, the server
+    log, any other command's output, the API, the database files or dump, or Redis."""
+    secret = exposure.webhook_secret
+    made = exposure.webhook_creation
+    assert made is not None
+    assert secret.startswith("whsec_")
+    lines = made.stdout.strip().splitlines()
+    assert lines[-1] == secret
+    assert leaks([secret], "\n".join(lines[:-1]) + made.stderr) == []
+    (post,) = exposure.webhook_posts
+    assert Webhook(secret).verify(post.body, post.headers)["product"] == "rsync"
+    assert leaks([secret], exposure.log) == []
+    for command, output in exposure.cli:
+        assert leaks([secret], output) == [], command
+    assert '"state": "delivered"' in dict(exposure.cli)["alert deliveries --format json"]
+    for stored in (exposure.stored_running, exposure.stored_stopped, exposure.redis):
+        assert leaks([secret], stored) == []
+    assert b"gAAAAA" in exposure.stored_stopped, "the sealed secret is not in what was searched"
 
 
 def test_every_misuse_was_answered_as_documented(exposure: Exposure) -> None:
@@ -625,6 +687,7 @@ def _in_process_request(
         ("get", "/api/v2/daily"),
         ("get", "/api/v2/forecast"),
         ("get", "/api/v2/statement"),
+        ("get", "/api/v2/alerts"),
     ):
         raise AssertionError(f"no in-process request for {method.upper()} {path}: add one")
     return method.upper(), path + query, headers, body
@@ -809,6 +872,21 @@ def world(server: VoxServer) -> World:
     ).ok
     page = server.get("/api/v2/events", a.token, params=window() | {"limit": "1"}).json()
     assert page["next_cursor"], page
+    server.cli(
+        "alert",
+        "create",
+        "--operation",
+        name,
+        "--server",
+        "9901",
+        "--product",
+        "ivr_minutes",
+        "--threshold",
+        "999999999",
+        "--webhook",
+        f"https://alpha-{tag}.example/private-{tag}",
+        env=SECRET_KEY_ENV,
+    )
     others = {
         "same-server": server.tenant(server="9901", licenses=5),
         "other-server": server.tenant(server="9902", licenses=5),
@@ -972,6 +1050,20 @@ def _audit(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: 
         must_not_show_a(world, reply.text, b)
 
 
+def _alerts(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
+    """A's listing has its alert; B's has none of A's (nor its webhook's host)."""
+    own = srv.get("/api/v2/alerts", world.a.token)
+    world.a_own_requests += 1
+    (alert,) = own.json()["data"]
+    host = alert["webhook"]
+    assert alert["product"] == "ivr_minutes", alert
+    reply = srv.get("/api/v2/alerts", b.token, headers=headers)
+    body = envelope_ok(reply, 200, None, reply.json()["msg"])
+    assert body["data"] == [], body
+    assert host not in reply.text
+    must_not_show_a(world, reply.text, b)
+
+
 def _operational(path: str) -> Check:
     def check(srv: VoxServer, world: World, b: Tenant, headers: dict[str, str], k: int) -> None:
         reply = requests.get(
@@ -996,6 +1088,7 @@ ISOLATION: dict[tuple[str, str], Check] = {
     ("POST", "/api/v2/events"): _ingest,
     ("DELETE", "/api/v2/events/{event_id}"): _void,
     ("GET", "/api/v2/audit"): _audit,
+    ("GET", "/api/v2/alerts"): _alerts,
     ("GET", "/healthz"): _operational("/healthz"),
     ("GET", "/metrics"): _operational("/metrics"),
     ("GET", "/openapi.json"): _operational("/openapi.json"),

@@ -14,6 +14,7 @@ from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.quantities import MICRO
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters, Conflict, NotFound
+from voxmeter.service.alerts import evaluate_alerts
 from voxmeter.service.audit import record
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
@@ -58,6 +59,7 @@ def void_event(ctx: Context[Writer], op: Operation, event_id: str) -> tuple[Stor
         day_state = _corrected(ctx, tx, op, event, (day, *cal.day_window(day), True))
         tx.save_meters(op.id, {(event.product, month): month_state})
         tx.save_day_meters(op.id, {(event.product, day): day_state})
+        evaluate_alerts(tx, ctx, op, (month,), (event.product,))
         _record_void(tx, ctx, op, event, month)
     return replace(event, voided=now), True
 

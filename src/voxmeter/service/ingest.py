@@ -12,6 +12,7 @@ from voxmeter.domain.meters import DayKey, MeterKey, MeterState, fold, merge, ro
 from voxmeter.domain.months import Month, ZoneCalendar, calendar, month_of_day
 from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import BadParameters
+from voxmeter.service.alerts import evaluate_alerts
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
 from voxmeter.service.ports import Writer, WriteTransaction
@@ -102,9 +103,12 @@ def ingest_batch(
             for key, count in tx.add_day_subjects(op.id, uses).items():
                 day_deltas[key] = MeterState(unique_total(count))
         stored = tx.meters(op.id, deltas.keys())
-        tx.save_meters(op.id, _merged(ctx, stored, deltas))
+        saved = _merged(ctx, stored, deltas)
+        tx.save_meters(op.id, saved)
         stored_days = tx.day_meters(op.id, day_deltas.keys())
         tx.save_day_meters(op.id, _merged(ctx, stored_days, day_deltas))
+        if deltas:
+            evaluate_alerts(tx, ctx, op, {m for _, m in deltas}, {p for p, _ in deltas}, saved)
     return IngestResult(len(new), len(events) - len(new), tuple(new))
 
 

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from voxmeter.domain.alerts import Alert, Armed
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
@@ -186,6 +187,130 @@ class AuditWrites(Protocol):
     def append_audit(self, entry: NewEntry) -> None: ...
 
 
+class AlertWrites(Protocol):
+    """Alerts, their firings and the delivery outbox inside a write transaction: a firing and
+    its delivery commit with the change of usage that caused them, or not at all."""
+
+    def create_alert(self, alert: Alert) -> int:
+        """Store a new alert (its id is ignored); return the id it got."""
+        ...
+
+    def delete_alert(self, alert_id: int, when: int) -> Alert | None:
+        """Mark an alert deleted; the alert as it was, or None when there is no live one."""
+        ...
+
+    def armed_alerts(self, operation_id: int, month: int) -> list[Armed]:
+        """The operation's live alerts that have not fired for `month`."""
+        ...
+
+    def record_firing(self, alert_id: int, month: int, when: int, value: str) -> bool:
+        """Record that the alert fired for the month; False when it already had (the firing
+        key is (alert, month), so this holds across transactions and processes)."""
+        ...
+
+    def enqueue_delivery(
+        self, alert_id: int, operation_id: int, month: int, body: bytes, when: int
+    ) -> int:
+        """Add a pending delivery, due at once; return its id."""
+        ...
+
+    def level_before(self, operation_id: int, product: str, month: int) -> int | None:
+        """The last level reported for a level product before the month, if any."""
+        ...
+
+    def prices_now(self, operation_id: int, currency: str) -> dict[str, Price]:
+        """The prices in effect for the operation in a currency (as `Prices.prices_for`)."""
+        ...
+
+    def record_attempt(
+        self, delivery_id: int, owner: str, attempt: DeliveryAttempt, outcome: Outcome
+    ) -> None:
+        """Log one attempt and move the delivery on: delivered, failed, or pending until
+        `outcome.next_attempt`; the claim of `owner` is let go."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    time: int
+    status: int | None
+    """The receiver's HTTP status, or None when no answer came."""
+    error: str | None
+    duration: int
+    """Microseconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: str
+    next_attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A delivery as listed, with its alert's operation."""
+
+    id: int
+    alert_id: int
+    operation_id: int
+    month: int
+    state: str
+    attempts: int
+    created: int
+    next_attempt: int
+    last_attempt: DeliveryAttempt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery claimed for sending: its body and where and how to send it."""
+
+    id: int
+    alert_id: int
+    body: bytes
+    url: str
+    secret: str
+    """Sealed."""
+    attempts: int
+    first_attempt: int | None
+
+
+class AlertReads(Protocol):
+    """Alerts, deliveries and attempts as committed."""
+
+    def alerts(self, operation_id: int | None) -> list[Alert]:
+        """Live alerts, of one operation or all, oldest first."""
+        ...
+
+    def alert(self, alert_id: int) -> Alert | None:
+        """A live alert."""
+        ...
+
+    def deliveries(
+        self, operation_id: int | None, alert_id: int | None, limit: int
+    ) -> list[Delivery]:
+        """Deliveries, newest first, each with its last attempt."""
+        ...
+
+    def delivery_attempts(
+        self, operation_id: int | None, alert_id: int | None, limit: int
+    ) -> list[tuple[Delivery, DeliveryAttempt]]:
+        """Every attempt, newest first, with its delivery."""
+        ...
+
+
+class Outbox(Protocol):
+    """The pending deliveries, claimed by one sender at a time for a lease."""
+
+    def next_due(self) -> int | None:
+        """When the earliest pending delivery is due (microseconds), if any."""
+        ...
+
+    def claim_due(self, owner: str, now: int, lease_until: int, limit: int) -> list[Claimed]:
+        """Claim up to `limit` due deliveries nobody holds (or whose lease ran out)."""
+        ...
+
+
 class WriteTransaction(
     EventWrites,
     MeterWrites,
@@ -196,6 +321,7 @@ class WriteTransaction(
     SettingWrites,
     PriceWrites,
     AuditWrites,
+    AlertWrites,
     Protocol,
 ):
     """One atomic unit of writing: everything in it commits together or not at all.
@@ -401,6 +527,8 @@ class Storage(
     Prices,
     Statements,
     BulkReads,
+    AlertReads,
+    Outbox,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""

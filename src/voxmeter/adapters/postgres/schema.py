@@ -245,6 +245,63 @@ MIGRATIONS: list[Migration] = [
         AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON closed_months
         FOR EACH STATEMENT EXECUTE FUNCTION voxmeter_data_changed();
     """,
+    # 9: alerts, their firings (at most one per alert and month: the primary key), the
+    # delivery outbox and every delivery attempt (adapters/sql/alerts.py). The threshold is
+    # decimal text; the signing secret is sealed with the deployment's key. `alert_state` holds
+    # a version advanced by every alert created, deleted or fired (what ingest caches by).
+    """
+    CREATE TABLE alerts (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        operation_id bigint NOT NULL,
+        product text,
+        measure text NOT NULL,
+        threshold text NOT NULL,
+        url text NOT NULL,
+        secret text NOT NULL,
+        payload text NOT NULL,
+        created bigint NOT NULL,
+        deleted bigint
+    );
+    CREATE INDEX alerts_of_operation ON alerts (operation_id) WHERE deleted IS NULL;
+    CREATE TABLE alert_firings (
+        alert_id bigint NOT NULL,
+        month bigint NOT NULL,
+        fired_at bigint NOT NULL,
+        value text NOT NULL,
+        PRIMARY KEY (alert_id, month)
+    );
+    CREATE TABLE deliveries (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        alert_id bigint NOT NULL,
+        operation_id bigint NOT NULL,
+        month bigint NOT NULL,
+        body text NOT NULL,
+        state text NOT NULL,
+        created bigint NOT NULL,
+        next_attempt bigint NOT NULL,
+        attempts bigint NOT NULL,
+        first_attempt bigint,
+        claimed_by text,
+        claimed_until bigint
+    );
+    CREATE INDEX deliveries_due ON deliveries (next_attempt) WHERE state = 'pending';
+    CREATE INDEX deliveries_of_alert ON deliveries (alert_id);
+    CREATE INDEX deliveries_of_operation ON deliveries (operation_id);
+    CREATE TABLE delivery_attempts (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        delivery_id bigint NOT NULL,
+        time bigint NOT NULL,
+        status bigint,
+        error text,
+        duration bigint NOT NULL
+    );
+    CREATE INDEX attempts_of_delivery ON delivery_attempts (delivery_id);
+    CREATE TABLE alert_state (
+        id bigint PRIMARY KEY CHECK (id = 1),
+        version bigint NOT NULL
+    );
+    INSERT INTO alert_state (id, version) VALUES (1, 0);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

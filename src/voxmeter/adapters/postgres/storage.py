@@ -31,6 +31,7 @@ from voxmeter.adapters.postgres.pool import UNAVAILABLE, Connection, Pool
 from voxmeter.adapters.postgres.products import Products
 from voxmeter.adapters.postgres.settings import Counters
 from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS, SHARED
+from voxmeter.adapters.sql.alerts import ArmedMemo, SqlAlertReads, SqlAlertWrites
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import POSTGRES
 from voxmeter.adapters.sql.export import SqlBulkReads
@@ -64,6 +65,7 @@ class _Transaction(
     SqlSettingWrites,
     SqlPriceWrites,
     SqlAuditWrites,
+    SqlAlertWrites,
 ):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
@@ -76,6 +78,7 @@ class _Transaction(
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
         self._products = storage._products
+        self._armed_memo = storage._armed_memo
         self._conn: Connection | None = None
         self._level: dict[int, int] = {}
         self._voidable: dict[int, str] = {}
@@ -151,6 +154,7 @@ class PostgresStorage(
     EventLog,
     StatementReads,
     SqlAuditLog,
+    SqlAlertReads,
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.
@@ -178,6 +182,7 @@ class PostgresStorage(
         self._pool = Pool(url, pool_size, pool_wait, settings, connect_timeout)
         self._lock_wait = lock_timeout_ms / 1000
         self._products = Products(self._pool)
+        self._armed_memo: ArmedMemo = {}
         self._local = threading.local()
         self._generation = 0  # bumped by every commit of this process, before it is answered
         self._generation_lock = threading.Lock()

@@ -223,6 +223,63 @@ MIGRATIONS: list[Migration] = [
         PRIMARY KEY (operation_id, month)
     ) WITHOUT ROWID;
     """,
+    # 9: alerts, their firings (at most one per alert and month: the primary key), the
+    # delivery outbox and every delivery attempt (adapters/sql/alerts.py). The threshold is
+    # decimal text; the signing secret is sealed with the deployment's key. `alert_state` holds
+    # a version advanced by every alert created, deleted or fired (what ingest caches by).
+    """
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        operation_id INTEGER NOT NULL,
+        product TEXT,
+        measure TEXT NOT NULL,
+        threshold TEXT NOT NULL,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        deleted INTEGER
+    );
+    CREATE INDEX alerts_of_operation ON alerts (operation_id) WHERE deleted IS NULL;
+    CREATE TABLE alert_firings (
+        alert_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        fired_at INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (alert_id, month)
+    ) WITHOUT ROWID;
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL,
+        operation_id INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        next_attempt INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_attempt INTEGER,
+        claimed_by TEXT,
+        claimed_until INTEGER
+    );
+    CREATE INDEX deliveries_due ON deliveries (next_attempt) WHERE state = 'pending';
+    CREATE INDEX deliveries_of_alert ON deliveries (alert_id);
+    CREATE INDEX deliveries_of_operation ON deliveries (operation_id);
+    CREATE TABLE delivery_attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        status INTEGER,
+        error TEXT,
+        duration INTEGER NOT NULL
+    );
+    CREATE INDEX attempts_of_delivery ON delivery_attempts (delivery_id);
+    CREATE TABLE alert_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO alert_state (id, version) VALUES (1, 0);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from voxmeter.adapters.sql.alerts import ArmedMemo, SqlAlertReads, SqlAlertWrites
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import SQLITE
 from voxmeter.adapters.sql.export import SqlBulkReads
@@ -50,15 +51,17 @@ class _Transaction(
     SqlSettingWrites,
     SqlPriceWrites,
     SqlAuditWrites,
+    SqlAlertWrites,
 ):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
     dialect = SQLITE
     duplicate = sqlite3.IntegrityError
 
-    def __init__(self, conn: sqlite3.Connection, products: Products) -> None:
+    def __init__(self, conn: sqlite3.Connection, products: Products, memo: ArmedMemo) -> None:
         self._conn = conn
         self._products = products
+        self._armed_memo = memo
 
     def exclusive(self, operation_id: int) -> None:
         """Already so: SQLite has one writer at a time."""
@@ -84,6 +87,7 @@ class SqliteStorage(
     EventLog,
     StatementReads,
     SqlAuditLog,
+    SqlAlertReads,
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
@@ -107,6 +111,7 @@ class SqliteStorage(
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
         self._products = Products()
+        self._armed_memo: ArmedMemo = {}
         self._writer = self._connect(self._cache_kib)
         self._checkpointer: Checkpointer | None = None
         if path != ":memory:":
@@ -168,7 +173,7 @@ class SqliteStorage(
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield _Transaction(conn, self._products)
+                yield _Transaction(conn, self._products, self._armed_memo)
             except BaseException:
                 conn.execute("ROLLBACK")
                 self._products = Products()

@@ -14,9 +14,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from voxmeter.entrypoints.http import (
+    alerts,
     audit,
     billing,
     daily,
+    deliveries,
     envelope,
     events,
     forecast,
@@ -115,6 +117,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
                 tasks.start_soon(_flush_counters, state, threads)
                 tasks.start_soon(_close_months, state, threads)
                 tasks.start_soon(_trim_memory, threads)
+                sender = deliveries.Sender(state.ctx, state.settings, _OutageLog("deliver").failed)
+                tasks.start_soon(sender.run)
             try:
                 yield
             finally:
@@ -132,6 +136,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             Route("/api/v2/daily", daily.daily, methods=["GET"]),
             Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
             Route("/api/v2/audit", audit.list_, methods=["GET"]),
+            Route("/api/v2/alerts", alerts.list_, methods=["GET"]),
             Route("/api/v2/forecast", forecast.forecast, methods=["GET"]),
             Route("/api/v2/statement", statement.statement, methods=["GET"]),
             Route("/healthz", operational.healthz, methods=["GET"]),

@@ -32,6 +32,12 @@ CLIENT_DISCONNECTS = Counter(
     ["route"],
     registry=REGISTRY,
 )
+DELIVERIES = Counter(
+    "voxmeter_alert_deliveries",
+    "Webhook delivery attempts of alerts, by outcome (delivered, retry, failed)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 
 ROUTES = {
     "/api/v2/billing.php": "billing",
@@ -41,6 +47,7 @@ ROUTES = {
     "/api/v2/audit": "audit",
     "/api/v2/forecast": "forecast",
     "/api/v2/statement": "statement",
+    "/api/v2/alerts": "alerts",
     "/healthz": "healthz",
     "/metrics": "metrics",
     "/openapi.json": "openapi",

@@ -18,6 +18,7 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.events import MAX_BATCH, MAX_ID_LENGTH, MAX_SUBJECT_LENGTH
 from voxmeter.domain.quantities import MAX_QUANTITY
 from voxmeter.entrypoints.http import replies
+from voxmeter.entrypoints.wire import alerts as wire_alerts
 from voxmeter.entrypoints.wire import errors as wire
 from voxmeter.errors import PayloadTooLarge, TooManyInFlight, VoxmeterError
 from voxmeter.service import audit
@@ -476,6 +477,31 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
                     ],
                     "responses": {
                         **_reply("Entries, oldest first", replies.AuditPage),
+                        **error_responses(*_API_ERRORS),
+                    },
+                }
+            },
+            "/api/v2/alerts": {
+                "get": {
+                    "summary": "The operation's alerts with their last deliveries (never a secret)",
+                    "security": _AUTH,
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "Last deliveries listed per alert (default "
+                            f"{wire_alerts.DELIVERIES_SHOWN})",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": wire_alerts.MOST_DELIVERIES_SHOWN,
+                            },
+                        },
+                        *_SERVER_HEADERS,
+                    ],
+                    "responses": {
+                        **_reply("Alerts, oldest first", replies.AlertList),
                         **error_responses(*_API_ERRORS),
                     },
                 }

@@ -166,6 +166,40 @@ class AuditOut(msgspec.Struct):
     ]
 
 
+class AttemptOut(msgspec.Struct):
+    """One POST of a delivery."""
+
+    time: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+    status: Annotated[int | None, msgspec.Meta(description="The receiver's HTTP status")]
+    error: Annotated[str | None, msgspec.Meta(description="What went wrong, if anything")]
+    duration_ms: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class DeliveryOut(msgspec.Struct):
+    """One firing's delivery: pending (retried with backoff), delivered or failed."""
+
+    id: int
+    month: Annotated[str, msgspec.Meta(pattern=MONTH)]
+    state: Literal["pending", "delivered", "failed"]
+    attempts: Annotated[int, msgspec.Meta(ge=0)]
+    created: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+    last_attempt: AttemptOut | None
+
+
+class AlertOut(msgspec.Struct):
+    """An alert and its last deliveries; never its secret, and of its webhook only the
+    origin (the path of an incoming-webhook URL is a credential)."""
+
+    id: int
+    product: Annotated[str | None, msgspec.Meta(description="null: the statement total")]
+    on: Literal["figure", "forecast", "amount"]
+    threshold: Decimal
+    webhook: Annotated[str, msgspec.Meta(description="scheme://host[:port] of the receiver")]
+    payload: Literal["json", "slack"]
+    created: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+    deliveries: Annotated[list[DeliveryOut], msgspec.Meta(description="Newest first")]
+
+
 class Voided(msgspec.Struct):
     id: str
     product: str
@@ -240,6 +274,10 @@ class AuditPage(_Ok, kw_only=True):
     next_cursor: Annotated[str | None, msgspec.Meta(description="null on the last page")]
 
 
+class AlertList(_Ok, kw_only=True):
+    data: list[AlertOut]
+
+
 class VoidResult(_Ok, kw_only=True):
     data: Annotated[list[Voided], msgspec.Meta(min_length=1, max_length=1)]
 
@@ -259,6 +297,7 @@ ENVELOPES = (
     EventPage,
     VoidResult,
     AuditPage,
+    AlertList,
     Health,
 )
 """Each endpoint's whole success reply."""
