@@ -34,6 +34,7 @@ from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import POSTGRES
 from voxmeter.adapters.sql.export import SqlBulkReads
+from voxmeter.adapters.sql.mirrors import SqlMirrors, SqlMirrorWrites
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
@@ -63,6 +64,7 @@ class _Transaction(
     SqlSettingWrites,
     SqlPriceWrites,
     SqlAuditWrites,
+    SqlMirrorWrites,
 ):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
@@ -141,6 +143,7 @@ class PostgresStorage(
     EventLog,
     StatementReads,
     SqlAuditLog,
+    SqlMirrors,
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.

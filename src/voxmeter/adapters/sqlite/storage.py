@@ -13,6 +13,7 @@ from typing import Any
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import SQLITE
 from voxmeter.adapters.sql.export import SqlBulkReads
+from voxmeter.adapters.sql.mirrors import SqlMirrors, SqlMirrorWrites
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
@@ -50,6 +51,7 @@ class _Transaction(
     SqlSettingWrites,
     SqlPriceWrites,
     SqlAuditWrites,
+    SqlMirrorWrites,
 ):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
@@ -84,6 +86,7 @@ class SqliteStorage(
     EventLog,
     StatementReads,
     SqlAuditLog,
+    SqlMirrors,
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.

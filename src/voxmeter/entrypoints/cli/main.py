@@ -24,6 +24,7 @@ COMMANDS = {
     "watch": f"{_CLI}.watch:watch",
     "history": f"{_CLI}.watch:history_command",
     "audit": f"{_CLI}.audit:audit_command",
+    "mirror": f"{_CLI}.mirror:mirror",
 }
 """Each command and where it lives: its module is imported only when it runs."""
 

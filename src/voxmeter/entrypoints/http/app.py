@@ -115,6 +115,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
                 tasks.start_soon(_flush_counters, state, threads)
                 tasks.start_soon(_close_months, state, threads)
                 tasks.start_soon(_trim_memory, threads)
+                if state.sealing is not None:
+                    tasks.start_soon(_sweep_mirrors, state)
             try:
                 yield
             finally:
@@ -191,6 +193,23 @@ async def _trim_memory(threads: anyio.CapacityLimiter) -> None:
     while True:
         await anyio.sleep(memory.TRIM_INTERVAL)
         await anyio.to_thread.run_sync(memory.release_free_memory, limiter=threads)
+
+
+#: Worker threads of the mirror sweeps' storage work, apart from requests and other tasks.
+SWEEP_THREADS = 4
+
+
+async def _sweep_mirrors(state: AppState) -> None:
+    from voxmeter.entrypoints.http.sweeper import Sweeper, no_hook
+
+    assert state.sealing is not None
+    sweeper = Sweeper(
+        state.ctx,
+        state.sealing,
+        anyio.CapacityLimiter(SWEEP_THREADS),
+        state.after_sweep or no_hook,
+    )
+    await sweeper.run()
 
 
 async def _close_months(state: AppState, threads: anyio.CapacityLimiter) -> None:
