@@ -24,7 +24,7 @@ from voxmeter.service.ports import MirrorRecord, StoredReading
 
 _COLUMNS = (
     "operation_id, upstream_url, token, interval_minutes, budget_percent, stale_minutes,"
-    " state, lease_owner"
+    " state, lease_owner, next_due"
 )
 
 
@@ -51,7 +51,7 @@ def _record(row: Sequence[Any]) -> MirrorRecord:
             stale_minutes=int(row[5]),
         ),
         sealed_token=str(row[2]),
-        state=decode_state(str(row[6])),
+        state=dataclasses.replace(decode_state(str(row[6])), next_due=int(row[8])),
         lease_owner=None if row[7] is None else str(row[7]),
     )
 
