@@ -19,10 +19,10 @@ from voxmeter.adapters.sqlite import schema
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
-from voxmeter.domain.prices import Price
-from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.domain.mirrors import MirrorOptions, SyncState
+from voxmeter.domain.prices import Price
 from voxmeter.domain.readings import Reading
+from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.service.ports import (
     DayMeters,
     MirrorRecord,
