@@ -53,6 +53,9 @@ class HostedLike:
     used_today: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
+    today: str | None = None
+    """The `date` of the answers (YYYY-MM-DD); the real UTC day when None (a test with a
+    simulated clock sets it)."""
 
     def count(self, path_prefix: str = "/api/") -> int:
         with self.lock:
@@ -105,7 +108,7 @@ def _handler(state: HostedLike) -> type[BaseHTTPRequestHandler]:
                 if state.used_today >= state.licenses * 1000:
                     return 403, _envelope(403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED", [], odd)
                 state.used_today += 1
-            today = datetime.now(UTC).date().isoformat()
+            today = state.today or datetime.now(UTC).date().isoformat()
             api = params.get("api", "")
             if path == "/api/v2/information.php" and api == "token_info":
                 quota = state.licenses * 1000

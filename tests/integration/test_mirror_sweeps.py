@@ -1,0 +1,167 @@
+"""Sweeps of a mirror through the service, with a simulated clock, against the hosted-like
+upstream over loopback and every storage backend: a whole day's schedule and request count,
+readings stored idempotently, and their projection into month and day figures."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.fakes import FakeSecretBox
+from tests.integration.support import FakeClock
+from tests.upstreams.hosted import HostedLike, hosted_like
+from voxmeter.adapters.upstream import fetch
+from voxmeter.domain.mirrors import MICROS_PER_MINUTE, MirrorOptions, SyncState
+from voxmeter.domain.months import Month, from_micros
+from voxmeter.domain.quantities import MICRO
+from voxmeter.domain.tenancy import Operation
+from voxmeter.errors import MirrorUsage
+from voxmeter.service.context import Context
+from voxmeter.service.daily import daily_figures
+from voxmeter.service.figures import month_figures
+from voxmeter.service.ingest import ingest_batch
+from voxmeter.service.mirrors import create_mirror
+from voxmeter.service.sweeps import begin_sweep, finish_sweep, skip_sweep
+
+TOKEN = "upstream-secret-token"  # noqa: S105 - a test token
+IN_USE = {"ivr_minutes": "10", "rec_minutes": "3", "interactions": "7", "pbx_licenses": "4"}
+START = "2026-05-15T00:00:00Z"
+
+
+async def _renew() -> bool:
+    return True
+
+
+def _day_of(clock: FakeClock) -> str:
+    return from_micros(clock.now, UTC).date().isoformat()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def upstream() -> Iterator[HostedLike]:
+    with hosted_like(TOKEN, figures=dict(IN_USE)) as server:
+        yield server
+
+
+def _mirror(ctx: Context, upstream: HostedLike, **options: int) -> Operation:
+    opts = MirrorOptions(upstream_url=upstream.base_url, **options)
+    return create_mirror(ctx, FakeSecretBox(), "mirrored", "9901", opts, TOKEN)
+
+
+def sweep_once(ctx: Context, op: Operation, upstream: HostedLike, clock: FakeClock) -> SyncState:
+    """One scheduled sweep at the clock's time; the state after it."""
+    upstream.today = _day_of(clock)
+    job = begin_sweep(ctx, FakeSecretBox(), op.id, "owner-1")
+    assert job is not None
+    if not job.affordable:
+        return skip_sweep(ctx, job, "owner-1")
+    outcome = asyncio.run(fetch(job, ctx.catalog, _renew))
+    state, _ = finish_sweep(ctx, job, outcome, "owner-1")
+    return state
+
+
+def run_day(
+    ctx: Context, op: Operation, upstream: HostedLike, clock: FakeClock, grow: bool = False
+) -> list[int]:
+    """Sweep whenever due from the clock's time to the end of its day; the sweep instants."""
+    end = clock.now + 24 * 60 * MICROS_PER_MINUTE
+    sweeps = []
+    while clock.now < end:
+        sweeps.append(clock.now)
+        if grow:  # one more IVR minute an hour
+            hours = (clock.now - sweeps[0]) // (60 * MICROS_PER_MINUTE)
+            upstream.figures["ivr_minutes"] = str(10 + hours)
+        state = sweep_once(ctx, op, upstream, clock)
+        assert state.failure is None, state.last_error
+        clock.now = max(state.next_due, clock.now + 1)
+    return sweeps
+
+
+def test_a_one_licence_upstream_sees_at_most_250_requests_a_day(
+    ctx: Context, clock: FakeClock, upstream: HostedLike
+) -> None:
+    clock.set(START)
+    op = _mirror(ctx, upstream)
+    sweeps = run_day(ctx, op, upstream, clock)
+    assert upstream.count() <= 250
+    assert len(sweeps) >= 24  # more than one an hour
+    assert upstream.most_in_flight == 1
+    # The first sweep asked every product (and found api=all refused once), then only those
+    # in use were asked.
+    asked = [entry.api for entry in upstream.log]
+    assert asked[0] == "token_info"
+    assert asked.count("all") == 1
+    assert asked.count("amazon_s3") == 1
+    assert asked.count("ivr_minutes") == len(sweeps)
+
+
+def test_a_twenty_licence_upstream_is_swept_every_five_minutes(
+    ctx: Context, clock: FakeClock, upstream: HostedLike
+) -> None:
+    upstream.licenses = 20
+    clock.set(START)
+    op = _mirror(ctx, upstream)
+    sweeps = run_day(ctx, op, upstream, clock)
+    gaps = {b - a for a, b in itertools.pairwise(sweeps)}
+    assert gaps == {5 * MICROS_PER_MINUTE}
+    assert len(sweeps) == 288
+    assert upstream.count() <= 5000
+
+
+def test_readings_are_idempotent_and_project_into_month_and_day_figures(
+    ctx: Context, clock: FakeClock, upstream: HostedLike
+) -> None:
+    upstream.licenses = 20
+    clock.set(START)
+    op = _mirror(ctx, upstream, interval_minutes=30)
+    run_day(ctx, op, upstream, clock, grow=True)
+    month = Month(2026, 5).index
+    products = list(ctx.catalog)
+    figures = month_figures(ctx, op, products, month)
+    last_ivr = int(upstream.figures["ivr_minutes"])
+    assert figures["ivr_minutes"] == last_ivr * MICRO
+    assert figures["pbx_licenses"] == 4 * MICRO
+    assert figures["amazon_s3"] == 0
+    # One stored reading per distinct figure, however many sweeps saw it.
+    readings = ctx.storage.readings(op.id, month, month)
+    ivr = [r for r in readings if r.product == "ivr_minutes"]
+    assert [r.figure // MICRO for r in ivr] == list(range(10, last_ivr + 1))
+    assert all(r.last_seen >= r.first_seen for r in ivr)
+    assert len([r for r in readings if r.product == "rec_minutes"]) == 1
+    # The days add up to the month; the level's day is the level read.
+    days = daily_figures(ctx, op, products, month)
+    assert sum(days.figures["ivr_minutes"]) == figures["ivr_minutes"]
+    by_day = dict(zip(days.days, days.figures["ivr_minutes"], strict=True))
+    first_day = datetime(2026, 5, 15).date()
+    assert by_day[first_day] == 33 * MICRO  # 10 at midnight, one more each hour to 33
+    assert by_day[first_day + timedelta(days=1)] == last_ivr * MICRO - 33 * MICRO
+    assert days.figures["pbx_licenses"][-1] == 4 * MICRO
+
+
+def test_a_mirror_refuses_events(ctx: Context, clock: FakeClock, upstream: HostedLike) -> None:
+    op = _mirror(ctx, upstream)
+    with pytest.raises(MirrorUsage):
+        ingest_batch(ctx, op, [])
+    assert replace(op, mirror=False) != op
+
+
+def test_a_second_process_cannot_take_a_held_mirror(
+    ctx: Context, clock: FakeClock, upstream: HostedLike
+) -> None:
+    op = _mirror(ctx, upstream)
+    first = begin_sweep(ctx, FakeSecretBox(), op.id, "process-a")
+    assert first is not None
+    assert begin_sweep(ctx, FakeSecretBox(), op.id, "process-b") is None
+    clock.advance(seconds=46)  # the lease of a killed process expires
+    taken = begin_sweep(ctx, FakeSecretBox(), op.id, "process-b")
+    assert taken is not None
+    outcome = asyncio.run(fetch(first, ctx.catalog, _renew))
+    from voxmeter.service.sweeps import LeaseLost
+
+    with pytest.raises(LeaseLost):
+        finish_sweep(ctx, first, outcome, "process-a")
+    assert ctx.storage.readings(op.id, 0, 10**6) == []
