@@ -28,7 +28,7 @@ from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.mirrors import create_mirror
 from voxmeter.service.sweeps import begin_sweep, finish_sweep, skip_sweep
 
-TOKEN = "upstream-secret-token"  # noqa: S105 - a test token
+TOKEN = "upstream-secret-token"
 IN_USE = {"ivr_minutes": "10", "rec_minutes": "3", "interactions": "7", "pbx_licenses": "4"}
 START = "2026-05-15T00:00:00Z"
 

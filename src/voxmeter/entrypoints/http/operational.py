@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voxmeter.entrypoints.http import envelope, metrics
-from voxmeter.entrypoints.http.openapi import document
 from voxmeter.entrypoints.http.mirror_metrics import mirror_exposition
+from voxmeter.entrypoints.http.openapi import document
 from voxmeter.entrypoints.http.replies import Health, encode
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import Unavailable
