@@ -89,11 +89,14 @@ def _handler(state: HostedLike) -> type[BaseHTTPRequestHandler]:
                     state.in_flight -= 1
             with state.lock:
                 state.log.append(Logged(time.time(), parts.path, params.get("api"), params, status))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the caller went away (a killed process): nothing to answer
 
         def _answer(self, path: str, params: dict[str, str], busy: bool) -> tuple[int, bytes]:
             odd = len(state.log) % 2 == 1
