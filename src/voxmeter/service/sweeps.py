@@ -16,7 +16,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from voxmeter.domain import mirrors as schedule
 from voxmeter.domain.catalog import Aggregation
-from voxmeter.domain.meters import DayKey, MeterKey, MeterState
+from voxmeter.domain.meters import MeterKey
 from voxmeter.domain.mirrors import Failure, SweepPlan, SyncState
 from voxmeter.domain.months import ZoneCalendar, calendar
 from voxmeter.domain.quantities import MAX_DECIMALS, micro_or_invalid
@@ -25,7 +25,7 @@ from voxmeter.domain.tenancy import Operation
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
-from voxmeter.service.ports import MirrorRecord, SecretSealing, Storage
+from voxmeter.service.ports import MirrorRecord, SecretSealing, Storage, WriteTransaction
 
 MICROS_PER_SECOND = 1_000_000
 BUDGET_SPENT = "the daily request budget is spent; the next sweep is at the upstream's midnight"
@@ -182,6 +182,30 @@ def skip_sweep(ctx: Context[Storage], job: SweepJob, owner: str) -> SyncState:
     return state
 
 
+def store_and_project(
+    ctx: Context[object], tx: WriteTransaction, op: Operation, readings: list[Reading]
+) -> list[Reading]:
+    """Store readings (in time order) and project those that changed a figure into the month
+    meters (the last reading) and the day meters (the increase on the day each was seen, or
+    the level); returns the readings that changed a figure."""
+    cal = calendar(op.timezone)
+    changed: list[Reading] = []
+    for r in sorted(readings, key=lambda r: r.seen):
+        previous = tx.last_readings(op.id, [(r.product, r.month)]).get((r.product, r.month))
+        tx.store_readings(op.id, [r])
+        if previous == r.figure:
+            continue
+        changed.append(r)
+        tx.save_meters(op.id, {(r.product, r.month): month_state(r)})
+        first, starts = cal.month_days(r.month)
+        day = landing_day(cal.day_of(r.seen), first, first + len(starts) - 1)
+        stored = tx.day_meters(op.id, [(r.product, day)]).get((r.product, day))
+        product = ctx.catalog.get(r.product)
+        aggregation = product.aggregation if product else Aggregation.SUM
+        tx.save_day_meters(op.id, {(r.product, day): day_state(aggregation, r, previous, stored)})
+    return changed
+
+
 def finish_sweep(
     ctx: Context[Storage], job: SweepJob, outcome: SweepOutcome, owner: str
 ) -> tuple[SyncState, bool]:
@@ -190,31 +214,12 @@ def finish_sweep(
     Raises LeaseLost (nothing stored) when the lease was taken meanwhile."""
     now = ctx.clock()
     op = job.operation
-    cal = calendar(op.timezone)
     readings = _readings(ctx, job, outcome, now)
     with ctx.storage.write() as tx:
         tx.exclusive(op.id)
         closed = closed_set(ctx, tx, op, {r.month for r in readings})
         readings = [r for r in readings if r.month not in closed]
-        previous = tx.last_readings(op.id, [(r.product, r.month) for r in readings])
-        changed = [r for r in readings if previous.get((r.product, r.month)) != r.figure]
-        tx.store_readings(op.id, readings)
-        if changed:
-            tx.save_meters(op.id, {(r.product, r.month): month_state(r) for r in changed})
-            landed: dict[DayKey, Reading] = {}
-            for r in changed:
-                first, starts = cal.month_days(r.month)
-                landed[
-                    (r.product, landing_day(cal.day_of(now), first, first + len(starts) - 1))
-                ] = r
-            stored_days = tx.day_meters(op.id, landed.keys())
-            days: dict[DayKey, MeterState] = {}
-            for key, r in landed.items():
-                product = ctx.catalog.get(r.product)
-                aggregation = product.aggregation if product else Aggregation.SUM
-                prior = previous.get((r.product, r.month))
-                days[key] = day_state(aggregation, r, prior, stored_days.get(key))
-            tx.save_day_meters(op.id, days)
+        changed = store_and_project(ctx, tx, op, readings)
         nonzero = {r.product for r in readings if r.figure and r.month >= job.month - 1}
         state = _next_state(job, outcome, now, nonzero)
         if not tx.finish_sweep(op.id, owner, state):
