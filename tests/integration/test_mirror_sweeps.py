@@ -165,3 +165,57 @@ def test_a_second_process_cannot_take_a_held_mirror(
     with pytest.raises(LeaseLost):
         finish_sweep(ctx, first, outcome, "process-a")
     assert ctx.storage.readings(op.id, 0, 10**6) == []
+
+
+def test_upstream_failures_back_off_by_kind_and_keep_sweeping(
+    ctx: Context, clock: FakeClock, upstream: HostedLike
+) -> None:
+    clock.set("2026-05-15T10:00:00Z")
+    op = _mirror(ctx, upstream)
+    upstream.maintenance = True
+    state = sweep_once(ctx, op, upstream, clock)
+    assert state.failure is not None
+    assert "SERVER IN MAINTENANCE" in str(state.last_error)
+    assert state.next_due == clock.now + 5 * MICROS_PER_MINUTE
+    upstream.maintenance = False
+    upstream.used_today = 1000  # the upstream's quota is spent by its other integrations
+    clock.now = state.next_due
+    state = sweep_once(ctx, op, upstream, clock)
+    assert "TOKEN LIMIT EXCEEDED" in str(state.last_error)
+    assert from_micros(state.next_due, UTC).isoformat() == "2026-05-16T00:00:00+00:00"
+    upstream.used_today = 0
+    clock.now = state.next_due
+    state = sweep_once(ctx, op, upstream, clock)
+    assert state.failure is None
+    assert state.last_ok == clock.now
+    assert state.failures == 0
+
+
+def test_the_first_sweep_after_a_month_ends_freezes_its_last_reading(
+    ctx: Context, clock: FakeClock, upstream: HostedLike
+) -> None:
+    upstream.licenses = 20
+    clock.set("2026-05-31T23:50:00Z")
+    op = _mirror(ctx, upstream)
+    upstream.figures["ivr_minutes"] = "500"
+    state = sweep_once(ctx, op, upstream, clock)
+    may, june = Month(2026, 5).index, Month(2026, 6).index
+    assert state.frozen_through is None
+    clock.set("2026-06-01T00:10:00Z")
+    upstream.figures["ivr_minutes"] = "2"  # the upstream's new month
+    state = sweep_once(ctx, op, upstream, clock)
+    assert state.frozen_through == may
+    products = list(ctx.catalog)
+    assert month_figures(ctx, op, products, may)["ivr_minutes"] == 500 * MICRO
+    assert month_figures(ctx, op, products, june)["ivr_minutes"] == 2 * MICRO
+    # A late answer dated in May is not stored any more: the month is final.
+    clock.advance(minutes=5)
+    upstream.today = "2026-05-31"
+    upstream.figures["ivr_minutes"] = "999"
+    job = begin_sweep(ctx, FakeSecretBox(), op.id, "owner-1")
+    assert job is not None
+    finish_sweep(ctx, job, asyncio.run(fetch(job, ctx.catalog, _renew)), "owner-1")
+    assert month_figures(ctx, op, products, may)["ivr_minutes"] == 500 * MICRO
+    assert [
+        r.figure for r in ctx.storage.readings(op.id, may, may) if r.product == "ivr_minutes"
+    ] == [500 * MICRO]
