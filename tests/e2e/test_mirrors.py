@@ -5,8 +5,12 @@ configured with the CLI as a user does, and read over HTTP as the operation's ow
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
 from cryptography.fernet import Fernet
@@ -145,3 +149,61 @@ def test_a_mirror_of_the_hosted_shape_is_a_caching_proxy(
         assert "wrong-upstream-token" not in log
         assert "good-upstream-token" not in log
         assert upstream.most_in_flight == 1
+
+
+def test_mirror_options_are_checked_and_changed_from_the_cli(
+    make_server: Callable[..., VoxServer], fresh_db: Callable[..., str], tmp_path: Path
+) -> None:
+    db = fresh_db("cli")
+    cli(db, "migrate", env=ENV)
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "voxmeter", *args, "--db", db],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **ENV, "UPSTREAM_TOKEN": "tok-from-env"},
+            timeout=120,
+            check=False,
+        )
+
+    base = ("operation", "create", "m1", "--server", "9901", "--mirror")
+    no_token = run(*base)
+    assert no_token.returncode == 1
+    assert "--upstream-token-env VAR or --upstream-token-stdin" in no_token.stderr
+    hosted_fast = run(*base, "--upstream-token-env", "UPSTREAM_TOKEN", "--interval", "1")
+    assert hosted_fast.returncode == 1
+    assert "at least 5 minute(s) against the hosted service" in hosted_fast.stderr
+    not_a_mirror = run(
+        "operation", "create", "m0", "--server", "9901", "--upstream-url", "http://x"
+    )
+    assert not_a_mirror.returncode == 1
+    assert "upstream options need --mirror" in not_a_mirror.stderr
+    made = run(*base, "--upstream-token-stdin", stdin="tok-from-stdin\n")
+    assert made.returncode == 0, made.stderr
+    assert "tok-from-stdin" not in made.stdout + made.stderr
+    assert "hosted service" in made.stdout
+    changed = run(
+        "operation",
+        "update",
+        "m1",
+        "--upstream-url",
+        "http://127.0.0.1:9",
+        "--interval",
+        "2",
+        "--upstream-token-env",
+        "UPSTREAM_TOKEN",
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert "every 2 min" in changed.stdout
+    audit = run("audit", "--format", "json").stdout
+    assert '"token": "replaced"' in audit
+    assert "tok-from" not in audit
+    ingest_file = tmp_path / "events.ndjson"
+    ingest_file.write_text(
+        json.dumps({"id": "x", "product": "interactions", "time": "2026-01-01T00:00:00Z"}) + "\n"
+    )
+    refused = run("ingest", str(ingest_file), "--operation", "m1")
+    assert refused.returncode == 1
+    assert "THIS OPERATION IS A MIRROR" in refused.stderr

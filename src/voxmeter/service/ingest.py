@@ -66,6 +66,8 @@ def check_batch(
     ctx: Context[Writer], op: Operation, incoming: list[IncomingEvent]
 ) -> list[Problem]:
     """Every reason this batch would be refused now, storing nothing."""
+    if op.mirror:
+        raise MirrorUsage
     events, problems = validate_batch(incoming, ctx.catalog, calendar(op.timezone), ctx.clock())
     if problems:
         return problems
