@@ -207,3 +207,25 @@ def test_mirror_options_are_checked_and_changed_from_the_cli(
     refused = run("ingest", str(ingest_file), "--operation", "m1")
     assert refused.returncode == 1
     assert "THIS OPERATION IS A MIRROR" in refused.stderr
+
+
+def test_a_hanging_upstream_stalls_only_its_own_mirror(
+    make_server: Callable[..., VoxServer], fresh_db: Callable[..., str]
+) -> None:
+    with (
+        hosted_like("slow-token", figures={"ivr_minutes": "1"}, delay=25.0) as slow,
+        hosted_like("fast-token", figures={"ivr_minutes": "2"}) as fast,
+    ):
+        mirror = make_server(db=fresh_db("hang"), env=ENV)
+        _create_mirror(mirror, "stalled", slow.base_url, "slow-token")
+        _wait(lambda: slow.in_flight == 1, "the hanging sweep to start", 30)
+        _create_mirror(mirror, "lively", fast.base_url, "fast-token")
+        mine = mirror.token_for("lively")
+        stalled = mirror.token_for("stalled")
+        started = time.monotonic()
+        _wait(lambda: mirror.items(mine.token, "ivr_minutes") == "2", "the other mirror", 20)
+        assert time.monotonic() - started < 15
+        assert slow.in_flight == 1  # still hanging
+        reply = mirror.billing(stalled.token, "ivr_minutes", timeout=5)
+        assert reply.status_code == 200
+        assert reply.json()["data"][0]["items"] == "0"
