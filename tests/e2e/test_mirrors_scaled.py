@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.backends import REDIS_URL, pg_query, pg_schema, redis_prefix, require_postgres
 from tests.e2e.harness import VoxServer, cli, free_port
 from tests.e2e.test_mirrors import ENV, _create_mirror, _status, _wait
@@ -18,6 +20,7 @@ FULL_SWEEP = 29
 token_info."""
 
 
+@pytest.mark.serial
 def test_two_processes_sweep_a_mirror_one_at_a_time_and_take_over(tmp_path: Path) -> None:
     require_postgres()
     with (
