@@ -16,7 +16,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from voxmeter.domain import mirrors as schedule
 from voxmeter.domain.catalog import Aggregation
-from voxmeter.domain.meters import MeterKey
+from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.mirrors import Failure, SweepPlan, SyncState
 from voxmeter.domain.months import ZoneCalendar, calendar
 from voxmeter.domain.quantities import MAX_DECIMALS, micro_or_invalid
@@ -185,24 +185,48 @@ def skip_sweep(ctx: Context[Storage], job: SweepJob, owner: str) -> SyncState:
 def store_and_project(
     ctx: Context[object], tx: WriteTransaction, op: Operation, readings: list[Reading]
 ) -> list[Reading]:
-    """Store readings (in time order) and project those that changed a figure into the month
-    meters (the last reading) and the day meters (the increase on the day each was seen, or
-    the level); returns the readings that changed a figure."""
-    cal = calendar(op.timezone)
+    """Store readings and project those that changed a figure into the month meters (the last
+    reading) and the day meters (the increase on the day each was seen, or the level); returns
+    the readings that changed a figure. Readings are taken in time order, in rounds in which
+    each (product, month) occurs once, so a sweep's readings are one round."""
     changed: list[Reading] = []
-    for r in sorted(readings, key=lambda r: r.seen):
-        previous = tx.last_readings(op.id, [(r.product, r.month)]).get((r.product, r.month))
-        tx.store_readings(op.id, [r])
-        if previous == r.figure:
-            continue
-        changed.append(r)
-        tx.save_meters(op.id, {(r.product, r.month): month_state(r)})
+    pending = sorted(readings, key=lambda r: r.seen)
+    while pending:
+        round_: dict[tuple[str, int], Reading] = {}
+        later: list[Reading] = []
+        for r in pending:
+            key = (r.product, r.month)
+            if key in round_:
+                later.append(r)
+            else:
+                round_[key] = r
+        changed.extend(_project_round(ctx, tx, op, list(round_.values())))
+        pending = later
+    return changed
+
+
+def _project_round(
+    ctx: Context[object], tx: WriteTransaction, op: Operation, readings: list[Reading]
+) -> list[Reading]:
+    cal = calendar(op.timezone)
+    previous = tx.last_readings(op.id, [(r.product, r.month) for r in readings])
+    tx.store_readings(op.id, readings)
+    changed = [r for r in readings if previous.get((r.product, r.month)) != r.figure]
+    if not changed:
+        return changed
+    tx.save_meters(op.id, {(r.product, r.month): month_state(r) for r in changed})
+    landed: dict[DayKey, Reading] = {}
+    for r in changed:
         first, starts = cal.month_days(r.month)
-        day = landing_day(cal.day_of(r.seen), first, first + len(starts) - 1)
-        stored = tx.day_meters(op.id, [(r.product, day)]).get((r.product, day))
+        landed[(r.product, landing_day(cal.day_of(r.seen), first, first + len(starts) - 1))] = r
+    stored = tx.day_meters(op.id, landed.keys())
+    days: dict[DayKey, MeterState] = {}
+    for key, r in landed.items():
         product = ctx.catalog.get(r.product)
         aggregation = product.aggregation if product else Aggregation.SUM
-        tx.save_day_meters(op.id, {(r.product, day): day_state(aggregation, r, previous, stored)})
+        prior = previous.get((r.product, r.month))
+        days[key] = day_state(aggregation, r, prior, stored.get(key))
+    tx.save_day_meters(op.id, days)
     return changed
 
 
