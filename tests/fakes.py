@@ -20,16 +20,20 @@ from voxmeter.domain.alerts import Alert, Armed
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
+from voxmeter.domain.mirrors import MirrorOptions, SyncState
 from voxmeter.domain.prices import Price
+from voxmeter.domain.readings import Reading
 from voxmeter.domain.tenancy import Operation, Token
 from voxmeter.service.ports import (
     Claimed,
     DayMeters,
     Delivery,
     DeliveryAttempt,
+    MirrorRecord,
     MonthMeters,
     Outcome,
     StoredEvent,
+    StoredReading,
 )
 
 
@@ -79,6 +83,11 @@ class _State:
     firings: dict[tuple[int, int], tuple[int, str]] = dataclasses.field(default_factory=dict)
     deliveries: dict[int, _Delivery] = dataclasses.field(default_factory=dict)
     attempts: dict[int, tuple[int, DeliveryAttempt]] = dataclasses.field(default_factory=dict)
+    mirrors: dict[int, MirrorRecord] = dataclasses.field(default_factory=dict)
+    leases: dict[int, tuple[str, int]] = dataclasses.field(default_factory=dict)
+    readings: dict[tuple[int, str, int], tuple[StoredReading, ...]] = dataclasses.field(
+        default_factory=dict
+    )
     last_seq: int = 0
 
     def copy(self) -> _State:
@@ -339,6 +348,59 @@ class _Transaction:
         first = found.first_attempt if found.first_attempt is not None else attempt.time
         self._s.deliveries[delivery_id] = _Delivery(row, found.body, first)
 
+    def create_mirror(self, record: MirrorRecord) -> None:
+        op = self._s.operations[record.operation_id]
+        if record.operation_id in self._s.mirrors:
+            raise ValueError("already a mirror")
+        self._s.mirrors[record.operation_id] = record
+        self._s.operations[op.id] = dataclasses.replace(op, mirror=True)
+
+    def update_mirror(self, operation_id: int, options: MirrorOptions, sealed: str | None) -> bool:
+        found = self._s.mirrors.get(operation_id)
+        if found is None:
+            return False
+        self._s.mirrors[operation_id] = dataclasses.replace(
+            found,
+            options=options,
+            sealed_token=sealed or found.sealed_token,
+            state=dataclasses.replace(found.state, next_due=0),
+        )
+        return True
+
+    def last_readings(self, operation_id: int, keys: Iterable[MeterKey]) -> dict[MeterKey, int]:
+        found = {}
+        for product, month in keys:
+            kept = self._s.readings.get((operation_id, product, month))
+            if kept:
+                found[(product, month)] = kept[-1].figure
+        return found
+
+    def store_readings(self, operation_id: int, readings: list[Reading]) -> int:
+        new = 0
+        for r in readings:
+            key = (operation_id, r.product, r.month)
+            kept = self._s.readings.get(key, ())
+            if kept and kept[-1].figure == r.figure:
+                last = kept[-1]
+                moved = dataclasses.replace(last, last_seen=max(last.last_seen, r.seen))
+                self._s.readings[key] = (*kept[:-1], moved)
+                continue
+            self._s.readings[key] = (
+                *kept,
+                StoredReading(r.product, r.month, r.figure, r.seen, r.seen),
+            )
+            new += 1
+        return new
+
+    def finish_sweep(self, operation_id: int, owner: str, state: SyncState) -> bool:
+        lease = self._s.leases.get(operation_id)
+        if lease is None or lease[0] != owner:
+            return False
+        del self._s.leases[operation_id]
+        found = self._s.mirrors[operation_id]
+        self._s.mirrors[operation_id] = dataclasses.replace(found, state=state)
+        return True
+
 
 def _stored(seq: int, row: tuple[int, UsageEvent, int, int | None]) -> StoredEvent:
     _, e, received, voided = row
@@ -383,6 +445,65 @@ class MemoryDatabase:
                 self._state = before
                 raise
             self._version += 1
+
+    # -- mirrors ------------------------------------------------------------------------------
+
+    def mirrors(self) -> list[MirrorRecord]:
+        with self._lock:
+            return [self.mirror(i) for i in sorted(self._state.mirrors)]  # type: ignore[misc]
+
+    def mirror(self, operation_id: int) -> MirrorRecord | None:
+        with self._lock:
+            found = self._state.mirrors.get(operation_id)
+            lease = self._state.leases.get(operation_id)
+            if found is None:
+                return None
+            return dataclasses.replace(found, lease_owner=lease[0] if lease else None)
+
+    def due_mirrors(self, now: int, limit: int) -> list[int]:
+        with self._lock:
+            due = [
+                (rec.state.next_due, i)
+                for i, rec in self._state.mirrors.items()
+                if rec.state.next_due <= now and self._free(i, now)
+            ]
+            return [i for _, i in sorted(due)[:limit]]
+
+    def _free(self, operation_id: int, now: int) -> bool:
+        lease = self._state.leases.get(operation_id)
+        return lease is None or lease[1] < now
+
+    def claim_mirror(self, operation_id: int, owner: str, now: int, until: int) -> bool:
+        with self._lock:
+            rec = self._state.mirrors.get(operation_id)
+            if rec is None or rec.state.next_due > now or not self._free(operation_id, now):
+                return False
+            self._state.leases[operation_id] = (owner, until)
+            return True
+
+    def renew_lease(self, operation_id: int, owner: str, until: int) -> bool:
+        with self._lock:
+            lease = self._state.leases.get(operation_id)
+            if lease is None or lease[0] != owner:
+                return False
+            self._state.leases[operation_id] = (owner, until)
+            return True
+
+    def release_lease(self, operation_id: int, owner: str) -> None:
+        with self._lock:
+            lease = self._state.leases.get(operation_id)
+            if lease is not None and lease[0] == owner:
+                del self._state.leases[operation_id]
+
+    def readings(self, operation_id: int, first_month: int, last_month: int) -> list[StoredReading]:
+        with self._lock:
+            found = [
+                r
+                for (op, _, month), kept in self._state.readings.items()
+                if op == operation_id and first_month <= month <= last_month
+                for r in kept
+            ]
+            return sorted(found, key=lambda r: (r.product, r.month, r.first_seen))
 
     # -- operations and tokens ----------------------------------------------------------------
 

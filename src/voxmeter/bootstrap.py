@@ -3,6 +3,7 @@ adapters."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from voxmeter.adapters.limits import InProcessLimiter
@@ -11,8 +12,10 @@ from voxmeter.domain.catalog import Catalog
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context
-from voxmeter.service.ports import Database, Limiter, Storage
+from voxmeter.service.ports import Database, Limiter, SecretSealing, Storage
 from voxmeter.service.tenancy import Authenticator
+
+log = logging.getLogger("voxmeter")
 
 SQLITE = "sqlite:///"
 POSTGRES = ("postgresql://", "postgres://")
@@ -98,6 +101,18 @@ def limiter(settings: Settings, ctx: Context[Storage]) -> Limiter:
     return local
 
 
+def sealing(settings: Settings) -> SecretSealing | None:
+    """The deployment's secret box, or None (logged) when it has no key: mirrors are then not
+    swept, and everything else runs."""
+    from voxmeter.adapters.secret_box import open_secret_box
+
+    try:
+        return open_secret_box(settings.database_url, settings.secret_key)
+    except ConfigError as exc:
+        log.warning("mirrors will not be swept: %s", exc)
+        return None
+
+
 def app_state(settings: Settings, ctx: Context[Storage]) -> AppState:
     """The HTTP app's shared state. On PostgreSQL with Redis, billing reads are admitted on the
     event loop and cached under Redis's data version (advanced after every commit of this
@@ -109,6 +124,7 @@ def app_state(settings: Settings, ctx: Context[Storage]) -> AppState:
         limiter=limits,
         auth=Authenticator(ctx),
         local_reads=settings.database_url.startswith(SQLITE),
+        sealing=sealing(settings),
     )
     if settings.redis_url and settings.database_url.startswith(POSTGRES):
         from voxmeter.adapters.postgres import PostgresStorage

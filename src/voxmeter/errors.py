@@ -82,6 +82,10 @@ class Conflict(VoxmeterError):
         self.month = month
 
 
+class MirrorUsage(VoxmeterError):
+    """Events or voids sent to a mirror, whose usage comes from its upstream server."""
+
+
 class PayloadTooLarge(VoxmeterError):
     """The body is larger than `limit` bytes."""
 

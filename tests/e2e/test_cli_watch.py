@@ -1,8 +1,9 @@
 """`voxmeter watch --once` and `voxmeter history` as cron and a user run them, against a real
-server."""
+server, in one database with everything else."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -13,9 +14,11 @@ from pathlib import Path
 from tests.e2e.harness import Tenant, VoxServer, free_port
 
 
-def _voxmeter(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _voxmeter(
+    *args: str, db: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "voxmeter", *args],
+        [sys.executable, "-m", "voxmeter", *args, "--db", db],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -28,7 +31,7 @@ def _config(tmp_path: Path, name: str, base: str, body: str, mode: int = 0o600) 
     path = tmp_path / "operations.toml"
     path.write_text(
         f'[[operation]]\nname = "{name}"\nserver = "9901"\nbase_url = "{base}"\n'
-        f"interval_minutes = 0\n{body}",
+        f"interval_minutes = 1\n{body}",
         encoding="utf-8",
     )
     os.chmod(path, mode)
@@ -44,112 +47,105 @@ def _events(tenant: Tenant, server: VoxServer, prefix: str, quantity: str) -> No
     assert server.post_events(tenant.token, events).status_code == 200
 
 
-def _rows(db: Path) -> list[tuple[str, str, str]]:
+def _readings(db: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(db) as conn:
         return conn.execute(
-            "SELECT operation, api, items FROM snapshots WHERE api IN ('ivr_minutes', 'tts_chars')"
-            " ORDER BY api, first_seen"
+            "SELECT product, figure FROM mirror_readings"
+            " WHERE product IN ('ivr_minutes', 'tts_chars') ORDER BY product, first_seen"
         ).fetchall()
 
 
-def test_watch_once_is_idempotent_and_history_shows_the_trend(
+def test_watch_once_creates_the_mirror_sweeps_when_due_and_history_shows_it(
     server: VoxServer, tmp_path: Path
 ) -> None:
     tenant = server.tenant()
     _events(tenant, server, "a", "2.01")
     config = _config(tmp_path, "acme", server.base, 'token_env = "VOXTOK"\n')
-    db = tmp_path / "history.db"
+    db_file = tmp_path / "watch.db"
+    db = f"sqlite:///{db_file}"
     env = {"VOXTOK": tenant.token}
-    watch = ("watch", "--config", str(config), "--history", str(db), "--once")
 
-    first = _voxmeter(*watch, env=env)
+    first = _voxmeter("watch", "--config", str(config), "--once", db=db, env=env)
     assert first.returncode == 0, first.stderr
-    assert _rows(db) == [("acme", "ivr_minutes", "3"), ("acme", "tts_chars", "1234.5")]
-    with sqlite3.connect(db) as conn:
-        (all_rows,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
-    assert all_rows == 27  # one per catalog product
+    assert tenant.token not in first.stdout + first.stderr
+    assert _readings(db_file) == [("ivr_minutes", "3"), ("tts_chars", "1234.5")]
+    spent = json.loads(_voxmeter("mirror", "status", "--format", "json", db=db).stdout)
+    assert spent[0]["operation"] == "acme"
+    assert spent[0]["last_error"] == ""
 
-    second = _voxmeter(*watch, env=env)
-    assert second.returncode == 0, second.stderr
-    with sqlite3.connect(db) as conn:
-        (again,) = conn.execute("SELECT count(*) FROM snapshots").fetchone()
-        (polls,) = conn.execute("SELECT polls FROM snapshots WHERE api = 'ivr_minutes'").fetchone()
-    assert again == 27
-    assert polls == 2
+    # Not due again within its interval: nothing asked, nothing stored.
+    _events(tenant, server, "b", "1")
+    again = _voxmeter("watch", "--config", str(config), "--once", db=db, env=env)
+    assert again.returncode == 0, again.stderr
+    assert _readings(db_file) == [("ivr_minutes", "3"), ("tts_chars", "1234.5")]
+    status = json.loads(_voxmeter("mirror", "status", "--format", "json", db=db).stdout)
+    assert status[0]["requests_today"] == spent[0]["requests_today"]
 
-    _events(tenant, server, "b", "4")
-    third = _voxmeter(*watch, env=env)
-    assert third.returncode == 0, third.stderr
-    assert _rows(db) == [
-        ("acme", "ivr_minutes", "3"),
-        ("acme", "ivr_minutes", "7"),
-        ("acme", "tts_chars", "1234.5"),
-        ("acme", "tts_chars", "2469"),
-    ]
-
-    shown = _voxmeter("history", "--operation", "acme", "--history", str(db))
+    shown = _voxmeter("history", "--operation", "acme", db=db)
     assert shown.returncode == 0, shown.stderr
-    cells = {}
-    for line in shown.stdout.splitlines():
-        if line.startswith("│"):
-            row = [c.strip() for c in line.strip("│").split("│")]
-            cells[row[0]] = row[1:]
-    assert len(cells) == 27
-    assert cells["ivr_minutes"][:4] == ["3", "7", "4", "2"]
-    assert cells["tts_chars"][:4] == ["1234.5", "2469", "1234.5", "2"]
-    assert cells["vision"][:4] == ["0", "0", "0", "1"]
-    assert cells["ivr_minutes"][5] == ""  # the month has not ended: no month-end yet
-    month = f"{datetime.now(UTC):%Y-%m}"
-    assert f"acme {month}" in shown.stdout
-    explicit = _voxmeter("history", "--operation", "acme", "--month", month, "--history", str(db))
-    assert explicit.stdout == shown.stdout
+    assert "ivr_minutes" in shown.stdout
+    assert "1234.5" in shown.stdout
+    assert tenant.token not in shown.stdout
 
-    for result in (first, second, third, shown):
-        assert tenant.token not in result.stdout + result.stderr
+
+def test_an_old_history_file_is_imported_once(server: VoxServer, tmp_path: Path) -> None:
+    tenant = server.tenant()
+    config = _config(tmp_path, "acme", server.base, 'token_env = "VOXTOK"\n')
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    assert (
+        _voxmeter(
+            "watch", "--config", str(config), "--once", db=db, env={"VOXTOK": tenant.token}
+        ).returncode
+        == 0
+    )
+    old = tmp_path / "voxmeter-history.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute(
+            "CREATE TABLE snapshots (operation TEXT, month TEXT, api TEXT, items TEXT,"
+            " first_seen INTEGER, last_seen INTEGER, polls INTEGER)"
+        )
+        conn.executemany(
+            "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, 1)",
+            [
+                ("acme", "2026-01", "ivr_minutes", "40", 1767225600000000, 1767225600000000),
+                ("acme", "2026-01", "ivr_minutes", "55", 1769817600000000, 1769817600000000),
+                ("other", "2026-01", "ivr_minutes", "9", 1767225600000000, 1767225600000000),
+            ],
+        )
+    first = _voxmeter(
+        "history", "--operation", "acme", "--month", "2026-01", "--import", str(old), db=db
+    )
+    assert first.returncode == 0, first.stderr
+    assert "imported 2 readings" in first.stdout
+    assert "55" in first.stdout
+    second = _voxmeter(
+        "history", "--operation", "acme", "--month", "2026-01", "--import", str(old), db=db
+    )
+    assert "imported 0 readings" in second.stdout
 
 
 def test_token_in_a_world_readable_file_is_refused(server: VoxServer, tmp_path: Path) -> None:
     tenant = server.tenant()
     config = _config(tmp_path, "acme", server.base, f'token = "{tenant.token}"\n', mode=0o644)
-    db = tmp_path / "history.db"
-    result = _voxmeter("watch", "--config", str(config), "--history", str(db), "--once")
-    assert result.returncode != 0
+    result = _voxmeter(
+        "watch", "--config", str(config), "--once", db=f"sqlite:///{tmp_path / 'w.db'}"
+    )
+    assert result.returncode == 1
     assert "chmod 600" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert tenant.token not in result.stdout + result.stderr
-    assert not db.exists()
-
-    os.chmod(config, 0o600)
-    ok = _voxmeter("watch", "--config", str(config), "--history", str(db), "--once")
-    assert ok.returncode == 0, ok.stderr
-    assert tenant.token not in ok.stdout + ok.stderr
 
 
 def test_unreachable_server_is_stale_with_exit_2(tmp_path: Path) -> None:
-    base = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    config = _config(tmp_path, "gone", base, 'token_env = "VOXTOK"\n')
-    secret = "vxm_" + "z" * 43
-    db = tmp_path / "history.db"
-    result = _voxmeter(
-        "watch",
-        "--config",
-        str(config),
-        "--history",
-        str(db),
-        "--once",
-        "--stale-after",
-        "0",
-        env={"VOXTOK": secret},
-    )
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("warning: operation gone is stale: never polled successfully")
-    assert "APIConnectionError" in lines[0]
-    assert "Traceback" not in result.stderr
-    assert secret not in result.stdout + result.stderr
-
-    missing = _voxmeter("history", "--operation", "gone", "--history", str(db))
-    assert missing.returncode != 0
-    assert "no snapshots of operation 'gone'" in missing.stderr
+    base = f"http://127.0.0.1:{free_port()}"
+    config = _config(tmp_path, "down", base, 'token_env = "VOXTOK"\nstale_minutes = 1\n')
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    result = _voxmeter("watch", "--config", str(config), "--once", db=db, env={"VOXTOK": "vxm_x"})
+    assert result.returncode == 0, result.stderr  # not stale yet: created a moment ago
+    assert "error: operation down:" in result.stderr
+    with sqlite3.connect(tmp_path / "watch.db") as conn:  # as if created two minutes ago
+        conn.execute("UPDATE operations SET created = created - 120000000")
+        conn.execute("UPDATE mirrors SET next_due = 0")
+    result = _voxmeter("watch", "--config", str(config), "--once", db=db, env={"VOXTOK": "vxm_x"})
+    assert result.returncode == 2
+    assert "warning: operation down is stale: never swept successfully" in result.stderr
+    assert "vxm_x" not in result.stderr

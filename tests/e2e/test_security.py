@@ -442,9 +442,9 @@ def _cli_clients(srv: VoxServer, ex: Exposure, tokens: dict[str, Tenant], tmp: P
     config = tmp / "operations.toml"
     config.write_text(
         f'[[operation]]\nname = "main"\nserver = "9901"\nbase_url = "{srv.base}"\n'
-        f'interval_minutes = 0\ntoken_env = "VOXTOK"\n'
+        f'interval_minutes = 1\ntoken_env = "VOXTOK"\n'
         f'[[operation]]\nname = "gone"\nserver = "9901"\nbase_url = "{srv.base}"\n'
-        f'interval_minutes = 0\ntoken = "{revoked.token}"\n',
+        f'interval_minutes = 1\ntoken = "{revoked.token}"\n',
         encoding="utf-8",
     )
     config.chmod(0o600)
@@ -454,16 +454,18 @@ def _cli_clients(srv: VoxServer, ex: Exposure, tokens: dict[str, Tenant], tmp: P
             "watch",
             "--config",
             str(config),
-            "--history",
-            str(history),
+            "--db",
+            f"sqlite:///{history}",
             "--once",
             env={"VOXTOK": main.token},
         )
         assert result.returncode in (0, 2), result.stderr
         ex.cli.append((f"watch {run}", result.stdout + result.stderr))
     with sqlite3.connect(history) as conn:
-        errors = conn.execute("SELECT last_error FROM polls WHERE operation = 'gone'").fetchall()
-    assert errors, "the revoked token's poll failure was not recorded"
+        errors = conn.execute(
+            "SELECT state FROM mirrors JOIN operations ON id = operation_id WHERE name = 'gone'"
+        ).fetchall()
+    assert "last_error" in errors[0][0], "the revoked token's sweep failure was not recorded"
     ex.history = b"".join(p.read_bytes() for p in tmp.glob("history.db*"))
 
 
@@ -658,7 +660,7 @@ def test_no_secret_stored_in_plaintext(exposure: Exposure, backend: str) -> None
     if backend == "postgres":
         assert b"tok_" in exposure.redis, "not the Redis that holds the limits"
         assert leaks(exposure.secrets.values(), exposure.redis) == []
-    assert b"snapshots" in exposure.history
+    assert b"mirror_readings" in exposure.history
     assert leaks(exposure.secrets.values(), exposure.history) == []
 
 

@@ -69,9 +69,11 @@ def test_interval_floor_against_the_hosted_url(tmp_path: Path) -> None:
             load(_write(tmp_path, base + extra), env)
     assert load(_write(tmp_path, base + "interval_minutes = 5\n"), env).operations[0].hosted
     local = load(
-        _write(tmp_path, base + 'interval_minutes = 0\nbase_url = "http://127.0.0.1:8080"\n'), env
+        _write(tmp_path, base + 'interval_minutes = 1\nbase_url = "http://127.0.0.1:8080"\n'), env
     )
-    assert local.operations[0].interval_minutes == 0
+    assert local.operations[0].interval_minutes == 1
+    with pytest.raises(ConfigError, match="at least 1"):
+        load(_write(tmp_path, base + 'interval_minutes = 0\nbase_url = "http://127.0.0.1"\n'), env)
     assert not local.operations[0].hosted
     assert is_hosted(None)
     assert not is_hosted("https://wolkvox.com.example.org")

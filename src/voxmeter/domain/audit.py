@@ -23,6 +23,8 @@ PRICE_SET = "price.set"
 PRICE_DELETE = "price.delete"
 ALERT_CREATE = "alert.create"
 ALERT_DELETE = "alert.delete"
+MIRROR_CREATE = "mirror.create"
+MIRROR_UPDATE = "mirror.update"
 ACTIONS = frozenset(
     {
         OPERATION_CREATE,
@@ -37,6 +39,8 @@ ACTIONS = frozenset(
         PRICE_DELETE,
         ALERT_CREATE,
         ALERT_DELETE,
+        MIRROR_CREATE,
+        MIRROR_UPDATE,
     }
 )
 

@@ -22,6 +22,8 @@ class Operation:
     created: int
     currency: str = "USD"
     """The ISO 4217 code its statements are priced and rounded in."""
+    mirror: bool = False
+    """Its figures come from sweeping an upstream server, not from events."""
 
     @property
     def daily_quota(self) -> int:

@@ -13,7 +13,7 @@ from voxmeter.domain.meters import MeterState, contribution, fold
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.quantities import MICRO
 from voxmeter.domain.tenancy import Operation
-from voxmeter.errors import BadParameters, Conflict, NotFound
+from voxmeter.errors import BadParameters, Conflict, MirrorUsage, NotFound
 from voxmeter.service.alerts import evaluate_alerts
 from voxmeter.service.audit import record
 from voxmeter.service.context import Context
@@ -39,6 +39,8 @@ def void_event(ctx: Context[Writer], op: Operation, event_id: str) -> tuple[Stor
 
     Returns the event and whether this call voided it (False: it was already void).
     """
+    if op.mirror:
+        raise MirrorUsage
     if not is_possible_id(event_id):  # never stored; some databases can't even hold it (NUL)
         raise NotFound(event_id)
     cal = calendar(op.timezone)

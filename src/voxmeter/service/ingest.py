@@ -11,7 +11,7 @@ from voxmeter.domain.events import IncomingEvent, Problem, UsageEvent, first_cop
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState, fold, merge, roll_up, unique_total
 from voxmeter.domain.months import Month, ZoneCalendar, calendar, month_of_day
 from voxmeter.domain.tenancy import Operation
-from voxmeter.errors import BadParameters
+from voxmeter.errors import BadParameters, MirrorUsage
 from voxmeter.service.alerts import evaluate_alerts
 from voxmeter.service.context import Context
 from voxmeter.service.months import closed_set
@@ -44,6 +44,8 @@ def ingest_body(
     decode: Callable[[bytes], Sequence[IncomingEvent]],
 ) -> IngestResult:
     """Decode a request body and ingest it; problems of every kind are reported together."""
+    if op.mirror:
+        raise MirrorUsage
     try:
         incoming = decode(body)
     except InvalidBatch as exc:
@@ -65,6 +67,8 @@ def check_batch(
     ctx: Context[Writer], op: Operation, incoming: list[IncomingEvent]
 ) -> list[Problem]:
     """Every reason this batch would be refused now, storing nothing."""
+    if op.mirror:
+        raise MirrorUsage
     events, problems = validate_batch(incoming, ctx.catalog, calendar(op.timezone), ctx.clock())
     if problems:
         return problems
@@ -76,6 +80,8 @@ def ingest_batch(
     ctx: Context[Writer], op: Operation, incoming: list[IncomingEvent]
 ) -> IngestResult:
     """All or nothing: any invalid event rejects the batch with every problem listed."""
+    if op.mirror:
+        raise MirrorUsage
     now = ctx.clock()
     cal = calendar(op.timezone)
     events, problems, folded, day_folded = check_and_fold(incoming, ctx.catalog, cal, now)

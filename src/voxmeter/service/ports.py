@@ -11,7 +11,9 @@ from voxmeter.domain.alerts import Alert, Armed
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
+from voxmeter.domain.mirrors import MirrorOptions, SyncState
 from voxmeter.domain.prices import Price
+from voxmeter.domain.readings import Reading
 from voxmeter.domain.tenancy import Operation, Token
 
 
@@ -311,6 +313,84 @@ class Outbox(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class MirrorRecord:
+    """A mirror as stored: its options, its sealed upstream token, where its sweeps stand and
+    which process holds its sweep lease (None: no one)."""
+
+    operation_id: int
+    options: MirrorOptions
+    sealed_token: str
+    state: SyncState
+    lease_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A distinct figure of a product's month and the span it was seen for."""
+
+    product: str
+    month: int
+    figure: int
+    first_seen: int
+    last_seen: int
+
+
+class MirrorWrites(Protocol):
+    """Mirrors and their readings inside a write transaction (beside the meters the readings
+    project into, and the audit entry of a change)."""
+
+    def create_mirror(self, record: MirrorRecord) -> None:
+        """Make the operation a mirror (its ingest and voids are refused from then on)."""
+        ...
+
+    def update_mirror(self, operation_id: int, options: MirrorOptions, sealed: str | None) -> bool:
+        """Change the options (and the token when `sealed` is given); the next sweep is due
+        at once. False when the operation is no mirror."""
+        ...
+
+    def last_readings(self, operation_id: int, keys: Iterable[MeterKey]) -> dict[MeterKey, int]:
+        """The latest figure stored for each (product, month) that has one."""
+        ...
+
+    def store_readings(self, operation_id: int, readings: list[Reading]) -> int:
+        """Store readings idempotently: a figure equal to the latest of its (product, month)
+        only moves that reading's last-seen time. Returns how many were new figures."""
+        ...
+
+    def finish_sweep(self, operation_id: int, owner: str, state: SyncState) -> bool:
+        """Save the sweep's outcome and let go of the lease; False (nothing saved) when
+        `owner` no longer holds it."""
+        ...
+
+
+class MirrorReads(Protocol):
+    """Mirrors, their sweep leases and readings, as committed."""
+
+    def mirrors(self) -> list[MirrorRecord]: ...
+
+    def mirror(self, operation_id: int) -> MirrorRecord | None: ...
+
+    def due_mirrors(self, now: int, limit: int) -> list[int]:
+        """Mirrors whose next sweep is due and that no live lease holds, most overdue first."""
+        ...
+
+    def claim_mirror(self, operation_id: int, owner: str, now: int, until: int) -> bool:
+        """Take the sweep lease of a due mirror until `until`, atomically across processes;
+        False when it is not due or another live lease holds it."""
+        ...
+
+    def renew_lease(self, operation_id: int, owner: str, until: int) -> bool:
+        """Extend a held lease; False when it was lost (expired and taken)."""
+        ...
+
+    def release_lease(self, operation_id: int, owner: str) -> None: ...
+
+    def readings(self, operation_id: int, first_month: int, last_month: int) -> list[StoredReading]:
+        """Readings of the months in [first_month, last_month], by product, month and time."""
+        ...
+
+
 class WriteTransaction(
     EventWrites,
     MeterWrites,
@@ -322,6 +402,7 @@ class WriteTransaction(
     PriceWrites,
     AuditWrites,
     AlertWrites,
+    MirrorWrites,
     Protocol,
 ):
     """One atomic unit of writing: everything in it commits together or not at all.
@@ -529,6 +610,7 @@ class Storage(
     BulkReads,
     AlertReads,
     Outbox,
+    MirrorReads,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""
@@ -626,6 +708,13 @@ class LoopLimits(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class AfterSweep(Protocol):
+    """Called after a sweep committed its readings: where alert evaluation and the
+    dashboard's "last synced" hook in. Must not raise or block for long."""
+
+    def __call__(self, operation_id: int, state: SyncState, changed: bool) -> None: ...
 
 
 class Changes(Protocol):

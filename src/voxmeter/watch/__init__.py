@@ -1,1 +1,2 @@
-"""`voxmeter watch`: poll billing servers on a schedule into a local SQLite history."""
+"""`voxmeter watch`: keep the mirrors listed in a TOML file and run their due sweeps without a
+server (for cron), in the same database as everything else."""

@@ -1,14 +1,17 @@
-"""The `watch` configuration: a TOML file listing the operations to poll.
+"""The `watch` configuration: a TOML file listing the mirrors to keep.
 
 ```toml
 [[operation]]
-name = "acme"                 # label in the history (required)
+name = "acme"                 # the mirror's operation name (required)
 server = "9901"               # server code (required)
 base_url = "https://..."      # optional; default the hosted https://wv{server}.wolkvox.com
-timezone = "America/Bogota"   # optional, default UTC; month-end snapshots use it
+timezone = "America/Bogota"   # optional, default UTC: the upstream operation's timezone
 token_env = "ACME_TOKEN"      # the token's environment variable ...
 # token = "..."               # ... or the token itself: then the file must be mode 0600
-interval_minutes = 5          # optional, default 5; never below 5 against the hosted URL
+interval_minutes = 5          # optional, default 5; at least 1, and 5 against the hosted URL
+budget_percent = 25           # optional, default 25: share of the upstream's daily quota
+stale_minutes = 60            # optional, default 60
+currency = "USD"              # optional, default USD: the mirror's billing currency
 ```
 
 Tokens are kept out of every repr and message.
@@ -29,7 +32,18 @@ from voxmeter.domain.months import MonthError, zone
 DEFAULT_INTERVAL_MINUTES = 5
 HOSTED_MIN_INTERVAL_MINUTES = 5
 HOSTED_DOMAIN = "wolkvox.com"
-_KEYS = {"name", "server", "base_url", "timezone", "token_env", "token", "interval_minutes"}
+_KEYS = {
+    "name",
+    "server",
+    "base_url",
+    "timezone",
+    "token_env",
+    "token",
+    "interval_minutes",
+    "budget_percent",
+    "stale_minutes",
+    "currency",
+}
 
 
 class ConfigError(ValueError):
@@ -44,6 +58,9 @@ class OperationConfig:
     base_url: str | None = None
     timezone: str = "UTC"
     interval_minutes: int = DEFAULT_INTERVAL_MINUTES
+    budget_percent: int = 25
+    stale_minutes: int = 60
+    currency: str = "USD"
 
     @property
     def hosted(self) -> bool:
@@ -103,14 +120,14 @@ def _operation(
     except MonthError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
-    interval = entry.get("interval_minutes", DEFAULT_INTERVAL_MINUTES)
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 0:
-        raise ConfigError(f"{where}: interval_minutes must be a whole number of minutes")
+    interval = _whole(entry, "interval_minutes", DEFAULT_INTERVAL_MINUTES, where)
     if is_hosted(base_url) and interval < HOSTED_MIN_INTERVAL_MINUTES:
         raise ConfigError(
             f"{where}: interval_minutes must be at least {HOSTED_MIN_INTERVAL_MINUTES} "
             "against the hosted service"
         )
+    if interval < 1:
+        raise ConfigError(f"{where}: interval_minutes must be at least 1")
 
     has_token = "token" in entry
     token_env = _str(entry, "token_env", where, required=False)
@@ -132,7 +149,17 @@ def _operation(
         base_url=base_url,
         timezone=timezone,
         interval_minutes=interval,
+        budget_percent=_whole(entry, "budget_percent", 25, where),
+        stale_minutes=_whole(entry, "stale_minutes", 60, where),
+        currency=_str(entry, "currency", where, required=False) or "USD",
     )
+
+
+def _whole(entry: Mapping[str, object], key: str, default: int, where: str) -> int:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: {key} must be a whole number")
+    return value
 
 
 def check_private(path: Path) -> None:

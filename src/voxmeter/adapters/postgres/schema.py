@@ -302,6 +302,33 @@ MIGRATIONS: list[Migration] = [
     );
     INSERT INTO alert_state (id, version) VALUES (1, 0);
     """,
+    # 10: mirrors (operations whose figures come from sweeping an upstream server), their
+    # sweep state and lease, and the readings each sweep stores.
+    """
+    ALTER TABLE operations ADD COLUMN mirror boolean NOT NULL DEFAULT false;
+    CREATE TABLE mirrors (
+        operation_id bigint PRIMARY KEY,
+        upstream_url text,
+        token text NOT NULL,
+        interval_minutes integer NOT NULL,
+        budget_percent integer NOT NULL,
+        stale_minutes integer NOT NULL,
+        state text NOT NULL,
+        next_due bigint NOT NULL,
+        lease_owner text,
+        lease_until bigint NOT NULL
+    );
+    CREATE INDEX mirrors_by_due ON mirrors (next_due);
+    CREATE TABLE mirror_readings (
+        operation_id bigint NOT NULL,
+        product text NOT NULL,
+        month integer NOT NULL,
+        figure text NOT NULL,
+        first_seen bigint NOT NULL,
+        last_seen bigint NOT NULL,
+        PRIMARY KEY (operation_id, product, month, first_seen)
+    );
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

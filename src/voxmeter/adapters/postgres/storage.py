@@ -35,6 +35,7 @@ from voxmeter.adapters.sql.alerts import ArmedMemo, SqlAlertReads, SqlAlertWrite
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import POSTGRES
 from voxmeter.adapters.sql.export import SqlBulkReads
+from voxmeter.adapters.sql.mirrors import SqlMirrors, SqlMirrorWrites
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
@@ -66,6 +67,7 @@ class _Transaction(
     SqlPriceWrites,
     SqlAuditWrites,
     SqlAlertWrites,
+    SqlMirrorWrites,
 ):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
@@ -155,6 +157,7 @@ class PostgresStorage(
     StatementReads,
     SqlAuditLog,
     SqlAlertReads,
+    SqlMirrors,
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.

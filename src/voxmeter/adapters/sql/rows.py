@@ -8,7 +8,7 @@ from typing import Any
 from voxmeter.domain.meters import MeterState
 from voxmeter.domain.tenancy import Operation, Token
 
-OPERATION_COLUMNS = "id, name, server, timezone, licenses, created, currency"
+OPERATION_COLUMNS = "id, name, server, timezone, licenses, created, currency, mirror"
 TOKEN_COLUMNS = "id, operation_id, description, scopes, created, revoked, last_used"  # noqa: S105
 
 
@@ -21,6 +21,7 @@ def operation(row: Sequence[Any]) -> Operation:
         licenses=int(row[4]),
         created=int(row[5]),
         currency=str(row[6]),
+        mirror=bool(row[7]),
     )
 
 

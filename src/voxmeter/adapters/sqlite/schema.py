@@ -280,6 +280,32 @@ MIGRATIONS: list[Migration] = [
     );
     INSERT INTO alert_state (id, version) VALUES (1, 0);
     """,
+    # 10: mirrors (operations whose figures come from sweeping an upstream server), their
+    # sweep state and lease, and the readings each sweep stores.
+    """
+    ALTER TABLE operations ADD COLUMN mirror INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE mirrors (
+        operation_id INTEGER PRIMARY KEY,
+        upstream_url TEXT,
+        token TEXT NOT NULL,
+        interval_minutes INTEGER NOT NULL,
+        budget_percent INTEGER NOT NULL,
+        stale_minutes INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        next_due INTEGER NOT NULL,
+        lease_owner TEXT,
+        lease_until INTEGER NOT NULL
+    );
+    CREATE TABLE mirror_readings (
+        operation_id INTEGER NOT NULL,
+        product TEXT NOT NULL,
+        month INTEGER NOT NULL,
+        figure TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (operation_id, product, month, first_seen)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -14,6 +14,7 @@ from voxmeter.adapters.sql.alerts import ArmedMemo, SqlAlertReads, SqlAlertWrite
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import SQLITE
 from voxmeter.adapters.sql.export import SqlBulkReads
+from voxmeter.adapters.sql.mirrors import SqlMirrors, SqlMirrorWrites
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
@@ -52,6 +53,7 @@ class _Transaction(
     SqlPriceWrites,
     SqlAuditWrites,
     SqlAlertWrites,
+    SqlMirrorWrites,
 ):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
@@ -88,6 +90,7 @@ class SqliteStorage(
     StatementReads,
     SqlAuditLog,
     SqlAlertReads,
+    SqlMirrors,
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.

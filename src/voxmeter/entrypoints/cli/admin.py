@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.console import Console
@@ -17,6 +18,12 @@ from voxmeter.entrypoints.cli.common import (
     friendly,
     open_context,
     settings_for,
+)
+from voxmeter.entrypoints.cli.mirror import (
+    create_from_cli,
+    options_given,
+    update_from_cli,
+    upstream_options,
 )
 from voxmeter.errors import ConfigError
 from voxmeter.service import tenancy
@@ -51,13 +58,33 @@ def operation() -> None:
     default=None,
     help="ISO 4217 billing currency.  [default: $VOXMETER_CURRENCY, else USD]",
 )
+@click.option(
+    "--mirror",
+    "is_mirror",
+    is_flag=True,
+    help="Its figures come from sweeping an upstream server (docs/mirrors.md).  [default: off]",
+)
+@upstream_options(creating=True)
 @db_option
 @friendly
 def operation_create(
-    name: str, server: str, timezone: str, licenses: int, currency: str | None, db: str
+    name: str,
+    server: str,
+    timezone: str,
+    licenses: int,
+    currency: str | None,
+    is_mirror: bool,
+    db: str,
+    **upstream: Any,
 ) -> None:
-    """Create operation NAME on a server."""
+    """Create operation NAME on a server (with --mirror: a mirror of an upstream operation)."""
     code = currency if currency is not None else settings_for(db).currency
+    if is_mirror:
+        ctx = open_context(db)
+        click.echo(create_from_cli(ctx, db, name, server, timezone, code, licenses, upstream))
+        return
+    if options_given(**{**upstream, "interval": None, "budget": None, "stale_after": None}):
+        raise ConfigError("upstream options need --mirror")
     op = tenancy.create_operation(open_context(db), name, server, timezone, licenses, code)
     click.echo(
         f"created operation {op.name} on server {op.server} ({op.timezone}, "
@@ -75,15 +102,26 @@ def operation_create(
 )
 @click.option("--licenses", default=None, type=int, help="Sets the daily quota (at once).")
 @click.option("--currency", default=None, help="ISO 4217 billing currency.")
+@upstream_options(creating=False)
 @db_option
 @friendly
 def operation_update(
-    name: str, server: str | None, licenses: int | None, currency: str | None, db: str
+    name: str,
+    server: str | None,
+    licenses: int | None,
+    currency: str | None,
+    db: str,
+    **upstream: Any,
 ) -> None:
-    """Change operation NAME's licences and/or billing currency.
+    """Change operation NAME's licences and/or billing currency, or a mirror's upstream options.
 
     A running server applies a new licence count within a second (its token cache's lifetime)."""
     ctx = open_context(db)
+    if options_given(**upstream):
+        op = tenancy.find_operation(ctx, name, server)
+        click.echo(update_from_cli(ctx, db, op, upstream))
+        if licenses is None and currency is None:
+            return
     op = tenancy.update_operation(
         ctx, tenancy.find_operation(ctx, name, server), licenses, currency
     )

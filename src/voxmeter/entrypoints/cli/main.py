@@ -25,6 +25,7 @@ COMMANDS = {
     "history": f"{_CLI}.watch:history_command",
     "audit": f"{_CLI}.audit:audit_command",
     "alert": f"{_CLI}.alerts:alert",
+    "mirror": f"{_CLI}.mirror:mirror",
 }
 """Each command and where it lives: its module is imported only when it runs."""
 

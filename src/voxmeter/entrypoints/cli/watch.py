@@ -1,11 +1,13 @@
-"""`voxmeter watch` and `voxmeter history`: scheduled polling into a local SQLite history and
-each product's trend from it. Tokens are never printed or logged."""
+"""`voxmeter watch` and `voxmeter history`: keep the mirrors of a TOML file and run their due
+sweeps without a server (cron), and show a mirror's readings. Everything is in the one
+database (`--db`); tokens are never printed or logged."""
 
 from __future__ import annotations
 
 import io
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,24 +15,29 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from voxmeter.domain.months import Month, MonthError
-from voxmeter.domain.quantities import format_decimal
+from voxmeter import bootstrap
+from voxmeter.domain.months import Month, MonthError, calendar
+from voxmeter.domain.quantities import format_micro
+from voxmeter.entrypoints.cli.common import (
+    db_option,
+    friendly,
+    open_context,
+    os_actor,
+    settings_for,
+)
+from voxmeter.entrypoints.cli.mirror import open_sealing
+from voxmeter.entrypoints.http.sweeper import owner_id
+from voxmeter.errors import ConfigError
+from voxmeter.service.mirrors import find_mirror, statuses
+from voxmeter.service.tenancy import find_operation
 from voxmeter.watch import config as watch_config
-from voxmeter.watch.history import History, HistoryError
-from voxmeter.watch.poll import now_micros, poll_cycle, stale_operations
+from voxmeter.watch.legacy import import_history
+from voxmeter.watch.run import apply_config, sweep_due
 
 log = logging.getLogger("voxmeter.watch")
 
-DEFAULT_HISTORY = "voxmeter-history.db"
 EXIT_STALE = 2
-_history_option = click.option(
-    "--history",
-    "history_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_HISTORY,
-    show_default=True,
-    help="SQLite file of polled snapshots.",
-)
+PAUSE_SECONDS = 30
 
 
 @click.command()
@@ -39,53 +46,45 @@ _history_option = click.option(
     "config_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file of [[operation]] entries.",
+    help="TOML file of [[operation]] entries (docs/mirrors.md).",
 )
-@_history_option
-@click.option("--once", is_flag=True, help="One poll cycle, then exit (for cron).")
-@click.option(
-    "--stale-after",
-    type=click.IntRange(min=0),
-    default=30,
-    show_default=True,
-    help="Minutes without a successful poll before an operation is stale (exit code 2).",
-)
-def watch(config_path: Path, history_path: Path, once: bool, stale_after: int) -> None:
-    """Poll each configured operation into the history, at most every interval_minutes.
+@click.option("--once", is_flag=True, help="One pass of the due sweeps, then exit (for cron).")
+@db_option
+@friendly
+def watch(config_path: Path, once: bool, db: str) -> None:
+    """Create or update the mirrors listed in the config, then run the sweeps that are due.
 
-    With --once: exit 0, or 2 with one warning line per stale operation on stderr.
-    """
+    With --once: exit 0, or 2 with one warning line per stale mirror on stderr. Without it,
+    sweep as they come due until interrupted."""
     try:
         cfg = watch_config.load(config_path)
     except watch_config.ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise ConfigError(str(exc)) from exc
+    ctx = replace(
+        bootstrap.context(settings_for(db)), actor=os_actor()
+    )  # a cron's first run creates the database
+    sealing = open_sealing(db)
+    operations = apply_config(ctx, sealing, cfg)
+    owner = owner_id()
     if not once:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        history = History(history_path)
-    except HistoryError as exc:
-        raise click.ClickException(str(exc)) from exc
-    with history:
+    while True:
+        for report in sweep_due(ctx, sealing, operations, owner):
+            if report.result == "failed" and report.state is not None:
+                line = f"operation {report.operation.name}: {report.state.last_error}"
+                click.echo(f"error: {line}", err=True) if once else log.warning("%s", line)
+        wanted = {op.id for op in operations}
+        stale = [s for s in statuses(ctx, ctx.clock()) if s.stale and s.operation.id in wanted]
+        for s in stale:
+            since = s.record.state.last_ok
+            when = "never swept successfully" if since is None else f"last sync {_when(since)}"
+            line = f"warning: operation {s.operation.name} is stale: {when}"
+            click.echo(line, err=True) if once else log.warning("%s", line)
         if once:
-            # Warnings go to stderr below, once per operation; keep the log quiet.
-            log.setLevel(logging.CRITICAL)
-            results = poll_cycle(history, cfg.operations)
-            stale = stale_operations(history, cfg.operations, now_micros(), stale_after)
-            stale_names = {name for name, _ in stale}
-            for result in results:
-                if result.status == "error" and result.operation not in stale_names:
-                    click.echo(f"error: operation {result.operation}: {result.error}", err=True)
-            for _, line in stale:
-                click.echo(line, err=True)
             if stale:
                 raise SystemExit(EXIT_STALE)
             return
-        pause = max(60, min(op.interval_minutes for op in cfg.operations) * 60)
-        while True:  # pragma: no cover (exercised by hand; --once is the tested path)
-            poll_cycle(history, cfg.operations)
-            for _, line in stale_operations(history, cfg.operations, now_micros(), stale_after):
-                log.warning("%s", line)
-            time.sleep(pause)
+        time.sleep(PAUSE_SECONDS)  # pragma: no cover (the loop is --once repeated)
 
 
 def _when(micros: int) -> str:
@@ -93,47 +92,65 @@ def _when(micros: int) -> str:
 
 
 @click.command("history")
-@click.option("--operation", required=True, help="The operation's name in the watch config.")
-@click.option("--month", default=None, help="YYYY-MM; default: the latest month in the history.")
-@_history_option
-def history_command(operation: str, month: str | None, history_path: Path) -> None:
-    """Each product's trend in a month: first and last polled figure, and the month-end."""
-    if month is not None:
-        try:
-            month = str(Month.parse(month))
-        except MonthError as exc:
-            raise click.ClickException(str(exc)) from exc
+@click.option("--operation", "name", required=True, help="The mirror's operation name.")
+@click.option("--server", default=None, help="The operation's server, when its name is on several.")
+@click.option("--month", default=None, help="YYYY-MM.  [default: the current month]")
+@click.option(
+    "--import",
+    "import_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Import the snapshots of this operation from an older separate history file "
+    "(voxmeter-history.db) first.  [default: none]",
+)
+@db_option
+@friendly
+def history_command(
+    name: str, server: str | None, month: str | None, import_path: Path | None, db: str
+) -> None:
+    """Each product's readings in a month: first and last figure, and the month-end."""
+    ctx = open_context(db)
+    op = find_operation(ctx, name, server)
+    record = find_mirror(ctx, op)
+    if import_path is not None:
+        added = import_history(ctx, op, import_path)
+        click.echo(f"imported {added} readings from {import_path}")
     try:
-        store = History(history_path, create=False)
-    except HistoryError as exc:
-        raise click.ClickException(str(exc)) from exc
-    with store:
-        months = store.months(operation)
-        if not months:
-            raise click.ClickException(f"no snapshots of operation {operation!r} in {history_path}")
-        month = month or months[-1]
-        trends = store.trends(operation, month)
-    if not trends:
-        raise click.ClickException(f"no snapshots of operation {operation!r} in {month}")
+        index = (
+            Month.parse(month).index if month else calendar(op.timezone).current_month(ctx.clock())
+        )
+    except MonthError as exc:
+        raise ConfigError(str(exc)) from exc
+    readings = ctx.storage.readings(op.id, index, index)
+    if not readings:
+        raise ConfigError(f"no readings of operation {name!r} in {Month.from_index(index)}")
+    frozen = record.state.frozen_through is not None and index <= record.state.frozen_through
     table = Table(
         "api",
         "first",
         "last",
         "change",
-        "snapshots",
-        "last polled",
+        "readings",
+        "last seen",
         "month-end",
-        title=f"{operation} {month}",
+        title=f"{name} {Month.from_index(index)}",
     )
-    for t in trends:
+    by_api: dict[str, list[tuple[int, int]]] = {}
+    for r in readings:
+        by_api.setdefault(r.product, []).append((r.figure, r.last_seen))
+    for p in ctx.catalog:
+        seen = by_api.get(p.api)
+        if not seen:
+            continue
+        first, last = seen[0][0], seen[-1][0]
         table.add_row(
-            t.api,
-            format_decimal(t.first),
-            format_decimal(t.last),
-            format_decimal(t.last - t.first),
-            str(t.snapshots),
-            _when(t.last_seen),
-            format_decimal(t.month_end) if t.month_end is not None else "",
+            p.api,
+            format_micro(first),
+            format_micro(last),
+            format_micro(last - first),
+            str(len(seen)),
+            _when(max(s[1] for s in seen)),
+            format_micro(last) if frozen else "",
         )
     console = Console(width=200, record=True, file=io.StringIO())
     console.print(table)

@@ -119,6 +119,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
                 tasks.start_soon(_trim_memory, threads)
                 sender = deliveries.Sender(state.ctx, state.settings, _OutageLog("deliver").failed)
                 tasks.start_soon(sender.run)
+                if state.sealing is not None:
+                    tasks.start_soon(_sweep_mirrors, state)
             try:
                 yield
             finally:
@@ -196,6 +198,23 @@ async def _trim_memory(threads: anyio.CapacityLimiter) -> None:
     while True:
         await anyio.sleep(memory.TRIM_INTERVAL)
         await anyio.to_thread.run_sync(memory.release_free_memory, limiter=threads)
+
+
+#: Worker threads of the mirror sweeps' storage work, apart from requests and other tasks.
+SWEEP_THREADS = 4
+
+
+async def _sweep_mirrors(state: AppState) -> None:
+    from voxmeter.entrypoints.http.sweeper import Sweeper, no_hook
+
+    assert state.sealing is not None
+    sweeper = Sweeper(
+        state.ctx,
+        state.sealing,
+        anyio.CapacityLimiter(SWEEP_THREADS),
+        state.after_sweep or no_hook,
+    )
+    await sweeper.run()
 
 
 async def _close_months(state: AppState, threads: anyio.CapacityLimiter) -> None:

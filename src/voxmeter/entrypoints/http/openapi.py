@@ -45,7 +45,8 @@ def _errors(settings: Settings) -> dict[str, str]:
         f"({settings.max_in_flight}), or SERVER IN MAINTENANCE",
         "404": "No event with that id in the token's operation",
         "408": f"The request line and headers did not arrive within the time limit ({timeout})",
-        "409": "The event's month is closed",
+        "409": "The event's month is closed (THE MONTH YYYY-MM IS CLOSED), or the operation is "
+        "a mirror, whose usage comes from its upstream server (THIS OPERATION IS A MIRROR: ...)",
         "413": f"The body is larger than this server's limit of {settings.max_body_bytes} bytes "
         "(THE BODY IS LARGER THAN THE LIMIT OF N BYTES)",
         "431": "The request line and headers are larger than 64 KiB",
@@ -370,7 +371,7 @@ def document(catalog: Catalog, settings: Settings) -> dict[str, Any]:
                     },
                     "responses": {
                         **_reply("Batch stored", replies.Ingested),
-                        **error_responses(*_API_ERRORS, "413"),
+                        **error_responses(*_API_ERRORS, "409", "413"),
                     },
                 },
                 "get": {

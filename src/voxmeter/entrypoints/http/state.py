@@ -9,7 +9,14 @@ from voxmeter.config import Settings
 from voxmeter.entrypoints.http.uploads import BODIES_PER_BUDGET, UploadBudget
 from voxmeter.service.context import Context
 from voxmeter.service.maintenance import MAINTENANCE
-from voxmeter.service.ports import Changes, Limiter, LoopLimits, Storage
+from voxmeter.service.ports import (
+    AfterSweep,
+    Changes,
+    Limiter,
+    LoopLimits,
+    SecretSealing,
+    Storage,
+)
 from voxmeter.service.statement_cache import StatementCache
 from voxmeter.service.tenancy import Authenticator
 
@@ -50,6 +57,10 @@ class AppState:
     """The shared limiter for the event loop, with `changes`: the scaled-out billing lane
     admits on the loop and answers from its reply cache while the data version holds."""
     changes: Changes | None = None
+    sealing: SecretSealing | None = None
+    """Opens mirrors' upstream tokens; without it (no deployment key) nothing is swept."""
+    after_sweep: AfterSweep | None = None
+    """Called after each sweep stored its readings (alert evaluation, "last synced")."""
     maintenance: MaintenanceFlag = field(init=False)
     uploads: UploadBudget = field(init=False)
     openapi: bytes | None = field(default=None, init=False)

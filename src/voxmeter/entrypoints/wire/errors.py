@@ -19,6 +19,7 @@ from voxmeter.errors import (
     InvalidToken,
     Maintenance,
     MethodNotAllowed,
+    MirrorUsage,
     MissingToken,
     NotFound,
     PayloadTooLarge,
@@ -102,6 +103,11 @@ TABLE: dict[type[VoxmeterError], ErrorRow] = {
         405, "METHOD NOT ALLOWED", "THIS METHOD IS NOT ALLOWED ON THIS PATH"
     ),
     Conflict: ErrorRow(409, "CONFLICT", "THE MONTH IS CLOSED", "THE MONTH {month} IS CLOSED"),
+    MirrorUsage: ErrorRow(
+        409,
+        "CONFLICT",
+        "THIS OPERATION IS A MIRROR: ITS USAGE COMES FROM ITS UPSTREAM SERVER, NOT FROM EVENTS",
+    ),
     PayloadTooLarge: ErrorRow(
         413,
         "PAYLOAD TOO LARGE",
