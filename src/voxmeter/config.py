@@ -45,6 +45,8 @@ class Settings:
     """The billing currency of operations created without `--currency` (ISO 4217)."""
     auto_close_interval: float = 60.0
     """Seconds between checks for months whose grace period has ended."""
+    dashboard_idle_seconds: int = 12 * 3600
+    """Seconds a dashboard session may stay unused before it ends (sign in again)."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def to_env(self) -> dict[str, str]:
@@ -59,6 +61,7 @@ class Settings:
             "VOXMETER_SQLITE_CACHE_MIB": str(self.sqlite_cache_mib),
             "VOXMETER_REQUEST_TIMEOUT": repr(self.request_timeout),
             "VOXMETER_MAX_IN_FLIGHT": str(self.max_in_flight),
+            "VOXMETER_DASHBOARD_IDLE_SECONDS": str(self.dashboard_idle_seconds),
         }
         if self.redis_url:
             env["VOXMETER_REDIS_URL"] = self.redis_url
@@ -92,4 +95,6 @@ class Settings:
             settings = replace(settings, currency=currency)
         if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):
             settings = replace(settings, max_in_flight=int(in_flight))
+        if idle := env.get("VOXMETER_DASHBOARD_IDLE_SECONDS"):
+            settings = replace(settings, dashboard_idle_seconds=int(idle))
         return settings

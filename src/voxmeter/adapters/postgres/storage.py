@@ -31,10 +31,12 @@ from voxmeter.adapters.postgres.pool import UNAVAILABLE, Connection, Pool
 from voxmeter.adapters.postgres.products import Products
 from voxmeter.adapters.postgres.settings import Counters
 from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS, SHARED
+from voxmeter.adapters.sql.admin_tokens import SqlAdminTokens, SqlAdminTokenWrites
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import POSTGRES
 from voxmeter.adapters.sql.export import SqlBulkReads
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
+from voxmeter.adapters.sql.sessions import SqlDashboardSessions
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.errors import Unavailable
@@ -63,6 +65,7 @@ class _Transaction(
     SqlSettingWrites,
     SqlPriceWrites,
     SqlAuditWrites,
+    SqlAdminTokenWrites,
 ):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
@@ -141,6 +144,8 @@ class PostgresStorage(
     EventLog,
     StatementReads,
     SqlAuditLog,
+    SqlAdminTokens,
+    SqlDashboardSessions,
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.

@@ -10,10 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from voxmeter.adapters.sql.admin_tokens import SqlAdminTokens, SqlAdminTokenWrites
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import SQLITE
 from voxmeter.adapters.sql.export import SqlBulkReads
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
+from voxmeter.adapters.sql.sessions import SqlDashboardSessions
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.adapters.sqlite import schema
@@ -50,6 +52,7 @@ class _Transaction(
     SqlSettingWrites,
     SqlPriceWrites,
     SqlAuditWrites,
+    SqlAdminTokenWrites,
 ):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
@@ -84,6 +87,8 @@ class SqliteStorage(
     EventLog,
     StatementReads,
     SqlAuditLog,
+    SqlAdminTokens,
+    SqlDashboardSessions,
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.
