@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from voxmeter.entrypoints.dashboard.routes import dashboard_routes
 from voxmeter.entrypoints.http import (
     audit,
     billing,
@@ -74,6 +75,18 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 #: On every reply under /api/: billing figures and quota use are not for shared caches.
 API_HEADERS = (*SECURITY_HEADERS, (b"cache-control", b"no-store"))
+#: On the dashboard's pages: its own style sheet and nothing else; no script at all.
+DASHBOARD_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+        b" frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
 
 
 class RequestMetrics:
@@ -89,7 +102,13 @@ class RequestMetrics:
             return
         path: str = scope["path"]
         route = metrics.route_of(path)
-        extra = API_HEADERS if path.startswith("/api/") else SECURITY_HEADERS
+        extra = (
+            API_HEADERS
+            if path.startswith("/api/")
+            else DASHBOARD_HEADERS
+            if path.startswith("/dashboard")
+            else SECURITY_HEADERS
+        )
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -137,6 +156,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
             Route("/openapi.json", operational.openapi, methods=["GET"]),
+            *dashboard_routes(state),
         ],
         exception_handlers={
             VoxmeterError: _voxmeter_error,
