@@ -229,7 +229,7 @@ def test_every_figure_equals_the_apis(world: World) -> None:
         assert Decimal(after[api]["forecast"]) <= Decimal(predicted), api
         assert Decimal(predicted) <= Decimal(before[api]["forecast"]), api
         assert amount == amounts[api], api
-        assert f'<th scope="row">{before[api]["description"]}</th>' in page.text
+        assert f'id="title-{api}">{before[api]["description"]}</th>' in page.text
     assert Decimal(rows["ivr_minutes"][2]) > 0
     assert Decimal(rows["pbx_licenses"][2]) > 0
     assert data_by_id(page.text, "statement-total") == statement["total"] == later["total"]

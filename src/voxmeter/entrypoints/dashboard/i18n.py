@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -76,15 +75,12 @@ def accepted(header: str) -> str | None:
     return str(found).replace("_", "-")
 
 
-@dataclass(frozen=True, slots=True)
 class Formats:
     """Babel's formatting for one language: what the templates call as filters."""
 
-    tag: str
-
-    @property
-    def locale(self) -> str:
-        return babel_name(self.tag)
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.locale = Locale.parse(babel_name(tag))  # parsed once, not on every call
 
     def number(self, value: Decimal | str | int) -> str:
         """Every digit kept (figures are exact): 1234.5 -> 1,234.5 / 1.234,5."""

@@ -19,8 +19,8 @@ from voxmeter.domain.months import Month, MonthError, calendar, from_micros
 from voxmeter.domain.sessions import Session
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.dashboard import guard
-from voxmeter.entrypoints.dashboard.charts import bar_chart
-from voxmeter.entrypoints.dashboard.i18n import DEFAULT, LANGUAGES, accepted
+from voxmeter.entrypoints.dashboard.charts import ChartWriter
+from voxmeter.entrypoints.dashboard.i18n import DEFAULT, LANGUAGES, Formats, accepted
 from voxmeter.entrypoints.http.guard import off_loop
 from voxmeter.entrypoints.http.state import AppState
 from voxmeter.entrypoints.wire.errors import message, row_of
@@ -89,6 +89,7 @@ class Pages:
         self.state = state
         self.notices = notices
         self.templates = templates
+        self.formats = {tag: Formats(tag) for tag in LANGUAGES}
 
     # -- the frame every page shares ----------------------------------------------------------
 
@@ -242,10 +243,16 @@ class Pages:
             "page": page,
             "view": page.view,
             "quota": quota,
-            "charts": {
-                line.product.api: bar_chart(page.view.days, line.daily) for line in page.view.lines
-            },
         }
+        if template == "operation.html":
+            lang, _ = self.language(request)
+            writer = ChartWriter(self.formats[lang].day, self.formats[lang].number)
+            context["charts"] = {
+                line.product.api: writer.svg(
+                    page.view.days, line.daily, f"daily-head title-{line.product.api}"
+                )
+                for line in page.view.lines
+            }
         return self.render(request, template, context)
 
     def _read_operation(
