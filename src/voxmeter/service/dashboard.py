@@ -21,7 +21,7 @@ from voxmeter.service.ports import AlertSummary, DayMeterReads
 from voxmeter.service.statements import (
     AllStatementReads,
     StatementReads,
-    all_statements,
+    every_statement,
     month_statement,
 )
 
@@ -100,7 +100,7 @@ def overview(
             total=Decimal(s.total),
             forecast_total=Decimal(s.forecast_total or s.total),
         )
-        for op, s in zip(ops, map(statements.decode, all_statements(ctx, month)), strict=True)
+        for op, s in zip(ops, every_statement(ctx, month), strict=True)
     ]
     keys = {
         "name": lambda r: (r.operation.name, r.operation.server),

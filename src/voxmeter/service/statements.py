@@ -68,6 +68,17 @@ def _priced(
 ) -> bytes:
     if frozen:  # closed before statements were kept: priced now, from its frozen figures
         return final_statement(catalog, op, month, figures, prices)
+    return statements.encode(_draft(catalog, op, month, figures, prices, now))
+
+
+def _draft(
+    catalog: Catalog,
+    op: Operation,
+    month: int,
+    figures: dict[str, int],
+    prices: dict[str, Price],
+    now: int,
+) -> statements.Statement:
     products = list(catalog)
     start, end = calendar(op.timezone).window(month)
     forecasts = {  # only priced products add to the forecast total
@@ -75,18 +86,16 @@ def _priced(
         for p in products
         if p.api in prices
     }
-    return statements.encode(
-        statements.build(
-            operation=op.name,
-            server=op.server,
-            month=str(Month.from_index(month)),
-            final=False,
-            currency=op.currency,
-            products=products,
-            figures=figures,
-            forecasts=forecasts,
-            prices=prices,
-        )
+    return statements.build(
+        operation=op.name,
+        server=op.server,
+        month=str(Month.from_index(month)),
+        final=False,
+        currency=op.currency,
+        products=products,
+        figures=figures,
+        forecasts=forecasts,
+        prices=prices,
     )
 
 
@@ -99,6 +108,16 @@ def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]
     name), the same as `month_statement` gives each, read in a few statements whatever the
     number of operations. A month still in the future for some operation's timezone is
     refused."""
+    return [s if isinstance(s, bytes) else statements.encode(s) for s in _every(ctx, month)]
+
+
+def every_statement(ctx: Context[AllStatementReads], month: Month) -> list[statements.Statement]:
+    """`all_statements`, as Statements: drafts are not encoded only to be decoded again."""
+    return [statements.decode(s) if isinstance(s, bytes) else s for s in _every(ctx, month)]
+
+
+def _every(ctx: Context[AllStatementReads], month: Month) -> list[bytes | statements.Statement]:
+    """Stored (and frozen-priced) statements as bytes, drafts as Statements."""
     ops = ctx.storage.operations()
     for op in ops:
         past_month(ctx, op, month)
@@ -110,7 +129,7 @@ def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]
     for scope, price in ctx.storage.all_prices():
         table.setdefault((scope, price.currency), {})[price.product] = price
     now = ctx.clock()
-    found: list[bytes] = []
+    found: list[bytes | statements.Statement] = []
     for op in ops:
         stored = finals.get(op.id)
         if stored is not None:
@@ -118,7 +137,10 @@ def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]
             continue
         figures, frozen = figures_of(every.get(op.id, _NOTHING), products)
         prices = {**table.get((None, op.currency), {}), **table.get((op.id, op.currency), {})}
-        found.append(_priced(ctx.catalog, op, month.index, figures, frozen, prices, now))
+        if frozen:
+            found.append(final_statement(ctx.catalog, op, month.index, figures, prices))
+        else:
+            found.append(_draft(ctx.catalog, op, month.index, figures, prices, now))
     return found
 
 
