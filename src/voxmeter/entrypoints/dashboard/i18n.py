@@ -70,11 +70,12 @@ def accepted(header: str) -> str | None:
                 continue
         if weight > 0:
             wanted.append((weight, name.strip()))
-    ranked = [name for _, name in sorted(wanted, key=lambda w: -w[0])]
-    found = Locale.negotiate(ranked, [babel_name(t) for t in LANGUAGES], sep="-")
-    if found is None:
-        return None
-    return str(found).replace("_", "-")
+    for _, name in sorted(wanted, key=lambda w: -w[0]):
+        tag = name.lower()
+        for spoken in LANGUAGES:  # exactly, else the same language (es-CO -> es, pt -> pt-BR)
+            if spoken.lower() == tag or spoken.lower().split("-")[0] == tag.split("-")[0]:
+                return spoken
+    return None
 
 
 class Formats:
