@@ -3,6 +3,7 @@ choice of language, chart geometry, sign-in rules and the overview's sorting."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -12,7 +13,11 @@ from hypothesis import strategies as st
 
 from tests.fakes import MemoryDatabase
 from tests.integration.support import FakeClock, ev
+from voxmeter.domain import statements
+from voxmeter.domain.catalog import Catalog
 from voxmeter.domain.months import Month
+from voxmeter.domain.prices import make_price
+from voxmeter.domain.quantities import MICRO
 from voxmeter.domain.sessions import MICROS, TOUCH_EVERY, Session
 from voxmeter.domain.tenancy import Operation
 from voxmeter.entrypoints.dashboard.charts import HAIRLINE, HEIGHT, WIDTH, bars
@@ -22,7 +27,9 @@ from voxmeter.service.admin_tokens import create_admin_token
 from voxmeter.service.context import Context
 from voxmeter.service.dashboard import SORT_KEYS, overview
 from voxmeter.service.ingest import ingest_batch
+from voxmeter.service.months import close_month
 from voxmeter.service.prices import set_price
+from voxmeter.service.statements import every_total, month_statement
 from voxmeter.service.tenancy import create_operation, create_token, revoke_token
 
 
@@ -113,3 +120,91 @@ def test_the_overview_sorts_by_each_key(ctx: Context[MemoryDatabase], clock: Fak
     assert all(r.products_used == 1 for r in rows)
     for key in SORT_KEYS:
         assert len(overview(ctx, month, key)) == 3
+
+
+CATALOG = list(Catalog.load())
+
+
+@given(
+    figures=st.dictionaries(
+        st.sampled_from([p.api for p in CATALOG]), st.integers(0, 10**6 * MICRO)
+    ),
+    forecasts=st.dictionaries(
+        st.sampled_from([p.api for p in CATALOG]), st.integers(0, 10**6 * MICRO)
+    ),
+    unit=st.integers(0, 10 * MICRO),
+    tiered=st.sets(st.sampled_from([p.api for p in CATALOG])),
+    currency=st.sampled_from(["USD", "CLP", "BHD"]),
+    final=st.booleans(),
+)
+def test_totals_equal_the_full_statements(
+    figures: dict[str, int],
+    forecasts: dict[str, int],
+    unit: int,
+    tiered: set[str],
+    currency: str,
+    final: bool,
+) -> None:
+    text = str(Decimal(unit) / MICRO)
+    prices = {
+        p.api: make_price(
+            p.api,
+            currency,
+            None if p.api in tiered else text,
+            [f"1000:{text}", "inf:0.5"] if p.api in tiered else [],
+            [],
+            "3",
+        )
+        for p in CATALOG[::2]
+    }
+    every = {p.api: figures.get(p.api, 0) for p in CATALOG}
+    ahead = {p.api: forecasts.get(p.api, 0) for p in CATALOG}
+    full = statements.build(
+        operation="a",
+        server="9901",
+        month="2026-05",
+        final=final,
+        currency=currency,
+        products=CATALOG,
+        figures=every,
+        forecasts=ahead,
+        prices=prices,
+    )
+    short = statements.totals(
+        final=final,
+        currency=currency,
+        products=CATALOG,
+        figures=every,
+        forecasts=ahead,
+        prices=prices,
+    )
+    assert short == (full.total, full.forecast_total)
+
+
+def test_every_total_equals_each_operations_statement(
+    ctx: Context[MemoryDatabase], clock: FakeClock
+) -> None:
+    """Drafts, a month closed with its statement stored, and prices of the operation's own."""
+    ctx = dataclasses.replace(ctx, grace_days=62)  # April still open, until closed below
+    ops = [create_operation(ctx, name, "9901") for name in ("a", "b", "c")]
+    for i, op in enumerate(ops):
+        batch = [
+            ev(f"{i}-1", "ivr_minutes", "2026-04-02T00:00:00Z", str(1000 * (i + 1))),
+            ev(f"{i}-2", "ivr_minutes", "2026-05-02T00:00:00Z", str(1500 * (i + 1))),
+            ev(f"{i}-3", "pbx_licenses", "2026-05-03T00:00:00Z", str(7 * i)),
+        ]
+        ingest_batch(ctx, op, batch)
+    set_price(ctx, None, "ivr_minutes", "USD", tiers=["1000:0.05", "inf:0.03"], included="10")
+    set_price(ctx, ops[1], "pbx_licenses", "USD", unit_price="2.5")
+    close_month(ctx, ops[0], Month(2026, 4))
+    for month in (Month(2026, 4), Month(2026, 5)):
+        found = {t.operation.id: t for t in every_total(ctx, month)}
+        for op in ops:
+            full = statements.decode(month_statement(ctx, op, month.index))
+            short = found[op.id]
+            assert (short.status, short.total, short.forecast_total) == (
+                full.status,
+                full.total,
+                full.forecast_total,
+            )
+            assert short.products_used == sum(1 for line in full.lines if line.items != "0")

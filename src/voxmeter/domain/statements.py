@@ -136,6 +136,22 @@ def build(
     )
 
 
+def totals(
+    *,
+    final: bool,
+    currency: str,
+    products: Sequence[Product],
+    figures: Mapping[str, int],
+    forecasts: Mapping[str, int],
+    prices: Mapping[str, Price],
+) -> tuple[str, str]:
+    """`build(...)`'s `total` and `forecast_total`, without writing its lines: only priced
+    products add to either, so only they are charged (a summary of many operations)."""
+    total = _priced_total(products, figures, prices)
+    forecast = total if final else _priced_total(products, forecasts, prices)
+    return format_minor(total, currency), format_minor(forecast, currency)
+
+
 _encoder = msgspec.json.Encoder()
 
 

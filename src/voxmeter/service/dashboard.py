@@ -21,7 +21,7 @@ from voxmeter.service.ports import AlertSummary, DayMeterReads
 from voxmeter.service.statements import (
     AllStatementReads,
     StatementReads,
-    every_statement,
+    every_total,
     month_statement,
 )
 
@@ -91,16 +91,15 @@ def overview(
 ) -> list[OverviewRow]:
     """Every operation's month, from one bulk read of every statement; sorted by `sort` (one of
     SORT_KEYS; amounts compare as numbers whatever their currency)."""
-    ops = ctx.storage.operations()
     rows = [
         OverviewRow(
-            operation=op,
-            status=s.status,
-            products_used=sum(1 for line in s.lines if line.items != "0"),
-            total=Decimal(s.total),
-            forecast_total=Decimal(s.forecast_total or s.total),
+            operation=t.operation,
+            status=t.status,
+            products_used=t.products_used,
+            total=Decimal(t.total),
+            forecast_total=Decimal(t.forecast_total or t.total),
         )
-        for op, s in zip(ops, every_statement(ctx, month), strict=True)
+        for t in every_total(ctx, month)
     ]
     keys = {
         "name": lambda r: (r.operation.name, r.operation.server),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from voxmeter.domain import statements
-from voxmeter.domain.catalog import Catalog
+from voxmeter.domain.catalog import Catalog, Product
 from voxmeter.domain.forecast import forecast
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.prices import Price
@@ -111,13 +112,25 @@ def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]
     return [s if isinstance(s, bytes) else statements.encode(s) for s in _every(ctx, month)]
 
 
-def every_statement(ctx: Context[AllStatementReads], month: Month) -> list[statements.Statement]:
-    """`all_statements`, as Statements: drafts are not encoded only to be decoded again."""
-    return [statements.decode(s) if isinstance(s, bytes) else s for s in _every(ctx, month)]
+@dataclass(frozen=True, slots=True)
+class _Month:
+    """What pricing every operation's month needs, read in a few statements."""
+
+    ops: list[Operation]
+    products: list[Product]
+    meters: dict[int, MonthMeters]
+    finals: dict[int, bytes]
+    table: dict[tuple[int | None, str], dict[str, Price]]
+    now: int
+
+    def prices(self, op: Operation) -> dict[str, Price]:
+        """The operation's prices in its currency: its own where it has one, else the
+        default."""
+        own = self.table.get((op.id, op.currency), {})
+        return {**self.table.get((None, op.currency), {}), **own}
 
 
-def _every(ctx: Context[AllStatementReads], month: Month) -> list[bytes | statements.Statement]:
-    """Stored (and frozen-priced) statements as bytes, drafts as Statements."""
+def _read_month(ctx: Context[AllStatementReads], month: Month) -> _Month:
     ops = ctx.storage.operations()
     for op in ops:
         past_month(ctx, op, month)
@@ -128,19 +141,73 @@ def _every(ctx: Context[AllStatementReads], month: Month) -> list[bytes | statem
     table: dict[tuple[int | None, str], dict[str, Price]] = {}
     for scope, price in ctx.storage.all_prices():
         table.setdefault((scope, price.currency), {})[price.product] = price
-    now = ctx.clock()
+    return _Month(ops, products, every, finals, table, ctx.clock())
+
+
+def _every(ctx: Context[AllStatementReads], month: Month) -> list[bytes | statements.Statement]:
+    """Stored (and frozen-priced) statements as bytes, drafts as Statements."""
+    read = _read_month(ctx, month)
     found: list[bytes | statements.Statement] = []
-    for op in ops:
-        stored = finals.get(op.id)
+    for op in read.ops:
+        stored = read.finals.get(op.id)
         if stored is not None:
             found.append(stored)
             continue
-        figures, frozen = figures_of(every.get(op.id, _NOTHING), products)
-        prices = {**table.get((None, op.currency), {}), **table.get((op.id, op.currency), {})}
+        figures, frozen = figures_of(read.meters.get(op.id, _NOTHING), read.products)
+        prices = read.prices(op)
         if frozen:
             found.append(final_statement(ctx.catalog, op, month.index, figures, prices))
         else:
-            found.append(_draft(ctx.catalog, op, month.index, figures, prices, now))
+            found.append(_draft(ctx.catalog, op, month.index, figures, prices, read.now))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """An operation's statement of a month in short: what `month_statement` gives as
+    `status`, `total` and `forecast_total`, and how many products have a figure other than 0."""
+
+    operation: Operation
+    status: str
+    total: str
+    forecast_total: str
+    products_used: int
+
+
+def every_total(ctx: Context[AllStatementReads], month: Month) -> list[Totals]:
+    """Every operation's statement totals of `month`, in the order operations are listed:
+    read like `all_statements`, but only priced products are charged and no line is
+    written."""
+    read = _read_month(ctx, month)
+    found: list[Totals] = []
+    for op in read.ops:
+        stored = read.finals.get(op.id)
+        if stored is not None:
+            final = statements.decode(stored)
+            used = sum(1 for line in final.lines if line.items != "0")
+            found.append(Totals(op, final.status, final.total, final.forecast_total, used))
+            continue
+        figures, frozen = figures_of(read.meters.get(op.id, _NOTHING), read.products)
+        prices = read.prices(op)
+        forecasts = figures
+        if not frozen:
+            start, end = calendar(op.timezone).window(month.index)
+            forecasts = {
+                p.api: forecast(p.aggregation, figures[p.api], start, end, read.now)
+                for p in read.products
+                if p.api in prices
+            }
+        total, forecast_total = statements.totals(
+            final=frozen,
+            currency=op.currency,
+            products=read.products,
+            figures=figures,
+            forecasts=forecasts,
+            prices=prices,
+        )
+        status = statements.FINAL if frozen else statements.DRAFT
+        used = sum(1 for value in figures.values() if value != 0)
+        found.append(Totals(op, status, total, forecast_total, used))
     return found
 
 
