@@ -118,6 +118,21 @@ def test_a_wrong_token_is_a_clear_message_and_a_403(world: World, visitor: Visit
         assert "Traceback" not in reply.text
 
 
+def test_a_failed_sign_in_is_counted_like_any_failed_authentication(
+    world: World, visitor: Visitor
+) -> None:
+    def refused() -> float:
+        text = world.srv.request("GET", "/metrics").text
+        found = re.search(
+            r'voxmeter_requests_total\{route="dashboard_login",status="403"\} ([0-9.e+]+)', text
+        )
+        return float(found[1]) if found else 0.0
+
+    before = refused()
+    assert visitor.sign_in("vxm_wrong").status_code == 403
+    assert refused() == before + 1
+
+
 def test_a_write_only_token_cannot_sign_in(world: World, visitor: Visitor) -> None:
     writer = world.srv.token_for(world.a.name, scopes=["usage:write"])
     assert visitor.sign_in(writer.token).status_code == 403
