@@ -30,6 +30,13 @@ setup() {
     .venv/bin/python -m pip install --quiet -c requirements.lock -e '.[dev]'
     touch .venv/.installed
   fi
+  # The dashboard's message catalogs, compiled from their .po files (the .mo are not kept).
+  .venv/bin/pybabel compile --use-fuzzy -d src/voxmeter/entrypoints/dashboard/locale -D messages \
+    >/dev/null
+  # axe-core for the dashboard's accessibility test, from the npm registry (locked).
+  if command -v npm >/dev/null 2>&1 && [ ! -d tests/e2e/browser/node_modules/axe-core ]; then
+    (cd tests/e2e/browser && npm ci --silent --no-audit --no-fund)
+  fi
 }
 
 # The locked versions are what setup installs and what the audit checks.

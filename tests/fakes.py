@@ -23,7 +23,8 @@ from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.mirrors import MirrorOptions, SyncState
 from voxmeter.domain.prices import Price
 from voxmeter.domain.readings import Reading
-from voxmeter.domain.tenancy import Operation, Token
+from voxmeter.domain.sessions import Session
+from voxmeter.domain.tenancy import AdminToken, Operation, Token
 from voxmeter.service.ports import (
     Claimed,
     DayMeters,
@@ -88,6 +89,8 @@ class _State:
     readings: dict[tuple[int, str, int], tuple[StoredReading, ...]] = dataclasses.field(
         default_factory=dict
     )
+    admin_tokens: dict[str, tuple[AdminToken, str]] = dataclasses.field(default_factory=dict)
+    sessions: dict[str, Session] = dataclasses.field(default_factory=dict)
     last_seq: int = 0
 
     def copy(self) -> _State:
@@ -259,7 +262,26 @@ class _Transaction:
         if found is None or found[0].revoked is not None:
             return None
         self._s.tokens[token_id] = (dataclasses.replace(found[0], revoked=when), found[1])
+        self._end_sessions(token_id)
         return found[0].operation_id
+
+    def create_admin_token(self, token: AdminToken, secret_hash: str) -> None:
+        if token.id in self._s.admin_tokens:
+            raise ValueError(f"admin token {token.id!r} can't be stored")
+        self._s.admin_tokens[token.id] = (token, secret_hash)
+
+    def revoke_admin_token(self, token_id: str, when: int) -> bool:
+        found = self._s.admin_tokens.get(token_id)
+        if found is None or found[0].revoked is not None:
+            return False
+        self._s.admin_tokens[token_id] = (dataclasses.replace(found[0], revoked=when), found[1])
+        self._end_sessions(token_id)
+        return True
+
+    def _end_sessions(self, token_id: str) -> None:
+        for key, session in list(self._s.sessions.items()):
+            if session.token_id == token_id:
+                del self._s.sessions[key]
 
     def set_setting(self, name: str, value: str | None) -> None:
         if value is None:
@@ -530,6 +552,38 @@ class MemoryDatabase:
                 if operation_id is None or t.operation_id == operation_id
             ]
         return sorted(found, key=lambda t: (t.created, t.id))
+
+    def admin_token_by_hash(self, secret_hash: str) -> tuple[AdminToken, str] | None:
+        with self._lock:
+            for token, stored in self._state.admin_tokens.values():
+                if stored == secret_hash:
+                    return token, stored
+            return None
+
+    def admin_tokens(self) -> list[AdminToken]:
+        with self._lock:
+            found = [t for t, _ in self._state.admin_tokens.values()]
+        return sorted(found, key=lambda t: (t.created, t.id))
+
+    # -- dashboard sessions (each change commits at once) ---------------------------------------
+
+    def create_session(self, secret_hash: str, session: Session) -> None:
+        with self._lock:
+            self._state.sessions[secret_hash] = session
+
+    def session(self, secret_hash: str) -> Session | None:
+        with self._lock:
+            return self._state.sessions.get(secret_hash)
+
+    def touch_session(self, secret_hash: str, when: int) -> None:
+        with self._lock:
+            found = self._state.sessions.get(secret_hash)
+            if found is not None:
+                self._state.sessions[secret_hash] = dataclasses.replace(found, last_seen=when)
+
+    def end_session(self, secret_hash: str) -> None:
+        with self._lock:
+            self._state.sessions.pop(secret_hash, None)
 
     # -- request counters and settings --------------------------------------------------------
 

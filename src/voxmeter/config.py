@@ -59,6 +59,8 @@ class Settings:
     delivery_poll: float = 0.2
     """Seconds between looks for due deliveries (`VOXMETER_DELIVERY_POLL`): what a firing in
     any process waits at most before its POST is sent."""
+    dashboard_idle_seconds: int = 12 * 3600
+    """Seconds a dashboard session may stay unused before it ends (sign in again)."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def to_env(self) -> dict[str, str]:
@@ -76,6 +78,7 @@ class Settings:
             "VOXMETER_DELIVERY_BASE_DELAY": repr(self.delivery_base_delay),
             "VOXMETER_DELIVERY_RETRY_FOR": repr(self.delivery_retry_for),
             "VOXMETER_DELIVERY_POLL": repr(self.delivery_poll),
+            "VOXMETER_DASHBOARD_IDLE_SECONDS": str(self.dashboard_idle_seconds),
         }
         if self.redis_url:
             env["VOXMETER_REDIS_URL"] = self.redis_url
@@ -117,4 +120,6 @@ class Settings:
             settings = replace(settings, delivery_poll=float(poll))
         if secret_key := env.get("VOXMETER_SECRET_KEY"):
             settings = replace(settings, secret_key=secret_key)
+        if idle := env.get("VOXMETER_DASHBOARD_IDLE_SECONDS"):
+            settings = replace(settings, dashboard_idle_seconds=int(idle))
         return settings

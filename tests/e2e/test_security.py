@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import select
 import socket
@@ -41,6 +42,7 @@ from tests.e2e.harness import (
     Tenant,
     VoxServer,
     accepted_msg,
+    admin_context,
     envelope_ok,
     free_port,
 )
@@ -1156,6 +1158,53 @@ def test_no_other_operation_reaches_a_through(
     assert a_state(server, world) == before
     for b in world.others.values():
         assert server.items(b.token, B_PRODUCT) == str(world.b_posted.get(b.token, 0))
+
+
+DASHBOARD_PATHS = (
+    "/dashboard/operations/{id}",
+    "/dashboard/operations/{id}/statement",
+    "/dashboard/operations/{id}?month={month}",
+    "/dashboard/operations/{id}/statement?month={month}",
+)
+"""Every dashboard route that names an operation (the others show the session's own)."""
+
+
+def test_no_other_operation_reaches_a_through_the_dashboard(
+    server: VoxServer, world: World
+) -> None:
+    """Signed in to the dashboard with another operation's token (on A's server, another
+    server, or of A's name on another server): A's id in any dashboard URL is a 404 page
+    holding nothing of A's, the overview is refused, and none of it counts against A's quota."""
+    from voxmeter.service import tenancy
+
+    with admin_context(server.db) as ctx:
+        a_id = tenancy.find_operation(ctx, world.a.name, world.a.server).id
+    month = datetime.now(UTC).strftime("%Y-%m")
+    before = a_state(server, world)
+    requests_before = a_requests_today(server, world)
+    for label, b in world.others.items():
+        browser = requests.Session()
+        page = browser.get(server.url("/dashboard"), timeout=30)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf, page.text
+        signed = browser.post(
+            server.url("/dashboard/login"),
+            data={"token": b.token, "csrf": csrf[1]},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert signed.status_code == 303, (label, signed.text)
+        own = browser.get(server.url("/dashboard"), timeout=30)
+        assert own.status_code == 200
+        must_not_show_a(world, own.text, b)
+        for template in DASHBOARD_PATHS:
+            reply = browser.get(server.url(template.format(id=a_id, month=month)), timeout=30)
+            assert reply.status_code == 404, (label, template)
+            assert "There is no such operation" in reply.text
+            must_not_show_a(world, reply.text, b)
+        assert browser.get(server.url("/dashboard/overview"), timeout=30).status_code == 403
+    assert a_requests_today(server, world) == requests_before + 1  # this one
+    assert a_state(server, world) == before
 
 
 # === 5. Request size and time limits ==========================================================

@@ -225,6 +225,7 @@ def test_a_sweep_that_makes_a_figure_reach_a_threshold_fires_its_alert_once(
     ctx: Context, clock: FakeClock, upstream: HostedLike
 ) -> None:
     from voxmeter.service.alerts import create_alert
+    from voxmeter.service.notices import StoredNotices
 
     upstream.licenses = 20
     clock.set(START)
@@ -238,7 +239,8 @@ def test_a_sweep_that_makes_a_figure_reach_a_threshold_fires_its_alert_once(
         on="figure",
         url="http://127.0.0.1:9/hook",
     )
-    run_day(ctx, op, upstream, clock, grow=True)  # 10, 11, ... one more an hour: past 20
+    sweeps = run_day(ctx, op, upstream, clock, grow=True)  # 10, 11, ... one an hour: past 20
+    assert StoredNotices(ctx.storage).last_synced(op.id) == sweeps[-1]  # the dashboard's
     assert int(upstream.figures["ivr_minutes"]) > 20
     month = Month(2026, 5).index
     fired = ctx.storage.deliveries(op.id, created.alert.id, 10)

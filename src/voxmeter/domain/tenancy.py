@@ -8,6 +8,8 @@ from dataclasses import dataclass
 READ = "billing:read"
 WRITE = "usage:write"
 SCOPES = (READ, WRITE)
+ADMIN = "admin"
+"""The one scope of an admin token: the dashboard's overview of every operation, no API."""
 SERVER_RE = re.compile(r"\d{4}")
 MAX_NAME = 64
 
@@ -42,6 +44,22 @@ class Token:
     created: int
     revoked: int | None
     last_used: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminToken:
+    """A deployment's admin token as stored (the secret only as a hash, elsewhere). It belongs
+    to no operation and opens the dashboard only."""
+
+    id: str
+    description: str
+    created: int
+    revoked: int | None
+    last_used: int | None
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset((ADMIN,))
 
 
 def check_server(server: str) -> str:

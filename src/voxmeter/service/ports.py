@@ -14,7 +14,8 @@ from voxmeter.domain.meters import DayKey, MeterKey, MeterState
 from voxmeter.domain.mirrors import MirrorOptions, SyncState
 from voxmeter.domain.prices import Price
 from voxmeter.domain.readings import Reading
-from voxmeter.domain.tenancy import Operation, Token
+from voxmeter.domain.sessions import Session
+from voxmeter.domain.tenancy import AdminToken, Operation, Token
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,18 @@ class TenancyWrites(Protocol):
 
     def revoke_token(self, token_id: str, when: int) -> int | None:
         """Revoke an active token; its operation's id, or None when no active token has it."""
+        ...
+
+
+class AdminTokenWrites(Protocol):
+    """Deployment-wide admin tokens changed inside a write transaction, beside their audit
+    entry."""
+
+    def create_admin_token(self, token: AdminToken, secret_hash: str) -> None: ...
+
+    def revoke_admin_token(self, token_id: str, when: int) -> bool:
+        """Revoke an active admin token and end its dashboard sessions; False when no active
+        admin token has that id."""
         ...
 
 
@@ -403,6 +416,7 @@ class WriteTransaction(
     AuditWrites,
     AlertWrites,
     MirrorWrites,
+    AdminTokenWrites,
     Protocol,
 ):
     """One atomic unit of writing: everything in it commits together or not at all.
@@ -434,6 +448,54 @@ class Tenancy(Protocol):
         ...
 
     def tokens(self, operation_id: int | None) -> list[Token]: ...
+
+
+class AdminTokens(Protocol):
+    """Deployment-wide admin tokens as committed: they open the dashboard's overview of every
+    operation and nothing else (no API request looks them up)."""
+
+    def admin_token_by_hash(self, secret_hash: str) -> tuple[AdminToken, str] | None:
+        """The admin token whose secret hashes to this value, with the stored hash."""
+        ...
+
+    def admin_tokens(self) -> list[AdminToken]: ...
+
+
+class DashboardSessions(Protocol):
+    """Dashboard sign-in sessions, keyed by the hash of their secret; each call commits at
+    once. Revoking a token ends its sessions (in the revoking transaction)."""
+
+    def create_session(self, secret_hash: str, session: Session) -> None: ...
+
+    def session(self, secret_hash: str) -> Session | None: ...
+
+    def touch_session(self, secret_hash: str, when: int) -> None: ...
+
+    def end_session(self, secret_hash: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSummary:
+    """An alert as the dashboard lists it, with its last delivery (never its secret)."""
+
+    id: str
+    target: str
+    """A product's `api`, or `total`."""
+    on: str
+    threshold: str
+    last_delivery: int | None
+    """When its last delivery was attempted (microseconds), None before any."""
+    last_status: str
+    """That attempt's outcome as shown (an HTTP status, an error, `pending`), "" before any."""
+
+
+class DashboardNotices(Protocol):
+    """What the dashboard shows beside the figures: an operation's alerts with their last
+    deliveries, and when a mirror operation was last synced (None: not a mirror, or never)."""
+
+    def alert_summaries(self, operation_id: int) -> list[AlertSummary]: ...
+
+    def last_synced(self, operation_id: int) -> int | None: ...
 
 
 class RequestCounters(Protocol):
@@ -611,6 +673,8 @@ class Storage(
     AlertReads,
     Outbox,
     MirrorReads,
+    AdminTokens,
+    DashboardSessions,
     Protocol,
 ):
     """Everything voxmeter keeps. Reads are consistent snapshots; writes go through `write()`."""

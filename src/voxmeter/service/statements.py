@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from voxmeter.domain import statements
@@ -112,6 +113,13 @@ def all_statements(ctx: Context[AllStatementReads], month: Month) -> list[bytes]
 
 
 def all_readings(ctx: Context[AllStatementReads], month: Month) -> list[Reading]:
+    """Every operation's statement of `month` (see `_every_reading`)."""
+    return [reading for _, reading in _every_reading(ctx, month)]
+
+
+def _every_reading(
+    ctx: Context[AllStatementReads], month: Month
+) -> list[tuple[Operation, Reading]]:
     """Every operation's statement of `month`, in the order operations are listed (server,
     name), the same as `month_reading` gives each, read in a few statements whatever the
     number of operations. A month still in the future for some operation's timezone is
@@ -126,15 +134,39 @@ def all_readings(ctx: Context[AllStatementReads], month: Month) -> list[Reading]
     table: dict[tuple[int | None, str], dict[str, Price]] = {}
     for scope, price in ctx.storage.all_prices():
         table.setdefault((scope, price.currency), {})[price.product] = price
-    found: list[Reading] = []
+    found: list[tuple[Operation, Reading]] = []
     for op in ops:
         stored = finals.get(op.id)
         if stored is not None:
-            found.append(stored)
+            found.append((op, stored))
             continue
         figures, frozen = figures_of(every.get(op.id, _NOTHING), products)
         prices = {**table.get((None, op.currency), {}), **table.get((op.id, op.currency), {})}
-        found.append(_priced(ctx.catalog, op, month.index, figures, frozen, prices))
+        found.append((op, _priced(ctx.catalog, op, month.index, figures, frozen, prices)))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """An operation's statement of a month in short: its `status`, `total` and
+    `forecast_total`, and how many products have a figure other than 0."""
+
+    operation: Operation
+    status: str
+    total: str
+    forecast_total: str
+    products_used: int
+
+
+def every_total(ctx: Context[AllStatementReads], month: Month) -> list[Totals]:
+    """Every operation's statement totals of `month`, in the order operations are listed, read
+    as `all_statements` reads them (the same figures, prices and forecast instant)."""
+    now = ctx.clock()
+    found: list[Totals] = []
+    for op, reading in _every_reading(ctx, month):
+        statement = decoded(reading, now)
+        used = sum(1 for line in statement.lines if line.items != "0")
+        found.append(Totals(op, statement.status, statement.total, statement.forecast_total, used))
     return found
 
 

@@ -141,9 +141,10 @@ def create_token(
 
 
 def revoke_token(ctx: Context[Writer], token_id: str) -> None:
+    """Revoke an operation's token or an admin token; its dashboard sessions end with it."""
     with ctx.storage.write() as tx:
         operation_id = tx.revoke_token(token_id, ctx.clock())
-        if operation_id is None:
+        if operation_id is None and not tx.revoke_admin_token(token_id, ctx.clock()):
             raise ConfigError(f"no active token {token_id!r}")
         record(tx, ctx, audit.TOKEN_REVOKE, operation_id, {"token": token_id})
 

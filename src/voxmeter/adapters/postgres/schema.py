@@ -329,6 +329,26 @@ MIGRATIONS: list[Migration] = [
         PRIMARY KEY (operation_id, product, month, first_seen)
     );
     """,
+    # 11: deployment-wide admin tokens (they open the dashboard's overview, no API), and
+    # dashboard sign-in sessions: the session's secret is kept only as its hash.
+    """
+    CREATE TABLE admin_tokens (
+        id text PRIMARY KEY,
+        hash text NOT NULL UNIQUE,
+        description text NOT NULL,
+        created bigint NOT NULL,
+        revoked bigint,
+        last_used bigint
+    );
+    CREATE TABLE dashboard_sessions (
+        hash text PRIMARY KEY,
+        token_id text NOT NULL,
+        operation_id bigint,
+        created bigint NOT NULL,
+        last_seen bigint NOT NULL
+    );
+    CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

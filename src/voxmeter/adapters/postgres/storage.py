@@ -31,12 +31,14 @@ from voxmeter.adapters.postgres.pool import UNAVAILABLE, Connection, Pool
 from voxmeter.adapters.postgres.products import Products
 from voxmeter.adapters.postgres.settings import Counters
 from voxmeter.adapters.postgres.statements import EXCLUSIVE, GATE, METER, METERS, SHARED
+from voxmeter.adapters.sql.admin_tokens import SqlAdminTokens, SqlAdminTokenWrites
 from voxmeter.adapters.sql.alerts import ArmedMemo, SqlAlertReads, SqlAlertWrites
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import POSTGRES
 from voxmeter.adapters.sql.export import SqlBulkReads
 from voxmeter.adapters.sql.mirrors import SqlMirrors, SqlMirrorWrites
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
+from voxmeter.adapters.sql.sessions import SqlDashboardSessions
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.domain.prices import Price
@@ -68,6 +70,7 @@ class _Transaction(
     SqlAuditWrites,
     SqlAlertWrites,
     SqlMirrorWrites,
+    SqlAdminTokenWrites,
 ):
     """One write transaction. The connection, BEGIN and the operation's locks are taken at the
     first call that names an operation, so a writer waiting for its operation holds nothing.
@@ -158,6 +161,8 @@ class PostgresStorage(
     SqlAuditLog,
     SqlAlertReads,
     SqlMirrors,
+    SqlAdminTokens,
+    SqlDashboardSessions,
 ):
     """The scaled-out storage. Thread-safe: a small pool of connections shared by every thread;
     the URL may choose the schema with `options=-csearch_path%3Dname`.

@@ -144,4 +144,9 @@ class SqlTenancyWrites(SqlTransactionStatements):
             ),
             (when, token_id),
         )
-        return int(returned[0][0]) if returned else None
+        if not returned:
+            return None
+        self._run(  # its dashboard sessions end with it
+            self.dialect.sql("DELETE FROM dashboard_sessions WHERE token_id = ?"), (token_id,)
+        )
+        return int(returned[0][0])

@@ -306,6 +306,26 @@ MIGRATIONS: list[Migration] = [
         PRIMARY KEY (operation_id, product, month, first_seen)
     ) WITHOUT ROWID;
     """,
+    # 11: deployment-wide admin tokens (they open the dashboard's overview, no API), and
+    # dashboard sign-in sessions: the session's secret is kept only as its hash.
+    """
+    CREATE TABLE admin_tokens (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        revoked INTEGER,
+        last_used INTEGER
+    );
+    CREATE TABLE dashboard_sessions (
+        hash TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        operation_id INTEGER,
+        created INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

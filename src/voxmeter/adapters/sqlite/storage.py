@@ -10,12 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from voxmeter.adapters.sql.admin_tokens import SqlAdminTokens, SqlAdminTokenWrites
 from voxmeter.adapters.sql.alerts import ArmedMemo, SqlAlertReads, SqlAlertWrites
 from voxmeter.adapters.sql.audit import SqlAuditLog, SqlAuditWrites
 from voxmeter.adapters.sql.dialect import SQLITE
 from voxmeter.adapters.sql.export import SqlBulkReads
 from voxmeter.adapters.sql.mirrors import SqlMirrors, SqlMirrorWrites
 from voxmeter.adapters.sql.prices import SqlPrices, SqlPriceWrites
+from voxmeter.adapters.sql.sessions import SqlDashboardSessions
 from voxmeter.adapters.sql.settings import SqlSettingWrites
 from voxmeter.adapters.sql.tenancy import SqlTenancy, SqlTenancyWrites
 from voxmeter.adapters.sqlite import schema
@@ -54,6 +56,7 @@ class _Transaction(
     SqlAuditWrites,
     SqlAlertWrites,
     SqlMirrorWrites,
+    SqlAdminTokenWrites,
 ):
     """The write side of one `BEGIN IMMEDIATE ... COMMIT`, composed of its roles' modules."""
 
@@ -91,6 +94,8 @@ class SqliteStorage(
     SqlAuditLog,
     SqlAlertReads,
     SqlMirrors,
+    SqlAdminTokens,
+    SqlDashboardSessions,
 ):
     """The embedded storage. Thread-safe: one writer connection behind a lock, one reader per
     thread. Commits are synchronous (fsync) so an acknowledged batch survives a crash.

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from voxmeter import bootstrap
 from voxmeter.domain.months import Month, MonthError, calendar, from_micros
-from voxmeter.domain.tenancy import SCOPES
+from voxmeter.domain.tenancy import ADMIN, SCOPES
 from voxmeter.entrypoints.cli.common import (
     counted,
     db_option,
@@ -27,6 +27,7 @@ from voxmeter.entrypoints.cli.mirror import (
 )
 from voxmeter.errors import ConfigError
 from voxmeter.service import tenancy
+from voxmeter.service.admin_tokens import create_admin_token
 from voxmeter.service.maintenance import set_maintenance
 from voxmeter.service.months import close_month
 
@@ -157,7 +158,12 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--operation", "operation_name", required=True, help="The operation's name.")
+@click.option(
+    "--operation",
+    "operation_name",
+    default=None,
+    help="The operation's name (required unless --admin).",
+)
 @click.option(
     "--server",
     default=None,
@@ -171,13 +177,35 @@ def token() -> None:
     type=click.Choice(SCOPES),
     help="Repeat for several; default: all scopes.",
 )
+@click.option(
+    "--admin",
+    is_flag=True,
+    default=False,
+    help="A deployment-wide admin token: opens the dashboard's overview of every operation"
+    " and nothing else (no API); takes no --operation or --scope. Default: off.",
+)
 @db_option
 @friendly
 def token_create(
-    operation_name: str, server: str | None, description: str, scopes: tuple[str, ...], db: str
+    operation_name: str | None,
+    server: str | None,
+    description: str,
+    scopes: tuple[str, ...],
+    admin: bool,
+    db: str,
 ) -> None:
     """Create a token. The secret is printed once, as the last line."""
     ctx = open_context(db)
+    if admin:
+        if operation_name or server or scopes:
+            raise ConfigError("an admin token belongs to no operation: drop --operation/--scope")
+        adm, secret = create_admin_token(ctx, description)
+        click.echo(f"admin token {adm.id}, scopes: {ADMIN} (the dashboard only)")
+        click.echo("the secret below is shown only this once:")
+        click.echo(secret)
+        return
+    if not operation_name:
+        raise ConfigError("pass --operation NAME (or --admin for a deployment-wide admin token)")
     op = tenancy.find_operation(ctx, operation_name, server)
     tok, secret = tenancy.create_token(ctx, op, description, list(scopes))
     click.echo(
@@ -224,6 +252,19 @@ def token_list(operation_name: str | None, server: str | None, db: str) -> None:
             str(uses),
             status,
         )
+    if only is None:
+        for adm in ctx.storage.admin_tokens():
+            status = "revoked" if adm.revoked is not None else "active"
+            table.add_row(
+                adm.id,
+                "(admin)",
+                adm.description,
+                ADMIN,
+                _when(adm.created),
+                _when(adm.last_used),
+                "-",
+                status,
+            )
     console().print(table)
 
 

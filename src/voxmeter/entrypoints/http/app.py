@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from voxmeter.entrypoints.dashboard.routes import dashboard_routes
 from voxmeter.entrypoints.http import (
     alerts,
     audit,
@@ -32,6 +33,7 @@ from voxmeter.entrypoints.http.types import ASGIApp, Message, Receive, Scope, Se
 from voxmeter.entrypoints.wire.errors import message
 from voxmeter.errors import MethodNotAllowed, Unavailable, UnknownApi, VoxmeterError
 from voxmeter.service.months import close_due_months
+from voxmeter.service.notices import StoredNotices
 
 log = logging.getLogger("voxmeter.http")
 
@@ -76,6 +78,18 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 #: On every reply under /api/: billing figures and quota use are not for shared caches.
 API_HEADERS = (*SECURITY_HEADERS, (b"cache-control", b"no-store"))
+#: On the dashboard's pages: its own style sheet and nothing else; no script at all.
+DASHBOARD_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+        b" frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
 
 
 class RequestMetrics:
@@ -91,7 +105,13 @@ class RequestMetrics:
             return
         path: str = scope["path"]
         route = metrics.route_of(path)
-        extra = API_HEADERS if path.startswith("/api/") else SECURITY_HEADERS
+        extra = (
+            API_HEADERS
+            if path.startswith("/api/")
+            else DASHBOARD_HEADERS
+            if path.startswith("/dashboard")
+            else SECURITY_HEADERS
+        )
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -144,6 +164,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
             Route("/openapi.json", operational.openapi, methods=["GET"]),
+            *dashboard_routes(state, StoredNotices(state.ctx.storage)),
         ],
         exception_handlers={
             VoxmeterError: _voxmeter_error,

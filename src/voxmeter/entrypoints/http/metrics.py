@@ -60,6 +60,8 @@ def route_of(path: str) -> str:
         return route
     if path.startswith("/api/v2/events/"):
         return "event"
+    if path.startswith("/dashboard"):
+        return "dashboard_login" if path == "/dashboard/login" else "dashboard"
     return "other"
 
 
