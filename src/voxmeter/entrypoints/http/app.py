@@ -153,7 +153,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             state.limiter.close()
 
     app = Starlette(
-        routes=[
+        routes=[  # matched in order: the most frequent first
+            Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/api/v2/events", events.collection, methods=["GET", "POST"]),
             Route("/api/v2/daily", daily.daily, methods=["GET"]),
             Route("/api/v2/events/{event_id:any}", events.void, methods=["DELETE"]),
@@ -161,7 +162,6 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
             Route("/api/v2/alerts", alerts.list_, methods=["GET"]),
             Route("/api/v2/forecast", forecast.forecast, methods=["GET"]),
             Route("/api/v2/statement", statement.statement, methods=["GET"]),
-            Route("/healthz", operational.healthz, methods=["GET"]),
             Route("/metrics", operational.metrics_, methods=["GET"]),
             Route("/openapi.json", operational.openapi, methods=["GET"]),
             *dashboard_routes(state, StoredNotices(state.ctx.storage)),
