@@ -155,8 +155,8 @@ def test_two_multi_process_servers_racing_across_a_threshold_deliver_once(
     with pg_schema() as db, redis_prefix() as prefix, Receiver() as receiver:
         env = {**FAST, **KEY, "VOXMETER_REDIS_PREFIX": prefix}
         servers = [
-            VoxServer(db, free_port(), ("--workers", "2", "--redis", REDIS_URL), env).start(
-                tmp_path
+            _started(
+                VoxServer(db, free_port(), ("--workers", "2", "--redis", REDIS_URL), env), tmp_path
             )
             for _ in range(2)
         ]
@@ -165,6 +165,14 @@ def test_two_multi_process_servers_racing_across_a_threshold_deliver_once(
         finally:
             for srv in servers:
                 srv.stop()
+
+
+def _started(srv: VoxServer, folder: Path) -> VoxServer:
+    """Started with time to spare: on a loaded machine uvicorn may replace a worker that was
+    slow to answer its first health check before the server is up."""
+    srv.log_path = folder / f"server-{srv.port}.log"
+    srv.run(timeout=120)
+    return srv
 
 
 def _race(servers: list[VoxServer], receiver: Receiver, folder: Path) -> None:
@@ -186,7 +194,7 @@ def _race(servers: list[VoxServer], receiver: Receiver, folder: Path) -> None:
     # Restarted, with more usage: the month's firing is remembered.
     for srv in servers:
         srv.stop()
-        srv.start(folder)
+        _started(srv, folder)
     assert servers[1].post_events(tenant.token, _events("after", 10)).status_code == 200
     time.sleep(1.5)
     assert len(receiver.received) == 1
