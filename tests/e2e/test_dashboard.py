@@ -480,3 +480,32 @@ def test_bad_months_sorts_and_paths_are_clear_pages(world: World) -> None:
     assert admin.get("/dashboard", params={"month": "2026-99"}).status_code == 400
     v.close()
     admin.close()
+
+
+def test_the_view_lists_the_alerts_with_their_last_delivery(world: World) -> None:
+    from tests.fakes import FakeSecretBox
+    from voxmeter.service.alerts import create_alert
+
+    srv = world.srv
+    c = srv.tenant()
+    with admin_context(srv.db) as ctx:
+        op = tenancy.find_operation(ctx, c.name, c.server)
+        create_alert(
+            ctx,
+            FakeSecretBox(),
+            op,
+            product="ivr_minutes",
+            threshold="5",
+            on="figure",
+            url="http://127.0.0.1:9/hook",
+        )
+    v = signed_in(world, c.token)
+    alerts = v.get("/dashboard").text.split('id="alerts"')[1]
+    assert "No alerts." not in alerts
+    assert "ivr_minutes" in alerts
+    assert "none yet" in alerts  # not fired: nothing delivered
+    assert srv.post_events(c.token, [now_event("c-1", "ivr_minutes", "7")]).status_code == 200
+    fired = v.get("/dashboard").text.split('id="alerts"')[1]
+    assert "ivr_minutes" in fired
+    assert "none yet" not in fired  # its delivery is listed: queued, or its first attempt
+    v.close()
