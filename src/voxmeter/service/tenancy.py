@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voxmeter.domain import audit
@@ -166,27 +167,49 @@ class Authenticator:
 
     A revoked token stops working within `ttl`; a new token works at once (misses are not
     cached). Lookups are by hash, and the stored hash is compared in constant time.
+
+    A caller resolved more than half its `ttl` ago is still answered from memory, and handed to
+    `renew` (when given) so that it is read again in the background before it runs out: a
+    token in steady use is never looked up on a request's own path.
     """
 
-    def __init__(self, ctx: Context[Tenancy], ttl: float = 1.0) -> None:
+    def __init__(
+        self,
+        ctx: Context[Tenancy],
+        ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ctx = ctx
         self._ttl = ttl
+        self._clock = clock
         self._cache: LruCache[str, tuple[float, Caller]] = LruCache(TOKEN_CACHE_ENTRIES)
 
-    def cached(self, secret: str) -> Caller | None:
+    def cached(self, secret: str, renew: Callable[[str], None] | None = None) -> Caller | None:
         """The caller of a secret resolved less than `ttl` ago, without touching storage;
         None means `resolve` must look it up."""
         hit = self._cache.get(hash_secret(secret))
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        return None
+        if hit is None:
+            return None
+        now = self._clock()
+        if hit[0] <= now:
+            return None
+        if renew is not None and hit[0] - now < self._ttl / 2:
+            renew(secret)
+        return hit[1]
 
     def resolve(self, secret: str) -> Caller | None:
         digest = hash_secret(secret)
-        now = time.monotonic()
+        now = self._clock()
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
+        return self._look_up(digest, now)
+
+    def refresh(self, secret: str) -> None:
+        """Read the secret's token and operation again (a revoked token leaves the cache)."""
+        self._look_up(hash_secret(secret), self._clock())
+
+    def _look_up(self, digest: str, now: float) -> Caller | None:
         found = self._ctx.storage.token_by_hash(digest)
         if found is None:
             self._cache.pop(digest)
@@ -197,6 +220,7 @@ class Authenticator:
             return None
         op = self._ctx.storage.operation(token.operation_id)
         if op is None:
+            self._cache.pop(digest)
             return None
         caller = Caller(token, op)
         self._cache.put(digest, (now + self._ttl, caller))

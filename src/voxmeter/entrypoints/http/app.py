@@ -137,7 +137,12 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
                 tasks.start_soon(_flush_counters, state, threads)
                 tasks.start_soon(_close_months, state, threads)
                 tasks.start_soon(_trim_memory, threads)
-                sender = deliveries.Sender(state.ctx, state.settings, _OutageLog("deliver").failed)
+                sender = deliveries.Sender(
+                    state.ctx,
+                    state.settings,
+                    _OutageLog("deliver").failed,
+                    state.ctx.storage.version if state.local_reads else None,
+                )
                 tasks.start_soon(sender.run)
                 if state.sealing is not None:
                     tasks.start_soon(_sweep_mirrors, state)
@@ -145,6 +150,7 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+                state.renewals.close()
         try:
             await anyio.to_thread.run_sync(state.limiter.flush, limiter=threads)
         finally:

@@ -7,6 +7,7 @@ without building request and response objects or walking the route table per req
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -28,6 +29,7 @@ from voxmeter.entrypoints.http.guard import (
     off_loop,
     read_headers,
     release,
+    remembered_caller,
 )
 from voxmeter.entrypoints.http.replies import Figures, TokenInfo, TokenInformation, UsageRow, encode
 from voxmeter.entrypoints.http.state import AppState
@@ -152,6 +154,8 @@ class WolkvoxReads:
         """Read without the lock (one dictionary lookup per request); the oldest entry makes
         room for a new one: forgetting a query costs one parse."""
         self._query_keys_lock = threading.Lock()
+        self.fills: dict[tuple[ReplyKey, Hashable], asyncio.Future[bytes]] = {}
+        """Replies being read in a worker thread (`_fill_once`)."""
 
     def _reply_key(self, visit: Visit, query: bytes) -> ReplyKey:
         """The reply cache key of a billing query (its errors raised), parsed once per raw
@@ -187,6 +191,18 @@ class WolkvoxReads:
     def _billing_body(self, visit: Visit, query: bytes) -> bytes:
         key, version, body = self._billing_lookup(visit, query)
         return body if body is not None else self._billing_fill(visit, key, version)
+
+    async def _fill_once(self, visit: Visit, key: ReplyKey, version: Hashable) -> bytes:
+        """The reply read in a worker thread, once per key and version however many requests
+        miss it meanwhile (every request in flight misses together after each commit)."""
+        filling = self.fills.get((key, version))
+        if filling is None:
+            filling = asyncio.ensure_future(
+                off_loop(self.state, self._billing_fill, visit, key, version)
+            )
+            self.fills[(key, version)] = filling
+            filling.add_done_callback(lambda _: self.fills.pop((key, version), None))
+        return await asyncio.shield(filling)
 
     def _body(self, read: Read, visit: Visit, query: bytes) -> bytes:
         if read is billing:
@@ -258,7 +274,7 @@ class WolkvoxReads:
         secret, servers = read_headers(headers)
         limits, changes = state.loop_limits, state.changes
         if secret and read is billing and limits is not None and changes is not None:
-            known = state.auth.cached(secret.strip()) if state.maintenance.known() else None
+            known = remembered_caller(state, secret)
             if known is not None:
                 visit = checked(state, secret, servers, READ, known)
                 return self._shared(limits, changes, visit, query)
@@ -278,8 +294,7 @@ class WolkvoxReads:
                 if found is None or found[0] != version:
                     key, version, cached = self._billing_lookup(visit, query)
                     if cached is None:
-                        fill = off_loop(state, self._billing_fill, visit, key, version)
-                        return self._released(visit, fill)
+                        return self._released(visit, self._fill_once(visit, key, version))
                     found = (version, cached)
                 body = found[1]
         except BaseException:

@@ -1,6 +1,7 @@
 """The background sender of alert deliveries, one per server process.
 
-It looks for due deliveries every `delivery_poll` seconds (one indexed read), claims a few with
+It looks for due deliveries every `delivery_poll` seconds (one indexed read, skipped on an
+embedded database while nothing was committed and nothing is due yet), claims a few with
 a lease (so senders of several processes never send one delivery at once), and sends each as a
 task of its own, at most `CONCURRENCY` at a time: a receiver that hangs holds one slot for the
 10 s timeout, never ingest and never the other deliveries. The deployment's secret box is
@@ -14,7 +15,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import anyio
 import httpx
@@ -48,8 +49,14 @@ class Sender:
         ctx: Context[Storage],
         settings: Settings,
         failed: Callable[[Exception], None],
+        version: Callable[[], Hashable] | None = None,
     ) -> None:
         self.ctx = ctx
+        self.version = version
+        """The storage's version, when reading it on the event loop is cheap (an embedded
+        database): while it stays the same, no delivery was added or changed anywhere."""
+        self.seen: tuple[Hashable, int | None] | None = None
+        """The version of the last look and the next due time it found."""
         self.settings = settings
         self.policy = policy_of(settings)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -70,7 +77,14 @@ class Sender:
                 await anyio.sleep(self.settings.delivery_poll)
 
     async def _round(self, http: httpx.AsyncClient, tg: anyio.abc.TaskGroup) -> None:
+        now = self.ctx.clock()
+        version = self.version() if self.version is not None else None
+        if self.seen is not None and self.seen[0] == version and version is not None:
+            known = self.seen[1]
+            if known is None or known > now:
+                return  # nothing committed since the last look, and nothing due yet
         due = await anyio.to_thread.run_sync(self.ctx.storage.next_due, limiter=self.threads)
+        self.seen = (version, due)  # the version read before the look: never newer than it
         now = self.ctx.clock()
         if due is None or due > now:
             return

@@ -94,10 +94,20 @@ def admit(state: AppState, headers: RawHeaders, scope: str) -> Visit:
 def caller_in_memory(state: AppState, secret: str) -> Caller | None:
     """The caller when admitting this secret touches no storage and no network: an
     in-process limiter, the maintenance flag read less than a second ago and the token resolved
-    less than a second ago. None: admission needs I/O."""
-    if not state.limiter.in_process or not state.maintenance.known():
+    less than a second ago. None: admission needs I/O. Entries past half their life are read
+    again in the background meanwhile (renewals.py)."""
+    if not state.limiter.in_process:
         return None
-    return state.auth.cached(secret.strip())
+    return remembered_caller(state, secret)
+
+
+def remembered_caller(state: AppState, secret: str) -> Caller | None:
+    """The secret's caller from memory when both it and the maintenance switch are there (see
+    `caller_in_memory`), whatever the limiter."""
+    renewals = state.renewals
+    if not state.maintenance.known(renewals.maintenance):
+        return None
+    return state.auth.cached(secret.strip(), renewals.token)
 
 
 async def enter(state: AppState, headers: RawHeaders, scope: str) -> Visit:

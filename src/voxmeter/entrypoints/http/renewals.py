@@ -1,0 +1,92 @@
+"""Background re-reads of what admission answers from memory: tokens and the maintenance switch.
+
+Admission on the event loop needs the caller's token and the maintenance switch in memory, each
+read less than a second ago. Left to run out, they would send every request of that second to
+a worker thread at once (a burst of thread hand-offs each second, per token). Instead, once an
+entry is past half its life, the request that notices it asks for a re-read and is answered
+from memory meanwhile. The re-reads run in batches on one thread of their own: every entry
+asked for while a batch runs goes into the next one, so a thousand tokens in use cost a few
+thread hand-offs a second, not a thousand. Entries are never used past their life, so a
+revoked token or the maintenance switch still takes effect within a second, and a stalled
+database only lets the entries run out (requests then read them on their own path, with its
+time limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger("voxmeter.http")
+
+MAINTENANCE_KEY = ""
+"""The maintenance switch's place among the secrets to re-read (no secret is empty)."""
+
+
+class Renewals:
+    """Collects re-reads on the event loop and runs them in batches, one batch at a time."""
+
+    def __init__(
+        self, refresh_token: Callable[[str], None], refresh_maintenance: Callable[[], None]
+    ) -> None:
+        self._refresh_token = refresh_token
+        self._refresh_maintenance = refresh_maintenance
+        self._pool: ThreadPoolExecutor | None = None
+        self._queued: set[str] = set()
+        self._running: frozenset[str] = frozenset()
+        self._busy = False
+
+    def token(self, secret: str) -> None:
+        if secret:
+            self._want(secret)
+
+    def maintenance(self) -> None:
+        self._want(MAINTENANCE_KEY)
+
+    def pending(self) -> int:
+        """Entries queued or being re-read."""
+        return len(self._queued) + len(self._running)
+
+    def _want(self, key: str) -> None:
+        if key in self._queued or key in self._running:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on the event loop: the entry runs out and is read on a request's path
+        self._queued.add(key)
+        if not self._busy:
+            self._launch(loop)
+
+    def _launch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="voxmeter-renew")
+        batch, self._queued = frozenset(self._queued), set()
+        self._running, self._busy = batch, True
+        done = loop.run_in_executor(self._pool, self._reread, batch)
+        done.add_done_callback(lambda _: self._finished(loop))
+
+    def _reread(self, batch: frozenset[str]) -> None:
+        """In the thread: each entry on its own, a failure leaving that entry to run out."""
+        for key in batch:
+            try:
+                if key == MAINTENANCE_KEY:
+                    self._refresh_maintenance()
+                else:
+                    self._refresh_token(key)
+            except Exception as exc:  # the request that then reads it on its path reports it
+                log.debug("background re-read failed: %s", type(exc).__name__)
+
+    def _finished(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._running, self._busy = frozenset(), False
+        if self._queued and self._pool is not None and not loop.is_closed():
+            self._launch(loop)
+
+    def close(self) -> None:
+        """Stop taking re-reads; a batch running finishes on its own."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._queued.clear()
