@@ -581,6 +581,13 @@ class MemoryDatabase:
             if found is not None:
                 self._state.sessions[secret_hash] = dataclasses.replace(found, last_seen=when)
 
+    def admin_token_used(self, token_id: str, when: int) -> None:
+        with self._lock:
+            found = self._state.admin_tokens.get(token_id)
+            if found is not None and (found[0].last_used or 0) < when:
+                token = dataclasses.replace(found[0], last_used=when)
+                self._state.admin_tokens[token_id] = (token, found[1])
+
     def end_session(self, secret_hash: str) -> None:
         with self._lock:
             self._state.sessions.pop(secret_hash, None)

@@ -96,3 +96,29 @@ def test_admin_tokens_are_hashed_listed_revoked_and_audited(ctx: Context, sql: S
     ]
     assert logged == [("token.create", None, admin.id), ("token.revoke", None, admin.id)]
     assert secret not in str(entries(ctx, None, None, None, None).entries)
+
+
+def test_an_admin_tokens_last_use_is_its_sign_in_then_its_sessions_activity(
+    ctx: Context, clock: FakeClock
+) -> None:
+    admin, secret = create_admin_token(ctx, "billing team")
+    op = create_operation(ctx, "acme", "9901")
+    _, operation_secret = create_token(ctx, op, "browser", [])
+
+    def last_used() -> int | None:
+        (found,) = [t for t in ctx.storage.admin_tokens() if t.id == admin.id]
+        return found.last_used
+
+    assert last_used() is None
+    opened = sessions.sign_in(ctx, secret)
+    assert opened is not None
+    signed_in = clock()
+    assert last_used() == signed_in
+    assert sessions.sign_in(ctx, operation_secret) is not None  # another kind of token
+    assert last_used() == signed_in
+    clock.advance(seconds=10)
+    assert sessions.current(ctx, opened[0], IDLE) is not None
+    assert last_used() == signed_in  # written at most once a minute, as the session's
+    clock.advance(minutes=5)
+    assert sessions.current(ctx, opened[0], IDLE) is not None
+    assert last_used() == clock()

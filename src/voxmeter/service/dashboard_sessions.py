@@ -46,6 +46,8 @@ def sign_in(ctx: Context[SessionStore], secret: str) -> tuple[str, Session] | No
         return None
     session_secret = secrets.token_urlsafe(32)
     ctx.storage.create_session(hash_secret(session_secret), session)
+    if session.is_admin:
+        ctx.storage.admin_token_used(session.token_id, session.created)
     return session_secret, session
 
 
@@ -64,6 +66,8 @@ def current(
         return None
     if session.needs_touch(now):
         ctx.storage.touch_session(digest, now)
+        if session.is_admin:  # an admin's: its token's last use, once a minute
+            ctx.storage.admin_token_used(session.token_id, now)
     return session
 
 

@@ -471,6 +471,11 @@ class DashboardSessions(Protocol):
 
     def touch_session(self, secret_hash: str, when: int) -> None: ...
 
+    def admin_token_used(self, token_id: str, when: int) -> None:
+        """Record an admin token's use (its sign-in, and its session's activity); never moves
+        its last use back."""
+        ...
+
     def end_session(self, secret_hash: str) -> None: ...
 
 

@@ -48,6 +48,15 @@ class SqlDashboardSessions(SqlStatements):
             (when, secret_hash),
         )
 
+    def admin_token_used(self, token_id: str, when: int) -> None:
+        self._change(
+            self.dialect.sql(
+                "UPDATE admin_tokens SET last_used = ? WHERE id = ?"
+                " AND (last_used IS NULL OR last_used < ?)"
+            ),
+            (when, token_id, when),
+        )
+
     def end_session(self, secret_hash: str) -> None:
         self._change(
             self.dialect.sql("DELETE FROM dashboard_sessions WHERE hash = ?"), (secret_hash,)
