@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from voxmeter.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///./voxmeter.db"
 
@@ -88,38 +92,64 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment names (an empty variable counts as unset); a value
+        that cannot be used is refused with a message naming the variable."""
         env = os.environ if env is None else env
-        settings = cls()
-        if url := env.get("VOXMETER_DATABASE_URL"):
-            settings = replace(settings, database_url=url)
-        if redis := env.get("VOXMETER_REDIS_URL"):
-            settings = replace(settings, redis_url=redis)
-        if prefix := env.get("VOXMETER_REDIS_PREFIX"):
-            settings = replace(settings, redis_prefix=prefix)
-        if workers := env.get("VOXMETER_WORKERS"):
-            settings = replace(settings, workers=int(workers))
-        if grace := env.get("VOXMETER_GRACE_DAYS"):
-            settings = replace(settings, grace_days=int(grace))
-        if catalog := env.get("VOXMETER_CATALOG"):
-            settings = replace(settings, catalog_path=Path(catalog))
-        if body := env.get("VOXMETER_MAX_BODY_BYTES"):
-            settings = replace(settings, max_body_bytes=int(body))
-        if cache := env.get("VOXMETER_SQLITE_CACHE_MIB"):
-            settings = replace(settings, sqlite_cache_mib=int(cache))
-        if timeout := env.get("VOXMETER_REQUEST_TIMEOUT"):
-            settings = replace(settings, request_timeout=float(timeout))
-        if currency := env.get("VOXMETER_CURRENCY"):
-            settings = replace(settings, currency=currency)
-        if in_flight := env.get("VOXMETER_MAX_IN_FLIGHT"):
-            settings = replace(settings, max_in_flight=int(in_flight))
-        if base := env.get("VOXMETER_DELIVERY_BASE_DELAY"):
-            settings = replace(settings, delivery_base_delay=float(base))
-        if retry_for := env.get("VOXMETER_DELIVERY_RETRY_FOR"):
-            settings = replace(settings, delivery_retry_for=float(retry_for))
-        if poll := env.get("VOXMETER_DELIVERY_POLL"):
-            settings = replace(settings, delivery_poll=float(poll))
-        if secret_key := env.get("VOXMETER_SECRET_KEY"):
-            settings = replace(settings, secret_key=secret_key)
-        if idle := env.get("VOXMETER_DASHBOARD_IDLE_SECONDS"):
-            settings = replace(settings, dashboard_idle_seconds=int(idle))
-        return settings
+        given: dict[str, Any] = {}
+        for name, (attribute, parse) in ENVIRONMENT.items():
+            text = env.get(name)
+            if text:
+                given[attribute] = parse(name, text)
+        return replace(cls(), **given)
+
+
+def _text(name: str, text: str) -> str:
+    return text
+
+
+def _path(name: str, text: str) -> Path:
+    return Path(text)
+
+
+def _whole(least: int) -> Callable[[str, str], int]:
+    def parse(name: str, text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise ConfigError(f"{name} must be a whole number of at least {least}, not {text!r}")
+        return value
+
+    return parse
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a number of seconds above 0, not {text!r}")
+    return value
+
+
+ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "VOXMETER_DATABASE_URL": ("database_url", _text),
+    "VOXMETER_REDIS_URL": ("redis_url", _text),
+    "VOXMETER_REDIS_PREFIX": ("redis_prefix", _text),
+    "VOXMETER_WORKERS": ("workers", _whole(1)),
+    "VOXMETER_GRACE_DAYS": ("grace_days", _whole(0)),
+    "VOXMETER_CATALOG": ("catalog_path", _path),
+    "VOXMETER_MAX_BODY_BYTES": ("max_body_bytes", _whole(1)),
+    "VOXMETER_SQLITE_CACHE_MIB": ("sqlite_cache_mib", _whole(1)),
+    "VOXMETER_REQUEST_TIMEOUT": ("request_timeout", _seconds),
+    "VOXMETER_CURRENCY": ("currency", _text),
+    "VOXMETER_MAX_IN_FLIGHT": ("max_in_flight", _whole(1)),
+    "VOXMETER_DELIVERY_BASE_DELAY": ("delivery_base_delay", _seconds),
+    "VOXMETER_DELIVERY_RETRY_FOR": ("delivery_retry_for", _seconds),
+    "VOXMETER_DELIVERY_POLL": ("delivery_poll", _seconds),
+    "VOXMETER_SECRET_KEY": ("secret_key", _text),
+    "VOXMETER_DASHBOARD_IDLE_SECONDS": ("dashboard_idle_seconds", _whole(1)),
+}
+"""Every variable `Settings.from_env` reads: the setting it gives and how its text is read."""
