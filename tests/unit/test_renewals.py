@@ -123,3 +123,18 @@ def test_the_maintenance_switch_is_renewed_past_half_its_life_and_never_outlives
     now[0] += 0.02
     assert not flag.known(lambda: renewed.append(True))
     assert renewed == [True]
+
+
+def test_nothing_is_taken_once_closed() -> None:
+    tries: list[str] = []
+
+    async def scenario() -> None:
+        renewals = Renewals(tries.append, lambda: None)
+        renewals.close()
+        renewals.token("a")
+        renewals.maintenance()
+        await asyncio.sleep(0.05)
+        assert renewals.pending() == 0
+
+    asyncio.run(scenario())
+    assert tries == []

@@ -37,6 +37,7 @@ class Renewals:
         self._queued: set[str] = set()
         self._running: frozenset[str] = frozenset()
         self._busy = False
+        self._closed = False
 
     def token(self, secret: str) -> None:
         if secret:
@@ -50,7 +51,7 @@ class Renewals:
         return len(self._queued) + len(self._running)
 
     def _want(self, key: str) -> None:
-        if key in self._queued or key in self._running:
+        if key in self._queued or key in self._running or self._closed:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -86,6 +87,7 @@ class Renewals:
 
     def close(self) -> None:
         """Stop taking re-reads; a batch running finishes on its own."""
+        self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
