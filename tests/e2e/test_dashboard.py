@@ -107,6 +107,10 @@ def test_sign_in_page_then_a_session_cookie_that_holds_no_token(
     assert world.a.name in view.text
     assert world.a.token not in view.text
     assert world.a.token not in str(view.url)
+    # every page of the live session starts the cookie's life again, with the same secret
+    again = next(c for c in view.headers.get_list("set-cookie") if c.startswith("vxm_session="))
+    assert again.split(";")[0] == f"vxm_session={secret}"
+    assert cookie.split(";")[1:] == again.split(";")[1:]
 
 
 def test_a_wrong_token_is_a_clear_message_and_a_403(world: World, visitor: Visitor) -> None:

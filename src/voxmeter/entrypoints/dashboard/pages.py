@@ -253,7 +253,7 @@ class Pages:
                 )
                 for line in page.view.lines
             }
-        return self.render(request, template, context)
+        return self._signed_in(request, secret, self.render(request, template, context))
 
     def _read_operation(
         self, secret: str | None, wanted: int, text: str | None
@@ -310,7 +310,14 @@ class Pages:
             "sort": sort,
             "dir": direction,
         }
-        return self.render(request, "overview.html", context)
+        return self._signed_in(request, secret, self.render(request, "overview.html", context))
+
+    def _signed_in(self, request: Request, secret: str | None, response: Response) -> Response:
+        """A page of a live session: its cookie's life starts again (it ends, as the session
+        does, after the idle limit without a page, not that long after signing in)."""
+        if secret:
+            guard.set_session(response, request, secret, self.state.settings.dashboard_idle_seconds)
+        return response
 
     def _read_overview(
         self, secret: str | None, text: str | None, sort: str, descending: bool
