@@ -13,7 +13,13 @@ from voxmeter.domain.alerts import origin
 from voxmeter.domain.months import from_micros
 from voxmeter.domain.quantities import format_micro
 from voxmeter.entrypoints.cli.admin import console
-from voxmeter.entrypoints.cli.common import db_option, friendly, open_context, settings_for
+from voxmeter.entrypoints.cli.common import (
+    db_option,
+    format_option,
+    friendly,
+    open_context,
+    settings_for,
+)
 from voxmeter.service import alerts, tenancy
 from voxmeter.service.alerts import MAX_LISTED, month_text
 
@@ -144,14 +150,7 @@ def alert_delete(alert_id: int, db: str) -> None:
     show_default=True,
     help="Attempts listed at most, newest first.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json")
 @db_option
 @friendly
 def alert_deliveries(alert_id: int | None, limit: int, fmt: str, db: str) -> None:

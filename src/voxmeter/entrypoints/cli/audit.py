@@ -14,7 +14,7 @@ from rich.table import Table
 
 from voxmeter.domain.audit import AuditEntry
 from voxmeter.domain.months import calendar, from_micros, to_micros
-from voxmeter.entrypoints.cli.common import db_option, friendly, open_context
+from voxmeter.entrypoints.cli.common import db_option, format_option, friendly, open_context
 from voxmeter.errors import ConfigError
 from voxmeter.service import audit, tenancy
 from voxmeter.service.context import Context
@@ -86,14 +86,7 @@ def _render(rows: list[dict[str, object]], fmt: str) -> str:
     help="The operation's server (4 digits), when its name is used on several servers.",
 )
 @click.option("--since", default=None, help="Only entries from this day on (YYYY-MM-DD, UTC).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json", "csv")
 @db_option
 @friendly
 def audit_command(

@@ -39,6 +39,20 @@ db_option = click.option(
 )
 
 
+def format_option(
+    *choices: str, help: str = "Output format."
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`--format` (as `fmt`) among `choices`, the first being the default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
+
+
 def settings_for(db: str) -> Settings:
     return replace(Settings.from_env(), database_url=db)
 

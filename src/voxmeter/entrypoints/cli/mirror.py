@@ -24,7 +24,13 @@ from voxmeter.domain.mirrors import (
     MirrorOptions,
 )
 from voxmeter.domain.tenancy import Operation
-from voxmeter.entrypoints.cli.common import db_option, friendly, open_context, settings_for
+from voxmeter.entrypoints.cli.common import (
+    db_option,
+    format_option,
+    friendly,
+    open_context,
+    settings_for,
+)
 from voxmeter.errors import ConfigError
 from voxmeter.service.context import Context, system_clock
 from voxmeter.service.mirrors import create_mirror, find_mirror, statuses, update_mirror
@@ -196,14 +202,7 @@ def mirror() -> None:
 
 
 @mirror.command("status")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json")
 @db_option
 def status(fmt: str, db: str) -> None:
     """Every mirror's last sync, last error, requests spent today and staleness.

@@ -11,7 +11,7 @@ import click
 
 from voxmeter.domain import statements
 from voxmeter.domain.months import Month, MonthError, calendar
-from voxmeter.entrypoints.cli.common import db_option, friendly, open_context
+from voxmeter.entrypoints.cli.common import db_option, format_option, friendly, open_context
 from voxmeter.entrypoints.wire.statement_csv import to_csv
 from voxmeter.errors import ConfigError
 from voxmeter.service import tenancy
@@ -45,13 +45,8 @@ def _no_cycle_collection() -> Iterator[None]:
     default=None,
     help="YYYY-MM (default: the operation's current month; required with --all).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "csv"]),
-    default="json",
-    show_default=True,
-    help="json: the statement (an array with --all); csv: one row per line.",
+@format_option(
+    "json", "csv", help="json: the statement (an array with --all); csv: one row per line."
 )
 @db_option
 @friendly

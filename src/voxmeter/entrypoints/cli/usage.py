@@ -15,6 +15,7 @@ from rich.table import Table
 from voxmeter.client import Client, UsageRow, VoxmeterClientError
 from voxmeter.domain.months import Month, MonthError
 from voxmeter.domain.quantities import format_decimal
+from voxmeter.entrypoints.cli.common import format_option
 
 _COLUMNS = ("api", "description", "items", "unit", "operation", "date")
 
@@ -65,14 +66,7 @@ def _render(rows: list[UsageRow], fmt: str) -> str:
     default=None,
     help="YYYY-MM, on servers that support past months (default: the current month).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json", "csv")
 def usage(
     server: str,
     base_url: str | None,
