@@ -501,9 +501,10 @@ class AlertSummary:
 
     id: str
     target: str
-    """A product's `api`, or `total`."""
+    """A product's `api`, `total`, or `mirror` for a staleness alert."""
     on: str
     threshold: str
+    """A plain decimal; "" for a staleness alert (it has none)."""
     last_delivery: int | None
     """When its last delivery was attempted (microseconds), None before any."""
     last_status: str
@@ -512,11 +513,20 @@ class AlertSummary:
 
 class DashboardNotices(Protocol):
     """What the dashboard shows beside the figures: an operation's alerts with their last
-    deliveries, and when a mirror operation was last synced (None: not a mirror, or never)."""
+    deliveries, when a mirror operation was last synced (None: not a mirror, or never), and
+    whether a mirror is stale at `now` (as `voxmeter mirror status` says)."""
 
     def alert_summaries(self, operation_id: int) -> list[AlertSummary]: ...
 
     def last_synced(self, operation_id: int) -> int | None: ...
+
+    def is_stale(self, operation_id: int, now: int) -> bool:
+        """False for an operation that is not a mirror."""
+        ...
+
+    def stale_mirrors(self, now: int) -> set[int]:
+        """The ids of the operations that are stale mirrors."""
+        ...
 
 
 class RequestCounters(Protocol):
