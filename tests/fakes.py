@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from voxmeter.adapters.sqlite import schema
-from voxmeter.domain.alerts import Alert, Armed
+from voxmeter.domain.alerts import Alert, Armed, On
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent, first_copies
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
@@ -33,6 +33,7 @@ from voxmeter.service.ports import (
     MirrorRecord,
     MonthMeters,
     Outcome,
+    StaleWatch,
     StoredEvent,
     StoredReading,
 )
@@ -82,6 +83,7 @@ class _State:
     statements: dict[tuple[int, int], bytes] = dataclasses.field(default_factory=dict)
     alerts: dict[int, Alert] = dataclasses.field(default_factory=dict)
     firings: dict[tuple[int, int], tuple[int, str]] = dataclasses.field(default_factory=dict)
+    stale_firings: dict[tuple[int, int], int] = dataclasses.field(default_factory=dict)
     deliveries: dict[int, _Delivery] = dataclasses.field(default_factory=dict)
     attempts: dict[int, tuple[int, DeliveryAttempt]] = dataclasses.field(default_factory=dict)
     mirrors: dict[int, MirrorRecord] = dataclasses.field(default_factory=dict)
@@ -326,6 +328,7 @@ class _Transaction:
             for a in sorted(self._s.alerts.values(), key=lambda a: a.id)
             if a.operation_id == operation_id
             and a.deleted is None
+            and a.on is not On.STALE
             and (a.id, month) not in self._s.firings
         ]
 
@@ -333,6 +336,12 @@ class _Transaction:
         if (alert_id, month) in self._s.firings:
             return False
         self._s.firings[(alert_id, month)] = (when, value)
+        return True
+
+    def record_stale_firing(self, alert_id: int, episode: int, when: int) -> bool:
+        if (alert_id, episode) in self._s.stale_firings:
+            return False
+        self._s.stale_firings[(alert_id, episode)] = when
         return True
 
     def enqueue_delivery(
@@ -642,6 +651,17 @@ class MemoryDatabase:
             return {op: body for (op, m), body in self._state.statements.items() if m == month}
 
     # -- alerts and deliveries ----------------------------------------------------------------
+
+    def stale_watches(self) -> list[StaleWatch]:
+        with self._lock:
+            fired: dict[int, int] = {}
+            for alert_id, episode in self._state.stale_firings:
+                fired[alert_id] = max(episode, fired.get(alert_id, episode))
+            return [
+                StaleWatch(a.id, a.operation_id, a.payload, fired.get(a.id))
+                for _, a in sorted(self._state.alerts.items())
+                if a.deleted is None and a.on is On.STALE
+            ]
 
     def alerts(self, operation_id: int | None) -> list[Alert]:
         with self._lock:

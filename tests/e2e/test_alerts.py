@@ -199,3 +199,65 @@ def _race(servers: list[VoxServer], receiver: Receiver, folder: Path) -> None:
     time.sleep(1.5)
     assert len(receiver.received) == 1
     assert [r["alert"] for r in _deliveries(servers[0])] == [alert_id]
+
+
+def test_a_mirror_gone_stale_delivers_one_signed_alert(
+    make_server: Callable[..., VoxServer],
+) -> None:
+    """A mirror whose upstream never answers is stale a minute after its creation: its
+    staleness alert is delivered once, signed, and stays delivered once while it stays stale."""
+    srv = make_server(env={**FAST, **KEY})
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens: every sweep fails
+    srv.cli(
+        "operation", "create", "mirrored", "--server", "9950", "--mirror",
+        "--upstream-url", down, "--upstream-token-env", "UPSTREAM_TOKEN",
+        "--interval", "1", "--stale-after", "1",
+        env={**KEY, "UPSTREAM_TOKEN": "upstream-token"},
+    )  # fmt: skip
+    with Receiver() as receiver:
+        not_mirror = srv.tenant()
+        for who, extra, told in (
+            (not_mirror.name, (), "is not a mirror"),
+            ("mirrored", ("--threshold", "1"), "leave out --threshold"),
+            ("mirrored", ("--product", "rsync"), "leave out --product"),
+        ):
+            refused = srv.cli(
+                "alert", "create", "--operation", who, "--on", "stale",
+                "--webhook", receiver.url, *extra, env=KEY, check=False,
+            )  # fmt: skip
+            assert refused.returncode != 0
+            assert told in refused.stderr
+        assert "stale" not in srv.cli("alert", "list").stdout  # nothing was stored
+        made = srv.cli(
+            "alert", "create", "--operation", "mirrored", "--on", "stale",
+            "--webhook", receiver.url, env=KEY,
+        )  # fmt: skip
+        first, *_, secret = made.stdout.strip().splitlines()
+        assert first.startswith("alert ")
+        assert " on stale for 9950/mirrored " in first
+        alert_id = int(first.split()[1])
+        (got,) = receiver.wait(1, timeout=150)  # stale after its minute, checked every 5 s
+        time.sleep(6)  # a later check: the same staleness episode fires nothing more
+        assert len(receiver.received) == 1
+    body = Webhook(secret).verify(got.body, got.headers)
+    assert body == json.loads(got.body)
+    assert (body["alert_id"], body["on"], body["operation"], body["server"]) == (
+        alert_id,
+        "stale",
+        "mirrored",
+        "9950",
+    )
+    assert (body["product"], body["threshold"], body["value"]) == (None, None, None)
+    assert (body["last_sync"], body["stale_after_minutes"]) == (None, 1)
+    listed = srv.cli("alert", "list", "--operation", "mirrored", "--server", "9950").stdout
+    assert "stale" in listed
+    mine = srv.token_for("mirrored", server="9950")
+    (shown,) = srv.get("/api/v2/alerts", mine.token).json()["data"]
+    assert (shown["id"], shown["on"], shown["product"], shown["threshold"]) == (
+        alert_id,
+        "stale",
+        None,
+        None,
+    )
+    _wait(lambda: _deliveries(srv)[0]["state"] == "delivered")
+    assert "mirror mirrored is stale: alert" in srv.log()

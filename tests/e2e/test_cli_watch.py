@@ -149,3 +149,27 @@ def test_unreachable_server_is_stale_with_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "warning: operation down is stale: never swept successfully" in result.stderr
     assert "vxm_x" not in result.stderr
+
+
+def test_watch_once_fires_a_staleness_alert_once_per_episode(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{free_port()}"
+    config = _config(tmp_path, "down", base, 'token_env = "VOXTOK"\nstale_minutes = 1\n')
+    db = f"sqlite:///{tmp_path / 'watch.db'}"
+    env = {"VOXTOK": "vxm_x"}
+    assert _voxmeter("watch", "--config", str(config), "--once", db=db, env=env).returncode == 0
+    made = _voxmeter(
+        "alert", "create", "--operation", "down", "--on", "stale",
+        "--webhook", "http://127.0.0.1:9/hook", db=db,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    alert_id = int(made.stdout.split()[1])
+    with sqlite3.connect(tmp_path / "watch.db") as conn:  # as if created two minutes ago
+        conn.execute("UPDATE operations SET created = created - 120000000")
+    stale = _voxmeter("watch", "--config", str(config), "--once", db=db, env=env)
+    assert stale.returncode == 2
+    assert f"warning: operation down is stale: alert {alert_id} fired" in stale.stderr
+    still = _voxmeter("watch", "--config", str(config), "--once", db=db, env=env)
+    assert still.returncode == 2
+    assert "fired" not in still.stderr  # the same staleness episode
+    queued = json.loads(_voxmeter("alert", "deliveries", "--format", "json", db=db).stdout)
+    assert [(d["alert"], d["state"]) for d in queued] == [(alert_id, "pending")]

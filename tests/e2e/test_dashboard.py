@@ -513,3 +513,47 @@ def test_the_view_lists_the_alerts_with_their_last_delivery(world: World) -> Non
     assert "ivr_minutes" in fired
     assert "none yet" not in fired  # its delivery is listed: queued, or its first attempt
     v.close()
+
+
+def test_a_stale_mirror_is_marked_on_its_view_and_in_the_overview(world: World) -> None:
+    from dataclasses import replace
+
+    from tests.fakes import FakeSecretBox
+    from voxmeter.domain.mirrors import MirrorOptions
+    from voxmeter.service.alerts import create_alert
+    from voxmeter.service.mirrors import create_mirror
+
+    srv = world.srv
+    down = MirrorOptions("http://127.0.0.1:9")  # nothing answers: no sweep succeeds
+    with admin_context(srv.db) as ctx:
+        earlier = replace(ctx, clock=lambda: ctx.clock() - 2 * 3600 * MICROS)
+        stale = create_mirror(earlier, FakeSecretBox(), "stale-mirror", "9950", down, "t0ken")
+        fresh = create_mirror(ctx, FakeSecretBox(), "fresh-mirror", "9951", down, "t0ken")
+        create_alert(ctx, FakeSecretBox(), stale, product=None, threshold=None, on="stale",
+                     url="http://127.0.0.1:9/hook")  # fmt: skip
+    admin = signed_in(world, world.admin_token)
+    overview = admin.get("/dashboard").text
+
+    def row(operation_id: int) -> str:
+        found = re.search(rf'<tr data-operation="{operation_id}">.*?</tr>', overview, re.S)
+        assert found
+        return found[0]
+
+    assert re.search(r"</a>\s*<span class=\"status status-stale\">stale</span>", row(stale.id))
+    assert "status-stale" not in row(fresh.id)
+    assert "status-stale" not in row(world.a_id)
+    view = admin.get(f"/dashboard/operations/{stale.id}").text
+    assert '<span class="status status-stale" id="stale-marker">stale</span>' in view
+    assert "these figures may be behind" in view
+    alerts = view.split('id="alerts"')[1]
+    assert re.search(r"<th scope=\"row\">mirror</th><td>stale</td><td class=\"num\"></td>", alerts)
+    for quiet in (fresh.id, world.a_id):
+        page = admin.get(f"/dashboard/operations/{quiet}").text
+        assert "stale-marker" not in page
+        assert "may be behind" not in page
+    spanish = admin.get(f"/dashboard/operations/{stale.id}", params={"lang": "es"}).text
+    assert 'id="stale-marker">desactualizado</span>' in spanish
+    assert "pueden estar atrasadas" in spanish
+    portuguese = admin.get("/dashboard", params={"lang": "pt-BR"}).text
+    assert '<span class="status status-stale">desatualizado</span>' in portuguese
+    admin.close()

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's, driven by Playwright) against a real
 server process, on both backends: sign-in by typing, figures equal to the API's, charts drawn,
-the language switch, keyboard-only use, sign-out, the admin overview, the statement printed to
-one A4 page, and an axe-core scan. Screenshots and PDFs are kept in the test-artefact folder."""
+the language switch, keyboard-only use, sign-out, the admin overview, a stale mirror's marker,
+the statement printed to one A4 page, and an axe-core scan. Screenshots and PDFs are kept in
+the test-artefact folder."""
 
 from __future__ import annotations
 
@@ -54,6 +55,22 @@ def tenants(server: VoxServer) -> tuple[Tenant, Tenant, str]:
         set_price(ctx, op, "pbx_licenses", "USD", tiers=["10:5", "inf:3.5"])
     made = cli(server.db, "token", "create", "--admin", "--description", "browser admin")
     return a, b, made.stdout.splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def stale_mirror(server: VoxServer) -> int:
+    """A mirror created two hours ago whose upstream never answers: stale (limit 60 minutes)."""
+    from dataclasses import replace
+
+    from tests.fakes import FakeSecretBox
+    from voxmeter.domain.mirrors import MirrorOptions
+    from voxmeter.service.mirrors import create_mirror
+
+    with admin_context(server.db) as ctx:
+        earlier = replace(ctx, clock=lambda: ctx.clock() - 2 * 3600 * 1_000_000)
+        options = MirrorOptions("http://127.0.0.1:9")
+        op = create_mirror(earlier, FakeSecretBox(), "stale-mirror", "9950", options, "t0ken")
+    return op.id
 
 
 @pytest.fixture
@@ -227,6 +244,34 @@ def test_the_admin_overview_sorts_and_links_to_each_operation(
     assert page.locator("h1").first.inner_text().startswith(a.name)
 
 
+def test_a_stale_mirror_is_marked_in_the_overview_and_on_its_view(
+    server: VoxServer,
+    tenants: tuple[Tenant, Tenant, str],
+    stale_mirror: int,
+    page: Any,
+    backend: str,
+) -> None:
+    _, _, admin = tenants
+    sign_in(page, server, admin)
+    stale_row = page.locator(f'tr[data-operation="{stale_mirror}"]')
+    assert stale_row.locator(".status-stale").inner_text() == "stale"
+    assert page.locator("table.overview .status-stale").count() == 1  # no other row
+    with page.expect_navigation():
+        stale_row.get_by_role("link", name="stale-mirror").click()
+    marker = page.locator("#stale-marker")
+    assert marker.is_visible()
+    assert marker.inner_text() == "stale"
+    # the style sheet marks it: a light red badge with a dark red border
+    colours = marker.evaluate(
+        "m => [getComputedStyle(m).backgroundColor, getComputedStyle(m).borderColor]"
+    )
+    assert colours == ["rgb(253, 231, 233)", "rgb(164, 38, 44)"]
+    assert page.locator("#stale").inner_text().endswith("these figures may be behind.")
+    shot(page, "stale-mirror", backend)
+    page.goto(server.url(f"/dashboard/operations/{stale_mirror}?lang=pt-BR"))
+    assert page.locator("#stale-marker").inner_text() == "desatualizado"
+
+
 def test_the_statement_prints_to_one_a4_page(
     server: VoxServer, tenants: tuple[Tenant, Tenant, str], page: Any, backend: str
 ) -> None:
@@ -249,7 +294,7 @@ def test_the_statement_prints_to_one_a4_page(
 
 
 def test_axe_finds_no_serious_or_critical_violation(
-    server: VoxServer, tenants: tuple[Tenant, Tenant, str], chromium: Any
+    server: VoxServer, tenants: tuple[Tenant, Tenant, str], stale_mirror: int, chromium: Any
 ) -> None:
     require(AXE)
     a, _, admin = tenants
@@ -266,12 +311,14 @@ def test_axe_finds_no_serious_or_critical_violation(
             with tab.expect_navigation():
                 tab.get_by_role("link", name="Printable statement").click()
             paths += [tab.url, server.url("/dashboard?lang=es"), server.url("/dashboard/nowhere")]
+        else:
+            paths.append(server.url(f"/dashboard/operations/{stale_mirror}"))
         for url in paths:
             tab.goto(url)
             tab.add_script_tag(path=str(AXE))
             found[f"{who} {url}"] = _serious(tab)
         context.close()
-    assert len(found) == 7  # two sign-in pages, four of the operation, the overview
+    assert len(found) == 8  # two sign-in pages, four of the operation, the overview, a mirror
     assert not any(found.values()), found
 
 

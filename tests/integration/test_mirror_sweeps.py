@@ -1,25 +1,34 @@
 """Sweeps of a mirror through the service, with a simulated clock, against the hosted-like
 upstream over loopback and every storage backend: a whole day's schedule and request count,
-readings stored idempotently, and their projection into month and day figures."""
+readings stored idempotently, and their projection into month and day figures; and the
+month-end freeze against a real voxmeter app as the upstream (on its own database and the
+same clock, through `httpx.ASGITransport`), which answers `month=`."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 from collections.abc import Iterator
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes import FakeSecretBox
-from tests.integration.support import FakeClock
+from tests.integration.support import FakeClock, ev
 from tests.upstreams.hosted import HostedLike, hosted_like
+from voxmeter import bootstrap
 from voxmeter.adapters.upstream import fetch
+from voxmeter.config import Settings
 from voxmeter.domain.mirrors import MICROS_PER_MINUTE, MirrorOptions, SyncState
 from voxmeter.domain.months import Month, from_micros
 from voxmeter.domain.quantities import MICRO
 from voxmeter.domain.tenancy import Operation
+from voxmeter.entrypoints.http.app import create_app
 from voxmeter.errors import MirrorUsage
 from voxmeter.service.context import Context
 from voxmeter.service.daily import daily_figures
@@ -27,6 +36,7 @@ from voxmeter.service.figures import month_figures
 from voxmeter.service.ingest import ingest_batch
 from voxmeter.service.mirrors import create_mirror
 from voxmeter.service.sweeps import begin_sweep, finish_sweep, skip_sweep
+from voxmeter.service.tenancy import create_operation, create_token
 
 TOKEN = "upstream-secret-token"
 IN_USE = {"ivr_minutes": "10", "rec_minutes": "3", "interactions": "7", "pbx_licenses": "4"}
@@ -219,6 +229,113 @@ def test_the_first_sweep_after_a_month_ends_freezes_its_last_reading(
     assert [
         r.figure for r in ctx.storage.readings(op.id, may, may) if r.product == "ivr_minutes"
     ] == [500 * MICRO]
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """An ASGI app as an upstream, keeping every request's path and query."""
+
+    def __init__(self, app: object) -> None:
+        self.inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        self.asked: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.asked.append(f"{request.url.path}?{request.url.query.decode()}")
+        return await self.inner.handle_async_request(request)
+
+
+@dataclass
+class VoxmeterUpstream:
+    """A real voxmeter app on a database of its own, on the test's clock: operation `source`
+    (server 9901, 20 licences) and a billing:read token of it."""
+
+    ctx: Context
+    op: Operation
+    token: str
+    transport: _Recording
+    url: str = "http://voxmeter-upstream.test"
+    events: int = field(default=0)
+
+    def usage(self, time: str, quantity: str) -> None:
+        self.events += 1
+        ingest_batch(self.ctx, self.op, [ev(f"e{self.events}", "ivr_minutes", time, quantity)])
+
+
+@contextmanager
+def voxmeter_upstream(folder: Path, clock: FakeClock) -> Iterator[VoxmeterUpstream]:
+    settings = replace(Settings.from_env({}), database_url=f"sqlite:///{folder / 'upstream.db'}")
+    ctx = replace(bootstrap.context(settings), clock=clock)
+    try:
+        op = create_operation(ctx, "source", "9901", "UTC", licenses=20)
+        _, token = create_token(ctx, op, "the mirror's sweeps", ["billing:read"])
+        app = create_app(bootstrap.app_state(settings, ctx), background=False)
+        yield VoxmeterUpstream(ctx, op, token, _Recording(app))
+    finally:
+        ctx.storage.close()
+
+
+def _sweep_of(ctx: Context, op: Operation, upstream: VoxmeterUpstream) -> SyncState:
+    job = begin_sweep(ctx, FakeSecretBox(), op.id, "owner-1")
+    assert job is not None
+    assert job.affordable
+    outcome = asyncio.run(fetch(job, ctx.catalog, _renew, upstream.transport))
+    state, _ = finish_sweep(ctx, job, outcome, "owner-1")
+    assert state.failure is None, state.last_error
+    return state
+
+
+def test_the_first_sweep_after_a_month_ends_asks_a_voxmeter_upstream_for_it_with_month(
+    ctx: Context, clock: FakeClock, tmp_path: Path
+) -> None:
+    may, june = Month(2026, 5).index, Month(2026, 6).index
+    products = list(ctx.catalog)
+
+    def ivr(month: int) -> int:
+        return month_figures(ctx, op, products, month)["ivr_minutes"]
+
+    def readings(month: int) -> list[int]:
+        found = ctx.storage.readings(op.id, month, month)
+        return [r.figure // MICRO for r in found if r.product == "ivr_minutes"]
+
+    clock.set("2026-05-31T23:00:00Z")
+    with voxmeter_upstream(tmp_path, clock) as upstream:
+        upstream.usage("2026-05-31T22:00:00Z", "500")
+        options = MirrorOptions(upstream_url=upstream.url, interval_minutes=1)
+        op = create_mirror(ctx, FakeSecretBox(), "mirrored", "9901", options, upstream.token)
+        clock.set("2026-05-31T23:50:00Z")  # the last sweep of May
+        state = _sweep_of(ctx, op, upstream)
+        assert (state.supports_all, state.frozen_through) == (True, None)
+        assert ivr(may) == 500 * MICRO
+        # Late May usage reaches the upstream after that sweep; June's begins.
+        clock.set("2026-06-01T00:05:00Z")
+        upstream.usage("2026-05-31T23:55:00Z", "25")
+        upstream.usage("2026-06-01T00:01:00Z", "2")
+        upstream.transport.asked.clear()
+        clock.set("2026-06-01T00:10:00Z")
+        state = _sweep_of(ctx, op, upstream)
+        asked = upstream.transport.asked
+        assert "/api/v2/billing.php?api=all&month=2026-05" in asked
+        assert "/api/v2/billing.php?api=all" in asked
+        assert (state.frozen_through, state.supports_month) == (may, True)
+        # The upstream's final May figure, not the last one seen before the month ended.
+        assert ivr(may) == 525 * MICRO
+        assert ivr(june) == 2 * MICRO
+        assert readings(may) == [500, 525]
+        days = daily_figures(ctx, op, products, may)
+        assert days.figures["ivr_minutes"][-1] == 525 * MICRO  # both readings on May 31
+        assert sum(days.figures["ivr_minutes"]) == 525 * MICRO
+        # May is final here: a later answer for it (asked again with month=) is not stored.
+        clock.set("2026-06-01T00:20:00Z")
+        upstream.usage("2026-05-31T23:58:00Z", "100")
+        job = begin_sweep(ctx, FakeSecretBox(), op.id, "owner-1")
+        assert job is not None
+        assert job.plan.freeze_month is None  # frozen: not asked for again
+        again = replace(job, plan=replace(job.plan, freeze_month=may, ask_month=True))
+        outcome = asyncio.run(fetch(again, ctx.catalog, _renew, upstream.transport))
+        assert ("ivr_minutes", may, Decimal("625")) in outcome.rows
+        finish_sweep(ctx, again, outcome, "owner-1")
+        assert ivr(may) == 525 * MICRO
+        assert readings(may) == [500, 525]
+        assert ivr(june) == 2 * MICRO
 
 
 def test_a_sweep_that_makes_a_figure_reach_a_threshold_fires_its_alert_once(

@@ -1,8 +1,9 @@
-"""Alerts: when a month's figure, forecast or amount reaches a threshold, tell a webhook
-(docs/behaviour.md, Alerts).
+"""Alerts: when a month's figure, forecast or amount reaches a threshold, or a mirror becomes
+stale, tell a webhook (docs/behaviour.md, Alerts).
 
-Pure rules: what is measured, when a threshold is reached, the body a receiver gets, how the
-two signatures are made, and when a failed delivery is tried again. Figures are micro-units
+Pure rules: what is measured, when a threshold is reached, when a staleness alert fires, the
+body a receiver gets, how the two signatures are made, and when a failed delivery is tried
+again. Figures are micro-units
 and amounts minor units of the operation's currency, compared as exact integers.
 """
 
@@ -36,11 +37,13 @@ class AlertError(ValueError):
 
 class On(enum.StrEnum):
     """What an alert measures: a product's month figure, its month-end forecast, or the
-    statement amount (a product's line, or with no product the statement total)."""
+    statement amount (a product's line, or with no product the statement total); or, for a
+    mirror, whether it is stale (no product, no threshold)."""
 
     FIGURE = "figure"
     FORECAST = "forecast"
     AMOUNT = "amount"
+    STALE = "stale"
 
 
 class Payload(enum.StrEnum):
@@ -97,7 +100,10 @@ def parse_threshold(text: str) -> int:
 
 
 def check_definition(product: str | None, on: On) -> None:
-    """A total has no single unit: it is measured in money (amount or forecast amount)."""
+    """A total has no single unit: it is measured in money (amount or forecast amount). A
+    staleness alert watches a whole mirror: it has no product."""
+    if on is On.STALE and product is not None:
+        raise AlertError("an alert --on stale watches the whole mirror: leave out --product")
     if product is None and on is On.FIGURE:
         raise AlertError("an alert on the total measures money: use --on amount or forecast")
 
@@ -209,6 +215,65 @@ def body(firing: Firing) -> bytes:
             "threshold": threshold,
             "on": str(alert.on),
             "value": firing.value,
+            "fired_at": firing.fired_at,
+        }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class StaleFiring:
+    """A staleness alert firing: its mirror has had no successful sweep (`last_sync`, None
+    before any) for longer than its staleness limit (`stale_after_minutes`)."""
+
+    alert_id: int
+    payload: Payload
+    operation: str
+    server: str
+    month: int
+    """The operation's current month when it fired (what the outbox lists it under)."""
+    last_sync: str | None
+    """ISO 8601 UTC instant of the last successful sweep."""
+    stale_after_minutes: int
+    fired_at: str
+    """ISO 8601 UTC instant."""
+
+
+def stale_fires(stale: bool, episode: int, fired_through: int | None) -> bool:
+    """Whether a staleness alert fires now: its mirror is stale and the alert has not fired
+    for this staleness episode yet. An episode is named by the instant staleness is counted
+    from (the last successful sweep, or the mirror's creation before any), which only grows;
+    `fired_through` is the latest episode the alert fired for (None: never)."""
+    return stale and (fired_through is None or episode > fired_through)
+
+
+def stale_body(firing: StaleFiring) -> bytes:
+    """The receiver's body for a staleness alert: the envelope of every alert (`product`,
+    `threshold` and `value` null) with the last successful sweep and the staleness limit, or
+    a Slack/Teams `{"text"}` message saying it plainly."""
+    if firing.payload is Payload.SLACK:
+        since = (
+            "it has never been swept successfully"
+            if firing.last_sync is None
+            else f"its last successful sweep was at {firing.last_sync}"
+        )
+        text = (
+            f"voxmeter alert {firing.alert_id}: mirror {firing.operation} ({firing.server}) is"
+            f" stale: {since}, and it is stale after {firing.stale_after_minutes} minutes"
+            " without one"
+        )
+        doc: dict[str, object] = {"text": text}
+    else:
+        doc = {
+            "alert_id": firing.alert_id,
+            "operation": firing.operation,
+            "server": firing.server,
+            "product": None,
+            "month": str(Month.from_index(firing.month)),
+            "threshold": None,
+            "on": str(On.STALE),
+            "value": None,
+            "last_sync": firing.last_sync,
+            "stale_after_minutes": firing.stale_after_minutes,
             "fired_at": firing.fired_at,
         }
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

@@ -204,10 +204,15 @@ def stale_limit(state: SyncState, options: MirrorOptions) -> int:
     return max(options.stale_minutes * MICROS_PER_MINUTE, 2 * state.gap)
 
 
+def stale_since(state: SyncState, created: int) -> int:
+    """Where staleness is counted from: the last successful sweep, or the mirror's creation
+    before any. It names a staleness episode: it changes only when a sweep succeeds."""
+    return state.last_ok if state.last_ok is not None else created
+
+
 def is_stale(state: SyncState, options: MirrorOptions, now: int, created: int) -> bool:
     """A mirror never swept successfully is stale once its limit has passed since creation."""
-    since = state.last_ok if state.last_ok is not None else created
-    return now - since > stale_limit(state, options)
+    return now - stale_since(state, created) > stale_limit(state, options)
 
 
 def in_use(readings: Iterable[tuple[str, int, int]], month: int) -> set[str]:

@@ -7,6 +7,11 @@ each alert's firing for the month (at most once: the storage's firing key) and a
 delivery to the outbox, so both commit with the change or not at all. It reads nothing when
 the operation has no armed alert for the month, and computes forecasts and amounts only for
 alerts that measure them.
+
+`check_stale_alerts` is the entry for staleness alerts, which no change of usage fires (a
+mirror goes stale when nothing happens): called periodically, it fires each one whose mirror
+is stale, at most once per staleness episode (the storage's stale firing key), recording the
+firing and its delivery in one write.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from voxmeter.domain.alerts import Alert, AlertError, Armed, On, Payload, State
 from voxmeter.domain.catalog import Aggregation
 from voxmeter.domain.forecast import forecast
 from voxmeter.domain.meters import MeterKey, MeterState, figure
+from voxmeter.domain.mirrors import MICROS_PER_MINUTE, is_stale, stale_limit, stale_since
 from voxmeter.domain.months import Month, calendar
 from voxmeter.domain.prices import Price, charge
 from voxmeter.domain.quantities import format_micro
@@ -35,8 +41,11 @@ from voxmeter.service.ports import (
     Claimed,
     DeliveryAttempt,
     MeterWrites,
+    MirrorReads,
+    MirrorRecord,
     Outcome,
     SecretSealing,
+    Tenancy,
     Writer,
 )
 
@@ -63,20 +72,22 @@ def create_alert(
     op: Operation,
     *,
     product: str | None,
-    threshold: str,
+    threshold: str | None,
     on: str,
     url: str,
     secret: str | None = None,
     payload: str = "json",
 ) -> NewAlert:
-    """Check the whole definition, then store it sealed beside its audit entry."""
+    """Check the whole definition, then store it sealed beside its audit entry. An alert on
+    usage needs a threshold; one on staleness (`on="stale"`) needs a mirror and takes neither
+    a product nor a threshold."""
     if product is not None and product not in ctx.catalog:
         raise ConfigError(f"unknown product {product!r}")
     try:
         measure = On(on)
         kind = Payload(payload)
         rules.check_definition(product, measure)
-        micro = rules.parse_threshold(threshold)
+        micro = _threshold(op, measure, threshold)
         rules.check_url(url)
         given = rules.check_secret(secret) if secret is not None else None
     except ValueError as exc:
@@ -90,6 +101,21 @@ def create_alert(
     return NewAlert(alert, clear, given is None)
 
 
+def _threshold(op: Operation, measure: On, threshold: str | None) -> int:
+    """The threshold in micro-units (0 for a staleness alert, which has none)."""
+    if measure is On.STALE:
+        if threshold is not None:
+            raise AlertError("an alert --on stale has no threshold: leave out --threshold")
+        if not op.mirror:
+            raise AlertError(
+                f"operation {op.name!r} is not a mirror: --on stale watches a mirror's sweeps"
+            )
+        return 0
+    if threshold is None:
+        raise AlertError(f"an alert --on {measure} needs --threshold")
+    return rules.parse_threshold(threshold)
+
+
 def _choices(on: str, payload: str) -> str:
     if on not in {str(o) for o in On}:
         return f"--on {on!r} must be one of: {', '.join(On)}"
@@ -98,6 +124,13 @@ def _choices(on: str, payload: str) -> str:
 
 def _details(alert: Alert) -> dict[str, object]:
     """What the audit log says of an alert: never its secret."""
+    if alert.on is On.STALE:
+        return {
+            "alert": alert.id,
+            "on": str(alert.on),
+            "webhook": rules.origin(alert.url),
+            "payload": str(alert.payload),
+        }
     return {
         "alert": alert.id,
         "product": alert.product or "total",
@@ -138,6 +171,8 @@ def evaluate_alerts(
             continue
         values = _Values(tx, ctx, op, month, now, saved or {})
         for alert in armed:
+            if alert.on is On.STALE:
+                continue  # fired by check_stale_alerts, never by a change of usage
             if alert.product is not None and alert.product not in products_touched:
                 continue
             measured, value, scale = values.of(alert)
@@ -240,6 +275,59 @@ class _Values:
             items = self._forecast(api) if on is On.FORECAST else self._figure(api)
             total += charge(price, items).amount
         return total
+
+
+# -- staleness ------------------------------------------------------------------------------
+
+
+class StaleReads(AlertReads, MirrorReads, Tenancy, Writer, Protocol):
+    """What checking staleness alerts reads and writes."""
+
+
+def check_stale_alerts(ctx: Context[StaleReads]) -> list[tuple[int, str]]:
+    """Fire every staleness alert whose mirror is stale now and that has not fired for this
+    staleness episode: the firing and its delivery in one write, the firing key (alert,
+    episode) making a second one (another process, a restart) a no-op. Returns the (alert,
+    operation name) pairs fired. With no staleness alert, it reads one query and nothing more;
+    otherwise each watched mirror and its operation once."""
+    watches = ctx.storage.stale_watches()
+    if not watches:
+        return []
+    now = ctx.clock()
+    mirrors: dict[int, tuple[Operation, MirrorRecord] | None] = {}
+    fired: list[tuple[int, str]] = []
+    for watch in watches:
+        if watch.operation_id not in mirrors:
+            op = ctx.storage.operation(watch.operation_id)
+            found = ctx.storage.mirror(watch.operation_id)
+            mirrors[watch.operation_id] = None if op is None or found is None else (op, found)
+        pair = mirrors[watch.operation_id]
+        if pair is None:
+            continue
+        op, mirror = pair
+        state, options = mirror.state, mirror.options
+        episode = stale_since(state, op.created)
+        stale = is_stale(state, options, now, op.created)
+        if not rules.stale_fires(stale, episode, watch.fired_through):
+            continue
+        month = calendar(op.timezone).current_month(now)
+        body = rules.stale_body(
+            rules.StaleFiring(
+                alert_id=watch.alert_id,
+                payload=watch.payload,
+                operation=op.name,
+                server=op.server,
+                month=month,
+                last_sync=None if state.last_ok is None else _iso(state.last_ok),
+                stale_after_minutes=stale_limit(state, options) // MICROS_PER_MINUTE,
+                fired_at=_iso(now),
+            )
+        )
+        with ctx.storage.write() as tx:
+            if tx.record_stale_firing(watch.alert_id, episode, now):
+                tx.enqueue_delivery(watch.alert_id, op.id, month, body, now)
+                fired.append((watch.alert_id, op.name))
+    return fired
 
 
 # -- listing ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ daily breakdown, forecast, statement), so every figure equals the API's for the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -81,16 +82,23 @@ class OverviewRow:
     """Catalog products with a figure other than zero in the month."""
     total: Decimal
     forecast_total: Decimal
+    stale: bool = False
+    """A mirror whose last successful sweep is older than its staleness limit."""
 
 
 SORT_KEYS = ("name", "server", "currency", "products", "total", "forecast", "status")
 
 
 def overview(
-    ctx: Context[AllStatementReads], month: Month, sort: str = "name", descending: bool = False
+    ctx: Context[AllStatementReads],
+    month: Month,
+    sort: str = "name",
+    descending: bool = False,
+    stale: Collection[int] = (),
 ) -> list[OverviewRow]:
     """Every operation's month, from one bulk read of every statement; sorted by `sort` (one of
-    SORT_KEYS; amounts compare as numbers whatever their currency)."""
+    SORT_KEYS; amounts compare as numbers whatever their currency). `stale`: the ids of the
+    operations that are stale mirrors, marked so."""
     rows = [
         OverviewRow(
             operation=t.operation,
@@ -98,6 +106,7 @@ def overview(
             products_used=t.products_used,
             total=Decimal(t.total),
             forecast_total=Decimal(t.forecast_total or t.total),
+            stale=t.operation.id in stale,
         )
         for t in every_total(ctx, month)
     ]
@@ -129,3 +138,9 @@ class NoNotices:
 
     def last_synced(self, operation_id: int) -> int | None:
         return None
+
+    def is_stale(self, operation_id: int, now: int) -> bool:
+        return False
+
+    def stale_mirrors(self, now: int) -> set[int]:
+        return set()

@@ -1,15 +1,18 @@
 """What the dashboard shows beside an operation's figures, from the stored alerts, deliveries
-and mirror sweeps: each alert with its last delivery, and when a mirror last synced."""
+and mirror sweeps: each alert with its last delivery, when a mirror last synced, and which
+mirrors are stale."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from voxmeter.domain.alerts import On
+from voxmeter.domain.mirrors import is_stale
 from voxmeter.domain.quantities import format_micro
-from voxmeter.service.ports import AlertReads, AlertSummary, MirrorReads
+from voxmeter.service.ports import AlertReads, AlertSummary, MirrorReads, Tenancy
 
 
-class NoticeReads(AlertReads, MirrorReads, Protocol):
+class NoticeReads(AlertReads, MirrorReads, Tenancy, Protocol):
     """What the notices read."""
 
 
@@ -31,12 +34,13 @@ class StoredNotices:
             else:
                 when = attempt.time
                 status = str(attempt.status) if attempt.status is not None else attempt.error or ""
+            stale = alert.on is On.STALE
             found.append(
                 AlertSummary(
                     id=str(alert.id),
-                    target=alert.product or "total",
+                    target="mirror" if stale else alert.product or "total",
                     on=alert.on.value,
-                    threshold=format_micro(alert.threshold),
+                    threshold="" if stale else format_micro(alert.threshold),
                     last_delivery=when,
                     last_status=status,
                 )
@@ -46,3 +50,19 @@ class StoredNotices:
     def last_synced(self, operation_id: int) -> int | None:
         mirror = self._storage.mirror(operation_id)
         return None if mirror is None else mirror.state.last_ok
+
+    def is_stale(self, operation_id: int, now: int) -> bool:
+        mirror = self._storage.mirror(operation_id)
+        op = None if mirror is None else self._storage.operation(operation_id)
+        if mirror is None or op is None:
+            return False
+        return is_stale(mirror.state, mirror.options, now, op.created)
+
+    def stale_mirrors(self, now: int) -> set[int]:
+        created = {op.id: op.created for op in self._storage.operations() if op.mirror}
+        return {
+            m.operation_id
+            for m in self._storage.mirrors()
+            if m.operation_id in created
+            and is_stale(m.state, m.options, now, created[m.operation_id])
+        }

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from voxmeter.domain.alerts import Alert, Armed
+from voxmeter.domain.alerts import Alert, Armed, Payload
 from voxmeter.domain.audit import AuditEntry, NewEntry
 from voxmeter.domain.events import UsageEvent
 from voxmeter.domain.meters import DayKey, MeterKey, MeterState
@@ -215,12 +215,19 @@ class AlertWrites(Protocol):
         ...
 
     def armed_alerts(self, operation_id: int, month: int) -> list[Armed]:
-        """The operation's live alerts that have not fired for `month`."""
+        """The operation's live alerts on usage (not on staleness) that have not fired for
+        `month`."""
         ...
 
     def record_firing(self, alert_id: int, month: int, when: int, value: str) -> bool:
         """Record that the alert fired for the month; False when it already had (the firing
         key is (alert, month), so this holds across transactions and processes)."""
+        ...
+
+    def record_stale_firing(self, alert_id: int, episode: int, when: int) -> bool:
+        """Record that a staleness alert fired for a staleness episode (named by the instant
+        staleness is counted from); False when it already had (the firing key is (alert,
+        episode), so this holds across transactions and processes)."""
         ...
 
     def enqueue_delivery(
@@ -290,8 +297,22 @@ class Claimed:
     first_attempt: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class StaleWatch:
+    """A live staleness alert, with the latest staleness episode it fired for (None: never)."""
+
+    alert_id: int
+    operation_id: int
+    payload: Payload
+    fired_through: int | None
+
+
 class AlertReads(Protocol):
     """Alerts, deliveries and attempts as committed."""
+
+    def stale_watches(self) -> list[StaleWatch]:
+        """Every live staleness alert, by id."""
+        ...
 
     def alerts(self, operation_id: int | None) -> list[Alert]:
         """Live alerts, of one operation or all, oldest first."""
@@ -485,9 +506,10 @@ class AlertSummary:
 
     id: str
     target: str
-    """A product's `api`, or `total`."""
+    """A product's `api`, `total`, or `mirror` for a staleness alert."""
     on: str
     threshold: str
+    """A plain decimal; "" for a staleness alert (it has none)."""
     last_delivery: int | None
     """When its last delivery was attempted (microseconds), None before any."""
     last_status: str
@@ -496,11 +518,20 @@ class AlertSummary:
 
 class DashboardNotices(Protocol):
     """What the dashboard shows beside the figures: an operation's alerts with their last
-    deliveries, and when a mirror operation was last synced (None: not a mirror, or never)."""
+    deliveries, when a mirror operation was last synced (None: not a mirror, or never), and
+    whether a mirror is stale at `now` (as `voxmeter mirror status` says)."""
 
     def alert_summaries(self, operation_id: int) -> list[AlertSummary]: ...
 
     def last_synced(self, operation_id: int) -> int | None: ...
+
+    def is_stale(self, operation_id: int, now: int) -> bool:
+        """False for an operation that is not a mirror."""
+        ...
+
+    def stale_mirrors(self, now: int) -> set[int]:
+        """The ids of the operations that are stale mirrors."""
+        ...
 
 
 class RequestCounters(Protocol):

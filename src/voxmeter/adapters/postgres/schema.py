@@ -349,6 +349,17 @@ MIGRATIONS: list[Migration] = [
     );
     CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id);
     """,
+    # 12: firings of staleness alerts (`--on stale`), at most one per alert and staleness
+    # episode (the instant staleness is counted from): the primary key.
+    """
+    CREATE TABLE stale_firings (
+        alert_id bigint NOT NULL,
+        episode bigint NOT NULL,
+        fired_at bigint NOT NULL,
+        PRIMARY KEY (alert_id, episode)
+    );
+    CREATE INDEX stale_alerts ON alerts (id) WHERE measure = 'stale' AND deleted IS NULL;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -3,9 +3,11 @@ adapters.
 
 The at-most-once rule is the primary key of `alert_firings` (alert, month): a firing is an
 `INSERT ... ON CONFLICT DO NOTHING` in the transaction of the change of usage, and only a row
-actually inserted adds a delivery. A sender claims due deliveries with a lease (PostgreSQL:
-`FOR UPDATE SKIP LOCKED`, so senders in several processes never take the same row; SQLite has
-one writer), and gives the claim back with each attempt's outcome."""
+actually inserted adds a delivery. A staleness alert's is the primary key of `stale_firings`
+(alert, episode), inserted the same way in the transaction that queues its delivery. A sender
+claims due deliveries with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so senders in several
+processes never take the same row; SQLite has one writer), and gives the claim back with each
+attempt's outcome."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from voxmeter.adapters.sql.tenancy import SqlStatements, SqlTransactionStatement
 from voxmeter.domain.alerts import Alert, Armed, On, Payload, State
 from voxmeter.domain.prices import Price
 from voxmeter.domain.quantities import format_micro, to_micro
-from voxmeter.service.ports import Claimed, Delivery, DeliveryAttempt, Outcome
+from voxmeter.service.ports import Claimed, Delivery, DeliveryAttempt, Outcome, StaleWatch
 
 ALERT_COLUMNS = (
     "id, operation_id, product, measure, threshold, url, secret, payload, created, deleted"
@@ -140,11 +142,12 @@ class SqlAlertWrites(SqlTransactionStatements):
         _, found = self._run(
             self.dialect.sql(
                 "SELECT a.id, a.product, a.measure, a.threshold, a.payload FROM alerts AS a"
-                " WHERE a.operation_id = ? AND a.deleted IS NULL AND NOT EXISTS"
+                " WHERE a.operation_id = ? AND a.deleted IS NULL AND a.measure <> ?"
+                " AND NOT EXISTS"
                 " (SELECT 1 FROM alert_firings AS f WHERE f.alert_id = a.id AND f.month = ?)"
                 " ORDER BY a.id"
             ),
-            (operation_id, month),
+            (operation_id, str(On.STALE), month),
         )
         armed = [_armed(tuple(row)) for row in found]
         if len(memo) >= ARMED_MEMO_ENTRIES:
@@ -164,6 +167,16 @@ class SqlAlertWrites(SqlTransactionStatements):
             return False
         self._bump_alerts()
         return True
+
+    def record_stale_firing(self, alert_id: int, episode: int, when: int) -> bool:
+        changed, _ = self._run(
+            self.dialect.sql(
+                "INSERT INTO stale_firings (alert_id, episode, fired_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (alert_id, episode) DO NOTHING"
+            ),
+            (alert_id, episode, when),
+        )
+        return changed == 1
 
     def enqueue_delivery(
         self, alert_id: int, operation_id: int, month: int, body: bytes, when: int
@@ -226,6 +239,20 @@ class SqlAlertWrites(SqlTransactionStatements):
 
 
 class SqlAlertReads(SqlStatements):
+    def stale_watches(self) -> list[StaleWatch]:
+        found = self._rows(
+            self.dialect.sql(
+                "SELECT a.id, a.operation_id, a.payload,"
+                " (SELECT max(f.episode) FROM stale_firings AS f WHERE f.alert_id = a.id)"
+                " FROM alerts AS a WHERE a.measure = ? AND a.deleted IS NULL ORDER BY a.id"
+            ),
+            (str(On.STALE),),
+        )
+        return [
+            StaleWatch(int(i), int(o), Payload(str(p)), None if f is None else int(f))
+            for i, o, p, f in found
+        ]
+
     def alerts(self, operation_id: int | None) -> list[Alert]:
         where = "deleted IS NULL" + ("" if operation_id is None else " AND operation_id = ?")
         found = self._rows(

@@ -326,6 +326,17 @@ MIGRATIONS: list[Migration] = [
     ) WITHOUT ROWID;
     CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id);
     """,
+    # 12: firings of staleness alerts (`--on stale`), at most one per alert and staleness
+    # episode (the instant staleness is counted from): the primary key.
+    """
+    CREATE TABLE stale_firings (
+        alert_id INTEGER NOT NULL,
+        episode INTEGER NOT NULL,
+        fired_at INTEGER NOT NULL,
+        PRIMARY KEY (alert_id, episode)
+    ) WITHOUT ROWID;
+    CREATE INDEX stale_alerts ON alerts (id) WHERE measure = 'stale' AND deleted IS NULL;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

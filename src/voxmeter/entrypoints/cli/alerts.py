@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from voxmeter.adapters.secret_box import open_secret_box
-from voxmeter.domain.alerts import origin
+from voxmeter.domain.alerts import Alert, On, origin
 from voxmeter.domain.months import from_micros
 from voxmeter.domain.quantities import format_micro
 from voxmeter.entrypoints.cli.admin import console
@@ -32,7 +32,8 @@ def _utc(micros: int) -> str:
 
 @click.group()
 def alert() -> None:
-    """Alerts on a month's figure, forecast or amount, delivered to a webhook."""
+    """Alerts on a month's figure, forecast or amount, or on a mirror's staleness, delivered
+    to a webhook."""
 
 
 @alert.command("create")
@@ -42,13 +43,19 @@ def alert() -> None:
 @click.option(
     "--total", is_flag=True, help="The statement total instead of one product (default: off)."
 )
-@click.option("--threshold", required=True, help="Fires when the value reaches this decimal.")
+@click.option(
+    "--threshold",
+    default=None,
+    help="Fires when the value reaches this decimal (not with --on stale).",
+)
 @click.option(
     "--on",
     "measure",
-    type=click.Choice(["figure", "forecast", "amount"]),
+    type=click.Choice([str(o) for o in On]),
     default=None,
-    help="What is measured (default: figure for a product, amount for --total).",
+    help="What is measured (default: figure for a product, amount for --total); stale: the "
+    "mirror has had no successful sweep within its staleness limit (no --product, --total or "
+    "--threshold).",
 )
 @click.option("--webhook", required=True, help="The http(s) URL that receives the POST.")
 @click.option(
@@ -70,7 +77,7 @@ def alert_create(
     server: str | None,
     product: str | None,
     total: bool,
-    threshold: str,
+    threshold: str | None,
     measure: str | None,
     webhook: str,
     secret: str | None,
@@ -78,7 +85,10 @@ def alert_create(
     db: str,
 ) -> None:
     """Create an alert. A generated secret is the last line of stdout, shown only this once."""
-    if total == (product is not None):
+    if measure == On.STALE:
+        if total:
+            raise click.UsageError("--on stale watches a whole mirror: leave out --total")
+    elif total == (product is not None):
         raise click.UsageError("give either --product P or --total")
     ctx = open_context(db)
     op = tenancy.find_operation(ctx, operation_name, server)
@@ -96,10 +106,12 @@ def alert_create(
         payload=payload,
     )
     a = made.alert
-    click.echo(
-        f"alert {a.id} on {a.product or 'total'} {a.on} >= {format_micro(a.threshold)}"
-        f" for {op.server}/{op.name} -> {origin(a.url)}"
+    what = (
+        "stale"
+        if a.on is On.STALE
+        else f"{a.product or 'total'} {a.on} >= {format_micro(a.threshold)}"
     )
+    click.echo(f"alert {a.id} on {what} for {op.server}/{op.name} -> {origin(a.url)}")
     if made.generated:
         click.echo("signing secret (shown only now):")
         click.echo(made.secret)
@@ -120,14 +132,19 @@ def alert_list(operation_name: str | None, server: str | None, db: str) -> None:
         table.add_row(
             str(a.id),
             names.get(a.operation_id, str(a.operation_id)),
-            a.product or "total",
+            _target(a),
             str(a.on),
-            format_micro(a.threshold),
+            "-" if a.on is On.STALE else format_micro(a.threshold),
             origin(a.url),
             str(a.payload),
             _utc(a.created),
         )
     console().print(table)
+
+
+def _target(a: Alert) -> str:
+    """A product, the statement total, or for a staleness alert none ("-")."""
+    return "-" if a.on is On.STALE else a.product or "total"
 
 
 @alert.command("delete")

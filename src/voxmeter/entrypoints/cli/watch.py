@@ -28,6 +28,7 @@ from voxmeter.entrypoints.cli.common import (
 from voxmeter.entrypoints.cli.mirror import open_sealing
 from voxmeter.entrypoints.http.sweeper import owner_id
 from voxmeter.errors import ConfigError
+from voxmeter.service.alerts import check_stale_alerts
 from voxmeter.service.mirrors import find_mirror, statuses
 from voxmeter.service.tenancy import find_operation
 from voxmeter.watch import config as watch_config
@@ -54,6 +55,9 @@ PAUSE_SECONDS = 30
 def watch(config_path: Path, once: bool, db: str) -> None:
     """Create or update the mirrors listed in the config, then run the sweeps that are due.
 
+    Each pass also fires the staleness alerts (--on stale) of mirrors gone stale; their
+    deliveries are sent by a running `voxmeter serve` on the same database.
+
     With --once: exit 0, or 2 with one warning line per stale mirror on stderr. Without it,
     sweep as they come due until interrupted."""
     try:
@@ -73,6 +77,9 @@ def watch(config_path: Path, once: bool, db: str) -> None:
             if report.result == "failed" and report.state is not None:
                 line = f"operation {report.operation.name}: {report.state.last_error}"
                 click.echo(f"error: {line}", err=True) if once else log.warning("%s", line)
+        for alert_id, name in check_stale_alerts(ctx):
+            line = f"operation {name} is stale: alert {alert_id} fired"
+            click.echo(f"warning: {line}", err=True) if once else log.warning("%s", line)
         wanted = {op.id for op in operations}
         stale = [s for s in statuses(ctx, ctx.clock()) if s.stale and s.operation.id in wanted]
         for s in stale:

@@ -67,6 +67,8 @@ class OperationPage:
     view: dashboard.OperationView
     alerts: list[AlertSummary]
     last_synced: datetime | None
+    stale: bool
+    """A mirror whose last successful sweep is older than its staleness limit."""
     today: str
 
 
@@ -274,6 +276,7 @@ class Pages:
             view=dashboard.operation_view(ctx, op, month),
             alerts=self.notices.alert_summaries(op.id),
             last_synced=None if synced is None else from_micros(synced, cal.zone),
+            stale=op.mirror and self.notices.is_stale(op.id, now),
             today=cal.today(now).isoformat(),
         )
         return session, op, page
@@ -335,7 +338,8 @@ class Pages:
                 raise BadParameters(str(exc)) from exc
             for op in ctx.storage.operations():
                 past_month(ctx, op, month)
-        return month, dashboard.overview(ctx, month, sort, descending)
+        stale = self.notices.stale_mirrors(ctx.clock())
+        return month, dashboard.overview(ctx, month, sort, descending, stale)
 
     async def not_found(self, request: Request) -> Response:
         raise PageRefused(404, "no_page")

@@ -191,9 +191,12 @@ class AlertOut(msgspec.Struct):
     origin (the path of an incoming-webhook URL is a credential)."""
 
     id: int
-    product: Annotated[str | None, msgspec.Meta(description="null: the statement total")]
-    on: Literal["figure", "forecast", "amount"]
-    threshold: Decimal
+    product: Annotated[
+        str | None,
+        msgspec.Meta(description="null: the statement total, or a staleness alert's mirror"),
+    ]
+    on: Literal["figure", "forecast", "amount", "stale"]
+    threshold: Annotated[Decimal | None, msgspec.Meta(description="null: a staleness alert")]
     webhook: Annotated[str, msgspec.Meta(description="scheme://host[:port] of the receiver")]
     payload: Literal["json", "slack"]
     created: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]

@@ -3,7 +3,8 @@
 Once a second the due mirrors are listed; each is swept in a task of its own, at most
 `MAX_PARALLEL` at once, after its lease is taken (so among several processes exactly one
 sweeps a mirror). Storage work runs on the background threads, upstream calls on the event
-loop with a timeout per request: a hanging upstream stalls its own sweep only.
+loop with a timeout per request: a hanging upstream stalls its own sweep only. A task of its
+own checks the staleness alerts every `STALE_CHECK_SECONDS`, on the same threads.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 
 from voxmeter.adapters import upstream
 from voxmeter.domain.mirrors import Failure
+from voxmeter.service.alerts import check_stale_alerts
 from voxmeter.service.context import Context
 from voxmeter.service.ports import AfterSweep, SecretSealing, Storage
 from voxmeter.service.sweeps import (
@@ -35,6 +37,8 @@ MAX_PARALLEL = 200
 """Sweeps in flight at once in one process (each is one upstream request at a time)."""
 POLL_SECONDS = 1.0
 RENEW_SECONDS = 10.0
+STALE_CHECK_SECONDS = 5.0
+"""How often the staleness alerts are checked (a mirror is stale after a minute at the least)."""
 """A held lease is renewed before a request when it was last renewed longer ago than this."""
 
 
@@ -59,6 +63,7 @@ class Sweeper:
         transport: httpx.AsyncBaseTransport | None = None,
         max_parallel: int = MAX_PARALLEL,
         poll: float = POLL_SECONDS,
+        stale_check: float = STALE_CHECK_SECONDS,
     ) -> None:
         self.ctx = ctx
         self.sealing = sealing
@@ -67,6 +72,7 @@ class Sweeper:
         self.transport = transport
         self.owner = owner_id()
         self.poll = poll
+        self.stale_check = stale_check
         self.slots = anyio.Semaphore(max_parallel)
         self.max_parallel = max_parallel
         self.running: set[int] = set()
@@ -75,6 +81,7 @@ class Sweeper:
         """List the due mirrors and start their sweeps, until cancelled."""
         quiet_until = 0.0
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self.watch_stale)
             while True:
                 try:
                     due = await anyio.to_thread.run_sync(
@@ -93,6 +100,24 @@ class Sweeper:
                         self.running.add(operation_id)
                         tasks.start_soon(self._guarded, operation_id)
                 await anyio.sleep(self.poll)
+
+    async def watch_stale(self) -> None:
+        """Fire the staleness alerts of mirrors gone stale, every `stale_check` seconds, until
+        cancelled (a failed check is logged, at most once in 10 seconds, and tried again)."""
+        quiet_until = 0.0
+        while True:
+            try:
+                fired = await anyio.to_thread.run_sync(
+                    check_stale_alerts, self.ctx, limiter=self.threads
+                )
+            except Exception as exc:
+                if time.monotonic() >= quiet_until:
+                    log.warning("could not check the staleness alerts: %s; will retry", exc)
+                    quiet_until = time.monotonic() + 10
+                fired = []
+            for alert_id, name in fired:
+                log.warning("mirror %s is stale: alert %d fired", name, alert_id)
+            await anyio.sleep(self.stale_check)
 
     async def _guarded(self, operation_id: int) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from voxmeter.domain.alerts import Alert, origin
+from voxmeter.domain.alerts import Alert, On, origin
 from voxmeter.domain.months import from_micros
 from voxmeter.domain.quantities import format_micro
 from voxmeter.entrypoints.http.replies import AlertOut, AttemptOut, DeliveryOut
@@ -43,7 +43,7 @@ def alert_out(alert: Alert, deliveries: list[Delivery], zone: ZoneInfo) -> Alert
         id=alert.id,
         product=alert.product,
         on=str(alert.on),  # type: ignore[arg-type]
-        threshold=format_micro(alert.threshold),
+        threshold=None if alert.on is On.STALE else format_micro(alert.threshold),
         webhook=origin(alert.url),
         payload=str(alert.payload),  # type: ignore[arg-type]
         created=from_micros(alert.created, zone).isoformat(),
