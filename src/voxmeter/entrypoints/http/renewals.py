@@ -4,12 +4,12 @@ Admission on the event loop needs the caller's token and the maintenance switch 
 read less than a second ago. Left to run out, they would send every request of that second to
 a worker thread at once (a burst of thread hand-offs each second, per token). Instead, once an
 entry is past half its life, the request that notices it asks for a re-read and is answered
-from memory meanwhile. The re-reads run in batches on one thread of their own: every entry
-asked for while a batch runs goes into the next one, so a thousand tokens in use cost a few
-thread hand-offs a second, not a thousand. Entries are never used past their life, so a
-revoked token or the maintenance switch still takes effect within a second, and a stalled
-database only lets the entries run out (requests then read them on their own path, with its
-time limits).
+from memory meanwhile. The re-reads run in batches on one thread of their own, at most one
+batch every `GAP` seconds: every entry asked for meanwhile goes into the next one, so a
+thousand tokens in use cost a few thread hand-offs a second, not a thousand. Entries are never
+used past their life, so a revoked token or the maintenance switch still takes effect within a
+second, and a stalled database only lets the entries run out (requests then read them on their
+own path, with its time limits).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("voxmeter.http")
+
+GAP = 0.2
+"""Seconds from one batch's start to the next's at least. Entries are renewed with half their
+one-second life left, so one that waits a whole gap is still read again in time."""
 
 MAINTENANCE_KEY = ""
 """The maintenance switch's place among the secrets to re-read (no secret is empty)."""
@@ -37,7 +41,9 @@ class Renewals:
         self._queued: set[str] = set()
         self._running: frozenset[str] = frozenset()
         self._busy = False
+        """A batch is running, or waiting for its gap to pass."""
         self._closed = False
+        self._last_start = -GAP
 
     def token(self, secret: str) -> None:
         if secret:
@@ -59,13 +65,26 @@ class Renewals:
             return  # not on the event loop: the entry runs out and is read on a request's path
         self._queued.add(key)
         if not self._busy:
+            self._schedule(loop)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The next batch now, or once `GAP` has passed since the last one started."""
+        self._busy = True
+        wait = self._last_start + GAP - loop.time()
+        if wait > 0:
+            loop.call_later(wait, self._launch, loop)
+        else:
             self._launch(loop)
 
     def _launch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._closed or not self._queued:
+            self._busy = False
+            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="voxmeter-renew")
         batch, self._queued = frozenset(self._queued), set()
-        self._running, self._busy = batch, True
+        self._running = batch
+        self._last_start = loop.time()
         done = loop.run_in_executor(self._pool, self._reread, batch)
         done.add_done_callback(lambda _: self._finished(loop))
 
@@ -82,8 +101,8 @@ class Renewals:
 
     def _finished(self, loop: asyncio.AbstractEventLoop) -> None:
         self._running, self._busy = frozenset(), False
-        if self._queued and self._pool is not None and not loop.is_closed():
-            self._launch(loop)
+        if self._queued and not self._closed and not loop.is_closed():
+            self._schedule(loop)
 
     def close(self) -> None:
         """Stop taking re-reads; a batch running finishes on its own."""
