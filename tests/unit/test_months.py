@@ -14,6 +14,7 @@ from voxmeter.domain.months import (
     LAST_YEAR,
     Month,
     MonthError,
+    ZoneCalendar,
     calendar,
     from_micros,
     to_micros,
@@ -304,6 +305,25 @@ def test_day_start_today_and_local_micros() -> None:
     assert kathmandu.today(utc(2026, 10, 31, 18, 14, 59)) == date(2026, 10, 31)
 
 
+def test_day_label_across_a_day_and_its_offset_changes() -> None:
+    ny = ZoneCalendar("America/New_York")  # a calendar of its own: its kept day starts empty
+    # 2026-03-08 lasts 23 hours (not kept), the 9th and the 10th 24 (each kept in turn).
+    for instant, label in [
+        (utc(2026, 3, 8, 4, 59, 59), "2026-03-07"),
+        (utc(2026, 3, 8, 5), "2026-03-08"),
+        (utc(2026, 3, 8, 7), "2026-03-08"),  # after the change, before local midnight
+        (utc(2026, 3, 9, 3, 59, 59), "2026-03-08"),
+        (utc(2026, 3, 9, 4), "2026-03-09"),
+        (utc(2026, 3, 10, 3, 59, 59), "2026-03-09"),  # the kept day's last microsecond
+        (utc(2026, 3, 10, 4), "2026-03-10"),
+        (utc(2026, 3, 9, 12), "2026-03-09"),  # back to an earlier day
+    ]:
+        assert ny.day_label(instant) == label
+        assert ny.day_label(instant - 1) == ny.today(instant - 1).isoformat()
+        assert ny.day_label(instant) == label  # again, now from the kept day
+
+
+
 # -------------------------------------------------------------------------- properties
 
 ZONES = [
@@ -378,3 +398,17 @@ def test_local_micros_is_the_first_instant_the_clock_reads_it(
     if data is None:
         # Both wall times map to 07:00 UTC, the instant the clock jumped from 02:00 to 03:00.
         assert found == [utc(2026, 3, 8, 7), utc(2026, 3, 8, 7)]
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.sampled_from(ZONES), st.data())
+def test_day_label_is_the_local_date(tz: str, data: st.DataObject) -> None:
+    """Instants drawn in clusters (a day and the hours around offset changes), each checked
+    against a fresh conversion, on a calendar that keeps the last day between them."""
+    cal = ZoneCalendar(tz)
+    around = data.draw(st.integers(min_value=cal.min_micros + DAY, max_value=cal.max_micros - DAY))
+    instants = data.draw(
+        st.lists(st.integers(min_value=around - DAY, max_value=around + DAY), max_size=12)
+    )
+    for instant in [around, *instants, cal.day_start(cal.today(around)), around + 1]:
+        assert cal.day_label(instant) == from_micros(instant, ZoneInfo(tz)).date().isoformat()

@@ -43,25 +43,29 @@ class InProcessLimiter:
     def admit(
         self, token_id: str, operation_id: int, day: str, max_in_flight: int, quota: int
     ) -> Admission:
+        token_day, op_day = (token_id, day), (operation_id, day)
         with self._lock:
-            used_token = self._token_day.get((token_id, day), 0)
-            used_op = self._op_day[(operation_id, day)]
-            if self._in_flight[token_id] >= max_in_flight:
+            in_flight = self._in_flight.get(token_id, 0)
+            used_token = self._token_day.get(token_day, 0)
+            used_op = self._op_day.get(op_day, 0)
+            if in_flight >= max_in_flight:
                 return Admission("busy", used_token, used_op)
             if used_op >= quota:
                 return Admission("quota", used_token, used_op)
-            self._in_flight[token_id] += 1
-            self._token_day[(token_id, day)] = used_token + 1
-            self._op_day[(operation_id, day)] = used_op + 1
+            self._in_flight[token_id] = in_flight + 1
+            self._token_day[token_day] = used_token + 1
+            self._op_day[op_day] = used_op + 1
             self._token_op[token_id] = operation_id
-            self._dirty.add((token_id, day))
+            self._dirty.add(token_day)
             self._last_used[token_id] = time.time_ns() // 1000
-            return Admission("ok", used_token + 1, used_op + 1)
+        return Admission("ok", used_token + 1, used_op + 1)
 
     def release(self, token_id: str, lease: str = "") -> None:
         with self._lock:
-            self._in_flight[token_id] -= 1
-            if self._in_flight[token_id] <= 0:
+            left = self._in_flight[token_id] - 1
+            if left > 0:
+                self._in_flight[token_id] = left
+            else:
                 del self._in_flight[token_id]
 
     def usage(self, token_id: str, operation_id: int, day: str) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+DAY_MICROS = 86_400_000_000
 FIRST_YEAR = 1970
 LAST_YEAR = 2199
 _MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")
@@ -96,6 +97,8 @@ class ZoneCalendar:
         self.min_micros = self.month_starts[0]
         self.max_micros = self.month_starts[(LAST_YEAR + 1 - FIRST_YEAR) * 12] - 1
         self._month_days: dict[int, tuple[int, list[int]]] = {}
+        self._day: tuple[int, int, str] = (0, 0, "")
+        """The day `day_label` last computed: its `[start, end)` and its label."""
 
     def month_of(self, micros: int) -> int:
         """The month index containing the instant (instants must be within the supported years)."""
@@ -111,6 +114,28 @@ class ZoneCalendar:
 
     def today(self, now_micros: int) -> date:
         return self.local_now(now_micros).date()
+
+    def day_label(self, now_micros: int) -> str:
+        """The local date of the instant as YYYY-MM-DD.
+
+        Every API request needs it (its quota day), so the day last computed is kept with its
+        bounds, and the requests of a day after the first compare two integers instead of
+        converting between zones. A day is kept only when it lasts exactly 24 hours with one
+        UTC offset at both ends: no change of offset then falls within it, as no zone has ever
+        changed its offset twice in one day (the closest two changes since 1970 are six days
+        apart), so every instant between its bounds reads that date."""
+        start, end, label = self._day
+        if start <= now_micros < end:
+            return label
+        today = self.today(now_micros)
+        label = today.isoformat()
+        start, end = self.day_start(today), self.day_start(today + timedelta(days=1))
+        if end - start == DAY_MICROS and self._offset(start) == self._offset(end - 1):
+            self._day = (start, end, label)  # one assignment: readers on other threads see
+        return label  # the old day or the new one, never a mix
+
+    def _offset(self, micros: int) -> timedelta | None:
+        return from_micros(micros, self.zone).utcoffset()
 
     def current_month(self, now_micros: int) -> int:
         return self.month_of(now_micros)

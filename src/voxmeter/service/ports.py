@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from voxmeter.domain.alerts import Alert, Armed, Payload
 from voxmeter.domain.audit import AuditEntry, NewEntry
@@ -734,11 +734,12 @@ class Database(Storage, Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """The limiter's answer: `ok`, `busy` (too many in flight) or `quota` (day used up).
 
-    `lease` names the in-flight slot an `ok` admission took; it is handed back to `release`."""
+    `lease` names the in-flight slot an `ok` admission took; it is handed back to `release`.
+    A named tuple rather than a frozen dataclass: one is made for every request, and a frozen
+    dataclass sets each field through `object.__setattr__`."""
 
     outcome: str
     token_today: int

@@ -23,6 +23,7 @@ from voxmeter.entrypoints.http import (
     envelope,
     events,
     forecast,
+    headers,
     memory,
     metrics,
     operational,
@@ -71,30 +72,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return envelope.error(VoxmeterError())
 
 
-#: On every response: no content sniffing, nothing a browser may load, run or frame.
-SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
-)
-#: On every reply under /api/: billing figures and quota use are not for shared caches.
-API_HEADERS = (*SECURITY_HEADERS, (b"cache-control", b"no-store"))
-#: On the dashboard's pages: its own style sheet and nothing else; no script at all.
-DASHBOARD_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-content-type-options", b"nosniff"),
-    (
-        b"content-security-policy",
-        b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
-        b" frame-ancestors 'none'; base-uri 'none'",
-    ),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-)
-
-
 class RequestMetrics:
     """Counts every response by route and status and adds the security headers (pure ASGI, no
-    per-request objects)."""
+    per-request objects). The Wolkvox reads' lane, in front of it, does both for its own."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -105,13 +85,7 @@ class RequestMetrics:
             return
         path: str = scope["path"]
         route = metrics.route_of(path)
-        extra = (
-            API_HEADERS
-            if path.startswith("/api/")
-            else DASHBOARD_HEADERS
-            if path.startswith("/dashboard")
-            else SECURITY_HEADERS
-        )
+        extra = headers.for_path(path)
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -182,7 +156,8 @@ def create_app(state: AppState, background: bool = True) -> ASGIApp:
     )
     app.router.redirect_slashes = False  # `/billing.php/` is an unknown path, not a redirect
     app.state.voxmeter = state
-    return RequestMetrics(billing.WolkvoxReads(state, app))
+    # The Wolkvox reads, the hot path, count their replies and add their headers themselves.
+    return billing.WolkvoxReads(state, RequestMetrics(app))
 
 
 #: During an outage the background tasks say so once per this many seconds, not every second.

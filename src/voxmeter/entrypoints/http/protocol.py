@@ -24,7 +24,7 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from voxmeter.entrypoints.http.app import SECURITY_HEADERS
+from voxmeter.entrypoints.http.headers import SECURITY_HEADERS
 from voxmeter.entrypoints.http.replies import Error, encode
 from voxmeter.entrypoints.wire.errors import PROTOCOL
 
