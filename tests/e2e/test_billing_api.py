@@ -21,7 +21,6 @@ from tests.e2e.harness import (
 from tests.e2e.inprocess import AppServer
 from voxmeter.domain.months import Month
 from voxmeter.entrypoints.http import billing
-from voxmeter.entrypoints.http.app import RequestMetrics
 from voxmeter.entrypoints.http.billing import QUERY_KEY_MAX_BYTES, WolkvoxReads
 from voxmeter.service import tenancy
 
@@ -287,9 +286,7 @@ def test_a_query_is_parsed_once_per_day_and_junk_ones_are_not_kept(
     """Billing queries are remembered by their exact bytes, per operation and local day, as the
     reply they ask for; within a bound (the oldest first), never a failing query and
     never one too long to be a client's. Every reply is the one the query asks for."""
-    app = server.app
-    assert isinstance(app, RequestMetrics)
-    reads = app.app
+    reads = server.app
     assert isinstance(reads, WolkvoxReads)
     monkeypatch.setattr(reads, "query_keys", OrderedDict())
     monkeypatch.setattr(billing, "QUERY_KEY_ENTRIES", 4)
