@@ -323,7 +323,6 @@ def test_day_label_across_a_day_and_its_offset_changes() -> None:
         assert ny.day_label(instant) == label  # again, now from the kept day
 
 
-
 # -------------------------------------------------------------------------- properties
 
 ZONES = [

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tests.fakes import MemoryDatabase
-from voxmeter.entrypoints.http.renewals import Renewals
+from voxmeter.entrypoints.http.renewals import GAP, Renewals
 from voxmeter.entrypoints.http.state import MaintenanceFlag
 from voxmeter.service.context import Context
 from voxmeter.service.maintenance import MAINTENANCE
@@ -133,6 +133,50 @@ def test_nothing_is_taken_once_closed() -> None:
         renewals.close()
         renewals.token("a")
         renewals.maintenance()
+        await asyncio.sleep(0.05)
+        assert renewals.pending() == 0
+
+    asyncio.run(scenario())
+    assert tries == []
+
+
+def test_on_the_loop_a_batch_runs_after_the_request_that_asked_and_spaced_by_the_gap() -> None:
+    """Local reads (SQLite): re-read on the event loop's own thread, never inside the request
+    that noticed the entry, still in batches at most one per GAP."""
+    calls: list[tuple[str, str, float]] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        def token(secret: str) -> None:
+            calls.append((secret, threading.current_thread().name, loop.time()))
+
+        renewals = Renewals(token, lambda: token("maintenance"), on_loop=True)
+        try:
+            renewals.token("a")
+            assert calls == []  # not within the asking request
+            await settled(renewals)
+            renewals.token("b")
+            renewals.maintenance()
+            renewals.token("b")
+            await settled(renewals)
+        finally:
+            renewals.close()
+
+    asyncio.run(scenario())
+    assert [c[0] for c in calls[:1]] == ["a"]
+    assert sorted(c[0] for c in calls[1:]) == ["b", "maintenance"]
+    assert {c[1] for c in calls} == {threading.main_thread().name}
+    assert calls[1][2] - calls[0][2] >= GAP * 0.99
+
+
+def test_closed_on_the_loop_a_scheduled_batch_does_not_run() -> None:
+    tries: list[str] = []
+
+    async def scenario() -> None:
+        renewals = Renewals(tries.append, lambda: None, on_loop=True)
+        renewals.token("a")
+        renewals.close()
         await asyncio.sleep(0.05)
         assert renewals.pending() == 0
 

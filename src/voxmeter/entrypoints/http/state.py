@@ -86,5 +86,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.maintenance = MaintenanceFlag(self.ctx)
-        self.renewals = Renewals(self.auth.refresh, self.maintenance.refresh)
+        self.renewals = Renewals(
+            self.auth.refresh, self.maintenance.refresh, on_loop=self.local_reads
+        )
         self.uploads = UploadBudget(BODIES_PER_BUDGET * self.settings.max_body_bytes)
