@@ -36,13 +36,11 @@ from pathlib import Path
 from bench.server import free_port
 from bench.vs_release import (
     BILLING,
-    ROOT,
     Side,
+    both_sides,
     clean_environment,
-    export_tree,
     fresh_copy,
     provision,
-    this_tree_label,
 )
 
 # Runs in the measured tree's interpreter. argv: database, port.
@@ -94,11 +92,7 @@ def main() -> None:
 
 
 def compare(args: argparse.Namespace, folder: Path) -> None:
-    old_src, commit = export_tree(args.ref, folder / "old-tree")
-    sides = [
-        Side("old", old_src, f"{args.ref} ({commit})"),
-        Side("new", ROOT / "src", this_tree_label()),
-    ]
+    sides = both_sides(args.ref, folder)
     print(f"instructions per request of {args.path}: old = {sides[0].label}, "
           f"new = {sides[1].label}", flush=True)  # fmt: skip
     results: dict[str, float] = {}

@@ -25,13 +25,11 @@ import tempfile
 from pathlib import Path
 
 from bench.vs_release import (
-    ROOT,
     Side,
+    both_sides,
     clean_environment,
-    export_tree,
     fresh_copy,
     provision,
-    this_tree_label,
 )
 from bench.vs_release_app import _APP_DRIVER, write_bodies
 
@@ -59,11 +57,7 @@ def main() -> None:
 
 
 def compare(args: argparse.Namespace, folder: Path) -> None:
-    old_src, commit = export_tree(args.ref, folder / "old-tree")
-    sides = [
-        Side("old", old_src, f"{args.ref} ({commit})"),
-        Side("new", ROOT / "src", this_tree_label()),
-    ]
+    sides = both_sides(args.ref, folder)
     for side in sides:
         provision(side, folder / "template" / side.name, 1)
     every = write_bodies(folder / "bodies", args.size, args.many)

@@ -109,6 +109,12 @@ def export_tree(ref: str, into: Path) -> tuple[Path, str]:
     return into / "src", commit
 
 
+def both_sides(ref: str, folder: Path) -> list[Side]:
+    """The earlier release's tree (extracted under `folder`) and this one, as "old" and "new"."""
+    old_src, commit = export_tree(ref, folder / "old-tree")
+    return [Side("old", old_src, f"{ref} ({commit})"), Side("new", ROOT / "src", this_tree_label())]
+
+
 def this_tree_label() -> str:
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -549,11 +555,8 @@ def main() -> None:
 
 def compare(args: argparse.Namespace, folder: Path, began: float, receiver: Receiver) -> None:
     """The whole run in `folder`: both trees set up, the rounds, the summary."""
-    old_src, commit = export_tree(args.ref, folder / "old-tree")
-    sides = [
-        Side("old", old_src, f"{args.ref} ({commit})"),
-        Side("new", ROOT / "src", this_tree_label(), setup=alert_setup(args.alerts, receiver.url)),
-    ]
+    sides = both_sides(args.ref, folder)
+    sides[1].setup = alert_setup(args.alerts, receiver.url)
     defaults = {}
     for side in sides:
         flags, defaults[side.name] = check_side(side)

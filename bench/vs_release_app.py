@@ -36,9 +36,9 @@ from bench.vs_release import (
     Side,
     alert_setup,
     bodies,
+    both_sides,
     clean_environment,
     event_times,
-    export_tree,
     fresh_copy,
     provision,
     this_tree_label,
@@ -152,11 +152,7 @@ def main() -> None:
 
 
 def compare(args: argparse.Namespace, folder: Path) -> None:
-    old_src, commit = export_tree(args.ref, folder / "old-tree")
-    sides = [
-        Side("old", old_src, f"{args.ref} ({commit})"),
-        Side("new", ROOT / "src", this_tree_label()),
-    ]
+    sides = both_sides(args.ref, folder)
     if args.alerts:
         hook = "http://127.0.0.1:9/never-called"
         label = f"{this_tree_label()} with {args.alerts} alerts"
